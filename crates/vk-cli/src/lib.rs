@@ -1,0 +1,1 @@
+//! vk-cli (work in progress).

@@ -1,0 +1,1 @@
+//! vk-core (work in progress).

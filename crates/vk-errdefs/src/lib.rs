@@ -1,0 +1,1 @@
+//! vk-errdefs (work in progress).

@@ -1,0 +1,1 @@
+//! vk-node-api (work in progress).

@@ -1,0 +1,34 @@
+//! A real, local Kubernetes control plane for tests, benchmarks and demos of Virtual
+//! Kubelet providers, and the helpers end-to-end tests use.
+//!
+//! Where to start:
+//! * [`LocalCluster`] installs, builds (once, cached), starts and stops etcd,
+//!   kube-apiserver, kube-controller-manager and kube-scheduler on loopback. `cargo xtask
+//!   cluster up|down|status|env` is a thin command line over it.
+//! * [`TestContext`] is what an end-to-end test holds: a client for the running control
+//!   plane (started if needed), uniquely named namespaces, and clean-up of everything the
+//!   test registered, even when the test panics.
+//!
+//! No fake API server is involved anywhere: tests using this crate talk to the real
+//! Kubernetes components.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let ctx = vk_testkit::TestContext::new().await?;
+//! let ns = ctx.namespace("smoke").await?; // deleted when `ns` is dropped
+//! println!("testing in {}", ns.name());
+//! # Ok(()) }
+//! ```
+
+pub mod cluster;
+mod context;
+
+pub use cluster::{ClusterError, Layout, LocalCluster, UpOptions, UpOutcome};
+pub use context::{ContextError, TestContext, TestNamespace, unique_name};
+
+/// Installs rustls' `ring` crypto provider as the process default (once; later calls do
+/// nothing). kube-rs and our servers use rustls, which panics at first use when it cannot
+/// tell which provider to use.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

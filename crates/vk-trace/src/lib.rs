@@ -1,0 +1,1 @@
+//! vk-trace (work in progress).

@@ -1,0 +1,65 @@
+//! `cargo xtask ci`: the whole test suite, as CI runs it.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use vk_testkit::{LocalCluster, UpOptions, UpOutcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Skip the end-to-end tests (and the control plane).
+    #[arg(long)]
+    pub no_e2e: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    step("cargo fmt --all --check", &["fmt", "--all", "--check"])?;
+    step(
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    )?;
+    step(
+        "unit tests",
+        &["test", "--workspace", "--lib", "--bins"],
+    )?;
+    step("doc tests", &["test", "--workspace", "--doc"])?;
+    if !args.no_e2e {
+        let cluster = LocalCluster::from_env()?;
+        eprintln!("==> local control plane");
+        let outcome = cluster
+            .up(UpOptions { fresh: true })
+            .await
+            .context("starting the local control plane for the end-to-end tests")?;
+        let result = step(
+            "end-to-end tests (real control plane)",
+            &["test", "--workspace", "--test", "*"],
+        );
+        if outcome == UpOutcome::Started {
+            eprintln!("==> stopping the local control plane this run started");
+            cluster.down(false)?;
+        }
+        result?;
+    }
+    eprintln!(
+        "==> ci passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn step(title: &str, cargo_args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("==> {title}");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let t = Instant::now();
+    let status = Command::new(cargo)
+        .args(cargo_args)
+        .status()
+        .with_context(|| format!("running cargo {}", cargo_args.join(" ")))?;
+    if !status.success() {
+        bail!("{title} failed ({status}) after {:.0}s", t.elapsed().as_secs_f64());
+    }
+    eprintln!("    {title}: ok in {:.0}s", t.elapsed().as_secs_f64());
+    Ok(())
+}

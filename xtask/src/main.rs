@@ -1,0 +1,42 @@
+//! `cargo xtask`: developer tasks for this workspace.
+//!
+//! * `cargo xtask cluster up|down|status|env`: the local Kubernetes control plane
+//!   (see `vk_testkit::LocalCluster`);
+//! * `cargo xtask ci`: everything CI checks, exactly as `.ci/run` runs it.
+
+mod ci;
+mod cluster;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Developer tasks for the Virtual Kubelet workspace")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage the local Kubernetes control plane (etcd, kube-apiserver,
+    /// kube-controller-manager, kube-scheduler on 127.0.0.1).
+    Cluster {
+        #[command(subcommand)]
+        action: cluster::Action,
+    },
+    /// Run every check CI runs: formatting, clippy, unit tests, then the end-to-end
+    /// tests against the local control plane (started, and stopped again if this run
+    /// started it).
+    Ci(ci::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Cluster { action } => runtime.block_on(cluster::run(action)),
+        Command::Ci(args) => runtime.block_on(ci::run(args)),
+    }
+}
