@@ -1,0 +1,194 @@
+//! Start-up reconciliation with the provider, dangling-pod clean-up, and status polling
+//! for providers without a notifier.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::spec::{provider_copy_is_stale, spec_fingerprint};
+use super::{InProvider, PodKey, Shared, bump};
+use crate::kube_errors::from_kube;
+
+/// Lists the provider's pods, retrying with backoff until it works. `None` on shutdown.
+async fn provider_pods(shared: &Shared, shutdown: &CancellationToken) -> Option<Vec<Pod>> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match shared.provider.get_pods().await {
+            Ok(pods) => return Some(pods),
+            Err(e) => warn!(error = %e, "listing the provider's pods failed; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Before any worker runs: adopt provider pods the API has, delete those it does not.
+/// Returns false on shutdown.
+pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &CancellationToken) -> bool {
+    let Some(pods) = provider_pods(shared, shutdown).await else {
+        return false;
+    };
+    let mut dangling = Vec::new();
+    {
+        let mut entries = shared.lock_entries();
+        for provider_pod in pods {
+            let key = PodKey::of(&provider_pod);
+            let Some(entry) = entries.get_mut(&key) else {
+                dangling.push(provider_pod);
+                continue;
+            };
+            let Some(api) = entry.api.clone() else {
+                dangling.push(provider_pod);
+                continue;
+            };
+            let same_uid = match (&provider_pod.metadata.uid, &api.metadata.uid) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            if !same_uid {
+                // An older pod of the same name: delete it, then create the new one.
+                entry.stale_provider_pod = Some(Arc::new(provider_pod));
+                continue;
+            }
+            // Adopt. A copy that is behind in a mutable field gets an update (the
+            // fingerprint 0 never matches).
+            let fingerprint = if provider_copy_is_stale(&api, &provider_pod) {
+                0
+            } else {
+                spec_fingerprint(&api)
+            };
+            entry.provider = InProvider::Created { fingerprint };
+            entry.provider_status = provider_pod.status.clone();
+            bump(&shared.stats.adopted);
+        }
+    }
+    let adopted = super::PodControllerStats::get(&shared.stats.adopted);
+    if adopted > 0 || !dangling.is_empty() {
+        info!(adopted, dangling = dangling.len(), "reconciled with the provider's pods");
+    }
+    delete_dangling(shared, dangling).await;
+    true
+}
+
+/// Deletes provider pods the API does not have, after confirming with a live GET.
+async fn delete_dangling(shared: &Shared, candidates: Vec<Pod>) {
+    for pod in candidates {
+        let key = PodKey::of(&pod);
+        let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
+        match api.get_opt(&key.name).await {
+            Ok(Some(live)) => {
+                let same = match (&live.metadata.uid, &pod.metadata.uid) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                };
+                let ours = live.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                    == Some(shared.node.node_name.as_str());
+                if same && ours {
+                    // The API has it after all (our view was behind): keep it.
+                    continue;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(pod = %key, error = %from_kube("checking a dangling pod", e), "not deleting");
+                continue;
+            }
+        }
+        info!(pod = %key, "deleting dangling pod from the provider");
+        match shared.provider.delete_pod(&pod).await {
+            Ok(()) => bump(&shared.stats.dangling_deleted),
+            Err(e) if vk_errdefs::is_not_found(&e) => {}
+            Err(e) => warn!(pod = %key, error = %e, "deleting dangling pod failed"),
+        }
+    }
+}
+
+/// Periodic work: dangling-pod clean-up, and status polling without a notifier.
+pub(super) async fn periodic(shared: &Arc<Shared>, shutdown: &CancellationToken) {
+    let polling = !shared.has_notifier.load(std::sync::atomic::Ordering::SeqCst);
+    let mut dangling_tick = tokio::time::interval(shared.config.dangling_check_interval);
+    dangling_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    dangling_tick.tick().await; // the first tick is immediate; start-up already did it
+    let mut poll_tick = tokio::time::interval(shared.config.status_poll_interval);
+    poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = dangling_tick.tick() => check_dangling(shared).await,
+            _ = poll_tick.tick(), if polling => poll_statuses(shared).await,
+        }
+    }
+}
+
+async fn check_dangling(shared: &Shared) {
+    let pods = match shared.provider.get_pods().await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(error = %e, "listing the provider's pods for clean-up failed");
+            return;
+        }
+    };
+    let candidates: Vec<Pod> = {
+        let entries = shared.lock_entries();
+        pods.into_iter()
+            .filter(|p| {
+                let key = PodKey::of(p);
+                match entries.get(&key) {
+                    None => true,
+                    Some(e) => {
+                        e.api.is_none()
+                            && !matches!(e.provider, InProvider::Created { .. } | InProvider::Deleting)
+                    }
+                }
+            })
+            .collect()
+    };
+    delete_dangling(shared, candidates).await;
+}
+
+/// One `get_pods` call for all pods: records changed statuses and pods the provider lost.
+async fn poll_statuses(shared: &Shared) {
+    let pods = match shared.provider.get_pods().await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(error = %e, "polling the provider's pod statuses failed");
+            return;
+        }
+    };
+    let mut by_key: HashMap<PodKey, Pod> = pods.into_iter().map(|p| (PodKey::of(&p), p)).collect();
+    let mut changed = Vec::new();
+    {
+        let mut entries = shared.lock_entries();
+        for (key, entry) in entries.iter_mut() {
+            if !matches!(entry.provider, InProvider::Created { .. } | InProvider::Deleting) {
+                continue;
+            }
+            match by_key.remove(key) {
+                Some(p) => {
+                    if p.status.is_some() && p.status != entry.provider_status {
+                        entry.provider_status = p.status;
+                        entry.provider_lost = false;
+                        changed.push(key.clone());
+                    }
+                }
+                None => {
+                    if !entry.provider_lost {
+                        entry.provider_lost = true;
+                        changed.push(key.clone());
+                    }
+                }
+            }
+        }
+    }
+    for key in changed {
+        shared.enqueue(key);
+    }
+}

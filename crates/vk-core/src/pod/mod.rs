@@ -1,0 +1,503 @@
+//! The pod controller: keeps the provider in step with the pods bound to a node, and the
+//! API in step with the provider's view of them.
+//!
+//! # Flow
+//!
+//! * A watch on the pods bound to the node (`spec.nodeName=<node>`, through kube-runtime's
+//!   watcher) feeds [`FeedEvent`]s. Each event updates the controller's per-pod entry and
+//!   queues the pod's key; N workers process keys from a deduplicating
+//!   [`WorkQueue`](crate::queue::WorkQueue), never the same key twice at once.
+//! * Processing is **level-triggered**: a worker looks at the latest API object and the
+//!   latest provider status and does what is missing: create (with the environment
+//!   resolved) or update in the provider when the relevant spec changed, write status,
+//!   or drive deletion.
+//! * Provider status arrives through a [`PodNotifier`](crate::PodNotifier) or, for
+//!   providers without one, from one periodic `get_pods` call (not a timer per pod).
+//!
+//! # Guarantees
+//!
+//! * **No duplicate creates after a restart**: before processing anything the controller
+//!   asks the provider for its pods and adopts those the API still has (updating them if
+//!   images, labels, annotations, tolerations or activeDeadlineSeconds changed meanwhile).
+//! * **Graceful delete**: on `deletionTimestamp` the provider's `delete_pod` is called;
+//!   the API object is removed (grace 0, **UID precondition**) as soon as the provider
+//!   reports the pod terminated or gone, or when the grace period ends, whichever is first.
+//!   A force delete reaches the provider too.
+//! * **Dangling pods** (in the provider, not in the API) are deleted at start-up and
+//!   periodically; a pod is only deleted after a live GET confirms the API does not have
+//!   it, so a pod the API still has is never deleted.
+//! * **Failures** set reason `ProviderFailed` on the pod with a Warning event and are
+//!   retried with per-pod exponential backoff that never gives up.
+//! * Pods already Succeeded/Failed when first seen are left untouched.
+//!
+//! # Caveats
+//!
+//! Status is written with strategic merge patches (see [`status`]); a provider that
+//! reports timestamps with sub-second precision is compared at second precision, as the
+//! API stores them.
+
+mod cleanup;
+pub mod spec;
+pub mod status;
+mod sync;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::Client;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::EventSink;
+use crate::provider::{PodStatusReceiver, PodStatusSink, SharedPodHandler};
+use crate::quantity::Quantity;
+use crate::queue::{Backoff, WorkQueue};
+use crate::resources::ResourceAccess;
+
+/// Tuning of the pod controller.
+#[derive(Debug, Clone)]
+pub struct PodControllerConfig {
+    /// Concurrent workers (`--pod-sync-workers`). Default 10.
+    pub workers: usize,
+    /// How often provider status is polled when the provider has no notifier. Default 5 s.
+    pub status_poll_interval: Duration,
+    /// How often dangling provider pods are looked for. Default 1 min.
+    pub dangling_check_interval: Duration,
+    /// First retry delay after a failure. Default 1 s.
+    pub backoff_base: Duration,
+    /// Longest retry delay. Default 1 min (retries never stop).
+    pub backoff_max: Duration,
+    /// Record Normal events for successful provider operations (ProviderCreateSuccess...),
+    /// as upstream does. Default true; turn off to save one API write per operation.
+    pub success_events: bool,
+}
+
+impl Default for PodControllerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 10,
+            status_poll_interval: Duration::from_secs(5),
+            dangling_check_interval: Duration::from_secs(60),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            success_events: true,
+        }
+    }
+}
+
+/// A change to the pods bound to the node, as delivered by the pod watch.
+#[derive(Debug, Clone)]
+pub enum FeedEvent {
+    /// A pod was added or modified.
+    Apply(Pod),
+    /// A pod was removed from the API.
+    Delete(Pod),
+    /// A (re)list starts; pods not seen before [`FeedEvent::InitDone`] are gone.
+    InitStart,
+    /// A pod of the (re)list.
+    InitApply(Pod),
+    /// The (re)list is complete.
+    InitDone,
+}
+
+/// Identifies a pod: namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl PodKey {
+    /// The key of `pod`.
+    pub fn of(pod: &Pod) -> Self {
+        Self {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for PodKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What the controller knows about the provider's copy of a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InProvider {
+    /// Not created (yet).
+    Absent,
+    /// Created or adopted, with the fingerprint of the spec last sent.
+    Created { fingerprint: u64 },
+    /// `delete_pod` was called; waiting for the provider to report it stopped.
+    Deleting,
+    /// The provider no longer has it.
+    Gone,
+}
+
+/// Per-pod state.
+#[derive(Debug)]
+struct Entry {
+    /// Latest API object (`None` once the API no longer has it).
+    api: Option<Arc<Pod>>,
+    /// Last API object seen (kept after deletion to tell the provider).
+    last_known: Arc<Pod>,
+    provider: InProvider,
+    /// An older pod of the same name (different UID) the provider still runs.
+    stale_provider_pod: Option<Arc<Pod>>,
+    /// Latest status the provider reported.
+    provider_status: Option<PodStatus>,
+    /// The provider lost the pod without being asked to delete it.
+    provider_lost: bool,
+    /// Fingerprint of the last status patch sent, to avoid repeating it before the
+    /// watch echoes it back.
+    last_patch: Option<u64>,
+}
+
+/// Counters of what the controller did, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct PodControllerStats {
+    /// `create_pod` calls that succeeded.
+    pub creates: AtomicU64,
+    /// `update_pod` calls that succeeded.
+    pub updates: AtomicU64,
+    /// `delete_pod` calls that succeeded (including NotFound).
+    pub deletes: AtomicU64,
+    /// Pods adopted from the provider at start-up.
+    pub adopted: AtomicU64,
+    /// Dangling provider pods deleted.
+    pub dangling_deleted: AtomicU64,
+    /// Status patches written.
+    pub status_patches: AtomicU64,
+    /// Final API deletions (grace 0) issued.
+    pub api_deletes: AtomicU64,
+    /// Provider operations that failed.
+    pub failures: AtomicU64,
+}
+
+impl PodControllerStats {
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Node facts pod sync needs.
+#[derive(Debug, Clone, Default)]
+pub struct PodNodeInfo {
+    /// The node's name.
+    pub node_name: String,
+    /// The node's InternalIP, used as `hostIP`.
+    pub host_ip: Option<String>,
+    /// The node's allocatable resources (for `resourceFieldRef` defaults).
+    pub allocatable: BTreeMap<String, Quantity>,
+}
+
+/// The pod controller of one node. Create it with [`PodController::new`], then
+/// [`PodController::run`] it with the node's pod feed.
+pub struct PodController {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    node: PodNodeInfo,
+    client: Client,
+    provider: SharedPodHandler,
+    resources: ResourceAccess,
+    events: EventSink,
+    queue: WorkQueue<PodKey>,
+    backoff: Backoff<PodKey>,
+    entries: Mutex<HashMap<PodKey, Entry>>,
+    config: PodControllerConfig,
+    has_notifier: AtomicBool,
+    synced: watch::Sender<bool>,
+    stats: PodControllerStats,
+    relist_seen: Mutex<Option<HashSet<PodKey>>>,
+}
+
+impl PodController {
+    /// A controller syncing pods of `node` into `provider`.
+    pub fn new(
+        client: Client,
+        node: PodNodeInfo,
+        provider: SharedPodHandler,
+        resources: ResourceAccess,
+        events: EventSink,
+        config: PodControllerConfig,
+    ) -> Self {
+        let backoff = Backoff::new(config.backoff_base, config.backoff_max);
+        Self {
+            shared: Arc::new(Shared {
+                node,
+                client,
+                provider,
+                resources,
+                events,
+                queue: WorkQueue::new(),
+                backoff,
+                entries: Mutex::new(HashMap::new()),
+                config,
+                has_notifier: AtomicBool::new(false),
+                synced: watch::Sender::new(false),
+                stats: PodControllerStats::default(),
+                relist_seen: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Counters of what the controller did.
+    pub fn stats(&self) -> &PodControllerStats {
+        &self.shared.stats
+    }
+
+    /// Becomes `true` once the first list of pods is processed and the provider's pods
+    /// are reconciled with it.
+    pub fn synced(&self) -> watch::Receiver<bool> {
+        self.shared.synced.subscribe()
+    }
+
+    /// Keys waiting in the work queue.
+    pub fn queue_depth(&self) -> usize {
+        self.shared.queue.len()
+    }
+
+    /// Pods the controller tracks.
+    pub fn tracked_pods(&self) -> usize {
+        self.shared.lock_entries().len()
+    }
+
+    /// Runs until `shutdown` is cancelled or the feed ends.
+    pub async fn run(&self, mut feed: mpsc::UnboundedReceiver<FeedEvent>, shutdown: CancellationToken) {
+        let shared = Arc::clone(&self.shared);
+        if let Some(notifier) = shared.provider.pod_notifier() {
+            let weak = Arc::downgrade(&shared);
+            let weak: std::sync::Weak<dyn PodStatusReceiver> = weak;
+            notifier.notify_pods(PodStatusSink::new(weak));
+            shared.has_notifier.store(true, Ordering::SeqCst);
+        }
+
+        // 1. The first complete list of API pods.
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                event = feed.recv() => match event {
+                    None => return,
+                    Some(FeedEvent::InitDone) => {
+                        shared.apply_feed(FeedEvent::InitDone);
+                        break;
+                    }
+                    Some(e) => shared.apply_feed(e),
+                }
+            }
+        }
+        // 2. Reconcile with the provider's pods before any worker acts.
+        if !cleanup::initial_reconcile(&shared, &shutdown).await {
+            return;
+        }
+        shared.synced.send_replace(true);
+        let keys: Vec<PodKey> = shared.lock_entries().keys().cloned().collect();
+        for key in keys {
+            shared.queue.add(key);
+        }
+
+        // 3. Workers, the delay timer, periodic tasks, and the feed.
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..shared.config.workers.max(1) {
+            let s = Arc::clone(&shared);
+            tasks.spawn(async move { s.worker().await });
+        }
+        {
+            let s = Arc::clone(&shared);
+            tasks.spawn(async move { s.queue.run_timer().await });
+        }
+        {
+            let s = Arc::clone(&shared);
+            let stop = shutdown.clone();
+            tasks.spawn(async move { cleanup::periodic(&s, &stop).await });
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                event = feed.recv() => match event {
+                    None => break,
+                    Some(e) => shared.apply_feed(e),
+                }
+            }
+        }
+        shared.queue.shut_down();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+impl Shared {
+    fn lock_entries(&self) -> MutexGuard<'_, HashMap<PodKey, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Folds a watch event into the entries and queues the pod.
+    fn apply_feed(&self, event: FeedEvent) {
+        match event {
+            FeedEvent::InitStart => {
+                *self.relist_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(HashSet::new());
+            }
+            FeedEvent::InitApply(pod) => {
+                let key = PodKey::of(&pod);
+                if let Some(seen) = self.relist_seen.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    seen.insert(key);
+                }
+                self.upsert(pod);
+            }
+            FeedEvent::Apply(pod) => self.upsert(pod),
+            FeedEvent::Delete(pod) => {
+                let key = PodKey::of(&pod);
+                if let Some(entry) = self.lock_entries().get_mut(&key) {
+                    entry.api = None;
+                }
+                self.enqueue(key);
+            }
+            FeedEvent::InitDone => {
+                let seen = self
+                    .relist_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                    .unwrap_or_default();
+                let mut gone = Vec::new();
+                for (key, entry) in self.lock_entries().iter_mut() {
+                    if entry.api.is_some() && !seen.contains(key) {
+                        entry.api = None;
+                        gone.push(key.clone());
+                    }
+                }
+                for key in gone {
+                    self.enqueue(key);
+                }
+            }
+        }
+    }
+
+    fn upsert(&self, mut pod: Pod) {
+        // managedFields can be larger than the rest of the pod and we never read them.
+        pod.metadata.managed_fields = None;
+        let key = PodKey::of(&pod);
+        let uid = pod.metadata.uid.clone();
+        let pod = Arc::new(pod);
+        {
+            let mut entries = self.lock_entries();
+            match entries.get_mut(&key) {
+                Some(entry) => {
+                    if entry.last_known.metadata.uid != uid {
+                        // Same name, new pod: the old one must leave the provider first.
+                        if matches!(entry.provider, InProvider::Created { .. } | InProvider::Deleting) {
+                            entry.stale_provider_pod = Some(Arc::clone(&entry.last_known));
+                        }
+                        entry.provider = InProvider::Absent;
+                        entry.provider_status = None;
+                        entry.provider_lost = false;
+                        entry.last_patch = None;
+                    }
+                    entry.api = Some(Arc::clone(&pod));
+                    entry.last_known = pod;
+                }
+                None => {
+                    entries.insert(
+                        key.clone(),
+                        Entry {
+                            api: Some(Arc::clone(&pod)),
+                            last_known: pod,
+                            provider: InProvider::Absent,
+                            stale_provider_pod: None,
+                            provider_status: None,
+                            provider_lost: false,
+                            last_patch: None,
+                        },
+                    );
+                }
+            }
+        }
+        self.enqueue(key);
+    }
+
+    fn enqueue(&self, key: PodKey) {
+        if self.is_synced() {
+            self.queue.add(key);
+        }
+    }
+
+    async fn worker(self: Arc<Self>) {
+        while let Some(key) = self.queue.get().await {
+            let outcome = self.sync(&key).await;
+            match outcome {
+                sync::Outcome::Done => self.backoff.forget(&key),
+                sync::Outcome::RequeueAfter(after) => {
+                    self.backoff.forget(&key);
+                    self.queue.add_after(key.clone(), after);
+                }
+                sync::Outcome::Retry => {
+                    bump(&self.stats.failures);
+                    let delay = self.backoff.next_delay(&key);
+                    self.queue.add_after(key.clone(), delay);
+                }
+            }
+            self.queue.done(&key);
+        }
+    }
+}
+
+impl PodStatusReceiver for Shared {
+    fn pod_status_changed(&self, pod: Pod) {
+        let key = PodKey::of(&pod);
+        let Some(status) = pod.status else { return };
+        let known = {
+            let mut entries = self.lock_entries();
+            match entries.get_mut(&key) {
+                Some(entry) => {
+                    let same_pod = match (&pod.metadata.uid, &entry.last_known.metadata.uid) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => true,
+                    };
+                    if same_pod {
+                        entry.provider_status = Some(status);
+                        entry.provider_lost = false;
+                    }
+                    same_pod
+                }
+                None => false,
+            }
+        };
+        if known {
+            self.enqueue(key);
+        }
+    }
+
+    fn pod_gone(&self, namespace: &str, name: &str) {
+        let key = PodKey {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let known = match self.lock_entries().get_mut(&key) {
+            Some(entry) => {
+                entry.provider_lost = true;
+                true
+            }
+            None => false,
+        };
+        if known {
+            self.enqueue(key);
+        }
+    }
+}
