@@ -6,11 +6,13 @@ pub mod client;
 pub mod env;
 pub mod events;
 pub mod kube_errors;
+pub mod node;
 pub mod pod;
 pub mod provider;
 pub mod quantity;
 pub mod queue;
 pub mod resources;
+pub mod runtime;
 
 pub use provider::{
     NaiveNodeProvider, NodeProvider, NodeStatusSink, PodLifecycleHandler, PodNotifier,

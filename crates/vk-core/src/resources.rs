@@ -6,6 +6,8 @@
 //! not grow with the number of them in the cluster. Services, needed for every pod's
 //! service-link variables, come from a shared watch cache when one is running.
 
+use std::sync::{Arc, OnceLock};
+
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
 use kube::api::ListParams;
@@ -20,14 +22,14 @@ use crate::kube_errors::from_kube;
 pub struct ResourceAccess {
     client: Client,
     node_name: String,
-    services: Option<Store<Service>>,
+    services: Arc<OnceLock<Store<Service>>>,
 }
 
 impl std::fmt::Debug for ResourceAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResourceAccess")
             .field("node_name", &self.node_name)
-            .field("service_cache", &self.services.is_some())
+            .field("service_cache", &self.services.get().is_some())
             .finish()
     }
 }
@@ -39,14 +41,14 @@ impl ResourceAccess {
         Self {
             client,
             node_name: node_name.into(),
-            services: None,
+            services: Arc::new(OnceLock::new()),
         }
     }
 
-    /// Uses a (shared, watch-fed) Service cache instead of listing.
-    pub fn with_service_cache(mut self, store: Store<Service>) -> Self {
-        self.services = Some(store);
-        self
+    /// Uses a (shared, watch-fed) Service cache instead of listing, from now on, in this
+    /// value and every clone of it. Only the first call has an effect.
+    pub fn install_service_cache(&self, store: Store<Service>) {
+        let _ = self.services.set(store);
     }
 
     /// The node this access is for.
@@ -122,7 +124,7 @@ impl ResourceAccess {
     fn ready_cache(&self) -> Option<&Store<Service>> {
         use futures::FutureExt as _;
         self.services
-            .as_ref()
+            .get()
             .filter(|s| matches!(s.wait_until_ready().now_or_never(), Some(Ok(()))))
     }
 }

@@ -1,0 +1,432 @@
+//! The node controller: registers the virtual Node, keeps its status fresh, renews its
+//! Lease, and reflects the provider's health in the Ready condition.
+//!
+//! # Flow
+//!
+//! 1. Create the Node from the [`NodeTemplate`] if it does not exist; if it does (a
+//!    restart), merge our labels, annotations and taints into it without touching
+//!    what others set.
+//! 2. Every `lease_renew_interval` (10 s): renew the Lease in `kube-node-lease`.
+//! 3. Every `status_update_interval` (1 min), and at once when the provider pushes a
+//!    change or its health changes: write the status (our conditions with fresh
+//!    heartbeats, capacity, allocatable, addresses, daemon endpoint, node info) with a
+//!    strategic merge patch, so conditions owned by others survive.
+//! 4. Every `ping_interval`: ping the provider. After `ping_failure_threshold`
+//!    consecutive failures Ready turns False with reason `ProviderPingFailed` and the
+//!    error as message (upstream just stops heartbeating); the first success turns it
+//!    True again.
+//! 5. If the Node (or its Lease) disappears, it is re-created.
+
+mod lease;
+mod template;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, NodeCondition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use lease::{LEASE_NAMESPACE, LeaseKeeper, Renewal};
+pub use template::{NodeTemplate, keys, merge_taints};
+
+use crate::events::reasons::PROVIDER_PING_FAILED;
+use crate::kube_errors::{is_conflict, is_not_found};
+use crate::provider::{NodeStatusSink, SharedNodeProvider};
+
+/// Timing of the node controller.
+#[derive(Debug, Clone)]
+pub struct NodeControllerConfig {
+    /// Full status writes. Default 1 min (the Lease is the frequent heartbeat).
+    pub status_update_interval: Duration,
+    /// Lease renewals. Default 10 s.
+    pub lease_renew_interval: Duration,
+    /// Lease validity. Default 40 s.
+    pub lease_duration_seconds: i32,
+    /// Provider pings. Default 10 s.
+    pub ping_interval: Duration,
+    /// Time limit of one ping. Default 5 s.
+    pub ping_timeout: Duration,
+    /// Consecutive failed pings before Ready turns False. Default 3.
+    pub ping_failure_threshold: u32,
+}
+
+impl Default for NodeControllerConfig {
+    fn default() -> Self {
+        Self {
+            status_update_interval: Duration::from_secs(60),
+            lease_renew_interval: Duration::from_secs(10),
+            lease_duration_seconds: 40,
+            ping_interval: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(5),
+            ping_failure_threshold: 3,
+        }
+    }
+}
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct NodeControllerStats {
+    /// Lease renewals that succeeded.
+    pub lease_renewals: std::sync::atomic::AtomicU64,
+    /// Lease renewals that failed.
+    pub lease_failures: std::sync::atomic::AtomicU64,
+    /// Status writes that succeeded.
+    pub status_updates: std::sync::atomic::AtomicU64,
+    /// Status writes that failed.
+    pub status_failures: std::sync::atomic::AtomicU64,
+    /// Times the Node was (re-)created.
+    pub registrations: std::sync::atomic::AtomicU64,
+}
+
+/// The node controller of one virtual node.
+pub struct NodeController {
+    client: Client,
+    template: NodeTemplate,
+    provider: SharedNodeProvider,
+    config: NodeControllerConfig,
+    registered: watch::Sender<bool>,
+    stats: Arc<NodeControllerStats>,
+}
+
+/// Health as seen by pings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Health {
+    Healthy,
+    Failing { count: u32, error: String },
+}
+
+impl NodeController {
+    /// A controller for the node described by `template`.
+    pub fn new(client: Client, template: NodeTemplate, provider: SharedNodeProvider, config: NodeControllerConfig) -> Self {
+        Self {
+            client,
+            template,
+            provider,
+            config,
+            registered: watch::Sender::new(false),
+            stats: Arc::new(NodeControllerStats::default()),
+        }
+    }
+
+    /// Becomes `true` once the Node is registered.
+    pub fn registered(&self) -> watch::Receiver<bool> {
+        self.registered.subscribe()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Arc<NodeControllerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The template.
+    pub fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+
+    /// Runs until `shutdown` is cancelled.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let (tx, mut pushed) = mpsc::unbounded_channel();
+        self.provider.notify_node_status(NodeStatusSink::new(tx));
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let mut state = State {
+            template: self.template.clone(),
+            health: Health::Healthy,
+            current: None,
+            missing: false,
+        };
+        // Register, retrying until it works.
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match self.register(&nodes, &mut state).await {
+                Ok(()) => break,
+                Err(e) => warn!(node = %self.template.name, error = %e, "registering the node failed; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+        self.write_status(&nodes, &mut state).await;
+        self.registered.send_replace(true);
+        let mut lease = LeaseKeeper::new(self.client.clone(), &self.template.name, self.config.lease_duration_seconds);
+        let mut lease_tick = tokio::time::interval(self.config.lease_renew_interval);
+        let mut status_tick = tokio::time::interval(self.config.status_update_interval);
+        let mut ping_tick = tokio::time::interval(self.config.ping_interval);
+        for t in [&mut lease_tick, &mut status_tick, &mut ping_tick] {
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        status_tick.tick().await; // registration just wrote the status
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = lease_tick.tick() => {
+                    let uid = state.uid();
+                    match lease.renew(&uid).await {
+                        Ok(Renewal::Renewed) => bump(&self.stats.lease_renewals),
+                        Ok(Renewal::Missing) => {
+                            bump(&self.stats.lease_failures);
+                            lease.reset();
+                            self.check_deleted(&nodes, &mut state).await;
+                        }
+                        Err(e) => {
+                            bump(&self.stats.lease_failures);
+                            warn!(node = %self.template.name, error = %e, "renewing the lease failed");
+                        }
+                    }
+                }
+                _ = status_tick.tick() => self.write_status(&nodes, &mut state).await,
+                _ = ping_tick.tick() => {
+                    let before = state.health.clone();
+                    state.health = self.ping(&state.health).await;
+                    let crossed = is_ready(&before, self.config.ping_failure_threshold)
+                        != is_ready(&state.health, self.config.ping_failure_threshold);
+                    if crossed {
+                        match &state.health {
+                            Health::Healthy => info!(node = %self.template.name, "provider ping recovered; node Ready"),
+                            Health::Failing { error, .. } => warn!(node = %self.template.name, %error, "provider ping keeps failing; node NotReady"),
+                        }
+                        self.write_status(&nodes, &mut state).await;
+                    }
+                }
+                Some(node) = pushed.recv() => {
+                    state.merge_pushed(node);
+                    self.write_status(&nodes, &mut state).await;
+                }
+            }
+            if state.missing {
+                self.recreate(&nodes, &mut state, &mut lease).await;
+                if !state.missing {
+                    self.write_status(&nodes, &mut state).await;
+                }
+            }
+        }
+    }
+
+    async fn ping(&self, before: &Health) -> Health {
+        let result = tokio::time::timeout(self.config.ping_timeout, self.provider.ping()).await;
+        let error = match result {
+            Ok(Ok(())) => return Health::Healthy,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("timed out after {:?}", self.config.ping_timeout),
+        };
+        let count = match before {
+            Health::Healthy => 1,
+            Health::Failing { count, .. } => count.saturating_add(1),
+        };
+        Health::Failing { count, error }
+    }
+
+    /// Creates the Node, or brings an existing one up to date with our metadata
+    /// (retrying on conflicts). The status is written separately.
+    async fn register(&self, nodes: &Api<Node>, state: &mut State) -> Result<(), kube::Error> {
+        let name = state.template.name.clone();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match nodes.get_opt(&name).await? {
+                None => {
+                    let mut node = state.template.to_node();
+                    if let Some(status) = node.status.as_mut() {
+                        status.conditions = Some(state.conditions(None, self.config.ping_failure_threshold));
+                    }
+                    nodes.create(&PostParams::default(), &node).await.inspect(|_| {
+                        info!(node = %name, "registered node");
+                    })
+                }
+                Some(current) => {
+                    // Merge labels/annotations (ours win) and taints (others' kept), with
+                    // the resourceVersion as precondition so a concurrent change is not
+                    // lost.
+                    let taints = merge_taints(
+                        current.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default(),
+                        &state.template.taints,
+                    );
+                    let patch = json!({
+                        "metadata": {
+                            "resourceVersion": current.metadata.resource_version,
+                            "labels": state.template.labels,
+                            "annotations": state.template.annotations,
+                        },
+                        "spec": {"taints": taints},
+                    });
+                    nodes
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                        .await
+                        .inspect(|_| info!(node = %name, "node already registered; updated labels and taints"))
+                }
+            };
+            match result {
+                Ok(node) => {
+                    state.current = Some(node);
+                    state.missing = false;
+                    bump(&self.stats.registrations);
+                    return Ok(());
+                }
+                Err(e) if is_conflict(&e) && attempt < 5 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// After the lease went missing: note whether the Node was deleted.
+    async fn check_deleted(&self, nodes: &Api<Node>, state: &mut State) {
+        match nodes.get_opt(&state.template.name).await {
+            Ok(Some(n)) => state.current = Some(n),
+            Ok(None) => state.missing = true,
+            Err(e) => warn!(node = %state.template.name, error = %e, "checking the node failed"),
+        }
+    }
+
+    /// Re-creates a deleted Node and writes its status.
+    async fn recreate(&self, nodes: &Api<Node>, state: &mut State, lease: &mut LeaseKeeper) {
+        warn!(node = %state.template.name, "node was deleted; re-creating it");
+        state.current = None;
+        match self.register(nodes, state).await {
+            Ok(()) => {
+                lease.reset();
+                let uid = state.uid();
+                if let Err(e) = lease.renew(&uid).await {
+                    warn!(node = %state.template.name, error = %e, "re-creating the lease failed");
+                }
+            }
+            Err(e) => warn!(node = %state.template.name, error = %e, "re-creating the node failed"),
+        }
+    }
+
+    async fn write_status(&self, nodes: &Api<Node>, state: &mut State) {
+        let conditions = state.conditions(state.current.as_ref(), self.config.ping_failure_threshold);
+        let mut status = serde_json::to_value(state.template.status()).unwrap_or_default();
+        status["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
+        let patch = json!({"status": status});
+        match nodes
+            .patch_status(&state.template.name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+        {
+            Ok(node) => {
+                bump(&self.stats.status_updates);
+                state.current = Some(node);
+            }
+            Err(e) if is_not_found(&e) => {
+                bump(&self.stats.status_failures);
+                state.missing = true;
+            }
+            Err(e) => {
+                bump(&self.stats.status_failures);
+                warn!(node = %state.template.name, error = %e, "writing node status failed");
+            }
+        }
+    }
+}
+
+fn bump(c: &std::sync::atomic::AtomicU64) {
+    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn is_ready(health: &Health, threshold: u32) -> bool {
+    match health {
+        Health::Healthy => true,
+        Health::Failing { count, .. } => *count < threshold,
+    }
+}
+
+struct State {
+    template: NodeTemplate,
+    health: Health,
+    current: Option<Node>,
+    /// The Node was found deleted and must be re-created.
+    missing: bool,
+}
+
+impl State {
+    fn uid(&self) -> String {
+        self.current
+            .as_ref()
+            .and_then(|n| n.metadata.uid.clone())
+            .unwrap_or_default()
+    }
+
+    /// Our conditions: Ready from the ping health, plus the pressure conditions, with
+    /// heartbeat now and transition times kept while the status does not change.
+    fn conditions(&self, current: Option<&Node>, threshold: u32) -> Vec<NodeCondition> {
+        let now = Time(Timestamp::now());
+        let existing: BTreeMap<String, NodeCondition> = current
+            .and_then(|n| n.status.as_ref())
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.type_.clone(), c))
+            .collect();
+        let (ready, reason, message) = if is_ready(&self.health, threshold) {
+            ("True", "KubeletReady", "kubelet is ready.".to_owned())
+        } else {
+            let detail = match &self.health {
+                Health::Failing { count, error } => format!("provider ping failed {count} times in a row: {error}"),
+                Health::Healthy => String::new(),
+            };
+            ("False", PROVIDER_PING_FAILED, detail)
+        };
+        let mut wanted = vec![("Ready", ready, reason, message)];
+        for (type_, reason, message) in [
+            ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            ("NetworkUnavailable", "RouteCreated", "RouteController created a route"),
+        ] {
+            wanted.push((type_, "False", reason, message.to_owned()));
+        }
+        wanted
+            .into_iter()
+            .map(|(type_, status, reason, message)| {
+                let transition = existing
+                    .get(type_)
+                    .filter(|c| c.status == status)
+                    .and_then(|c| c.last_transition_time.clone())
+                    .unwrap_or_else(|| now.clone());
+                NodeCondition {
+                    type_: type_.to_owned(),
+                    status: status.to_owned(),
+                    reason: Some(reason.to_owned()),
+                    message: Some(message),
+                    last_heartbeat_time: Some(now.clone()),
+                    last_transition_time: Some(transition),
+                }
+            })
+            .collect()
+    }
+
+    /// Folds a node pushed by the provider into the template (capacity, allocatable,
+    /// addresses, labels, annotations).
+    fn merge_pushed(&mut self, node: Node) {
+        if let Some(status) = node.status {
+            if let Some(cap) = status.capacity {
+                self.template.capacity = cap.into_iter().map(|(k, v)| (k, v.0)).collect();
+            }
+            if let Some(alloc) = status.allocatable {
+                self.template.allocatable = alloc.into_iter().map(|(k, v)| (k, v.0)).collect();
+            }
+            if let Some(ip) = status
+                .addresses
+                .iter()
+                .flatten()
+                .find(|a| a.type_ == "InternalIP")
+            {
+                self.template.internal_ip = Some(ip.address.clone());
+            }
+        }
+        if let Some(labels) = node.metadata.labels {
+            self.template.labels.extend(labels);
+        }
+        if let Some(annotations) = node.metadata.annotations {
+            self.template.annotations.extend(annotations);
+        }
+    }
+}
