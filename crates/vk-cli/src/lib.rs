@@ -1,1 +1,327 @@
-//! vk-cli (work in progress).
+//! # vk-cli: the command line of provider binaries
+//!
+//! A provider binary's `main()` hands [`main`] its name and a factory that builds the
+//! provider for each virtual node; `vk-cli` does the rest: flags, environment and config
+//! file ([`Flags`], [`Settings`]), logging, the Kubernetes client (with QPS/burst
+//! limits), building and running the node(s), and a clean shutdown on Ctrl-C/SIGTERM.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! # struct MyProvider;
+//! # #[async_trait::async_trait]
+//! # impl vk_core::PodLifecycleHandler for MyProvider {
+//! #   async fn create_pod(&self, _: &k8s_openapi::api::core::v1::Pod) -> vk_errdefs::Result<()> { Ok(()) }
+//! #   async fn update_pod(&self, _: &k8s_openapi::api::core::v1::Pod) -> vk_errdefs::Result<()> { Ok(()) }
+//! #   async fn delete_pod(&self, _: &k8s_openapi::api::core::v1::Pod) -> vk_errdefs::Result<()> { Ok(()) }
+//! #   async fn get_pod(&self, _: &str, _: &str) -> vk_errdefs::Result<Option<k8s_openapi::api::core::v1::Pod>> { Ok(None) }
+//! #   async fn get_pod_status(&self, _: &str, _: &str) -> vk_errdefs::Result<Option<k8s_openapi::api::core::v1::PodStatus>> { Ok(None) }
+//! #   async fn get_pods(&self) -> vk_errdefs::Result<Vec<k8s_openapi::api::core::v1::Pod>> { Ok(vec![]) }
+//! # }
+//! fn main() -> std::process::ExitCode {
+//!     vk_cli::main(
+//!         vk_cli::ProviderInfo { name: "example", binary: "vk-example", version: "0.1.0", about: "An example." },
+//!         |ctx: vk_cli::ProviderContext| async move {
+//!             Ok(vk_cli::Provider { template: ctx.template, pods: Arc::new(MyProvider), node: None })
+//!         },
+//!     )
+//! }
+//! ```
+
+mod duration;
+mod settings;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory as _, FromArgMatches as _};
+use k8s_openapi::api::core::v1::Taint;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use vk_core::node::{NodeControllerConfig, NodeTemplate};
+use vk_core::pod::PodControllerConfig;
+use vk_core::runtime::{Fleet, VirtualNode};
+use vk_core::{ResourceAccess, SharedNodeProvider, SharedPodHandler};
+
+pub use duration::parse_duration;
+pub use settings::{Flags, Resolved, Settings, SettingsError};
+
+/// A boxed error from a provider factory.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Who the binary is.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderInfo {
+    /// Provider name (`mock`, `process`...): the default taint value and node info.
+    pub name: &'static str,
+    /// Binary name for `--help`.
+    pub binary: &'static str,
+    /// Version for `--version`.
+    pub version: &'static str,
+    /// One paragraph for `--help`.
+    pub about: &'static str,
+}
+
+/// What a provider factory gets for each virtual node.
+#[derive(Debug)]
+pub struct ProviderContext {
+    /// The node's name.
+    pub node_name: String,
+    /// How many nodes this process runs.
+    pub node_count: usize,
+    /// `--provider-config`.
+    pub provider_config: Option<PathBuf>,
+    /// The node as it will be registered: set capacity, labels... here.
+    pub template: NodeTemplate,
+    /// Read access to ConfigMaps, Secrets, Services and the Node.
+    pub resources: ResourceAccess,
+    /// All settings.
+    pub settings: Settings,
+}
+
+/// What a provider factory returns.
+pub struct Provider {
+    /// The node template (usually the context's, with capacity filled in).
+    pub template: NodeTemplate,
+    /// Pod operations.
+    pub pods: SharedPodHandler,
+    /// Node hooks (ping, pushed status); `None` for the naive default.
+    pub node: Option<SharedNodeProvider>,
+}
+
+/// Errors that stop the binary.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad settings.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// No usable kubeconfig.
+    #[error("loading the Kubernetes client configuration failed: {0} (pass --kubeconfig or set KUBECONFIG)")]
+    KubeConfig(String),
+    /// The client could not be built.
+    #[error("creating the Kubernetes client failed: {0}")]
+    Client(#[from] kube::Error),
+    /// The provider factory failed.
+    #[error("starting the {provider} provider for node {node} failed: {source}")]
+    Provider {
+        /// Provider name.
+        provider: &'static str,
+        /// Node name.
+        node: String,
+        /// Cause.
+        source: BoxError,
+    },
+    /// The node could not be built.
+    #[error(transparent)]
+    Build(#[from] vk_core::runtime::BuildError),
+    /// The node did not become ready in time.
+    #[error("the node(s) did not register and sync within --startup-timeout {0:?}")]
+    StartupTimeout(Duration),
+    /// The async runtime could not start.
+    #[error("starting the async runtime failed: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Parses the command line and runs the provider; returns the process exit code.
+pub fn main<F, Fut>(info: ProviderInfo, factory: F) -> ExitCode
+where
+    F: Fn(ProviderContext) -> Fut,
+    Fut: Future<Output = Result<Provider, BoxError>>,
+{
+    let command = Flags::command()
+        .name(info.binary)
+        .version(info.version)
+        .about(info.about);
+    let matches = command.get_matches();
+    let flags = match Flags::from_arg_matches(&matches) {
+        Ok(f) => f,
+        Err(e) => e.exit(),
+    };
+    match run(info, flags, factory) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: error: {e}", info.binary);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the provider with already-parsed flags (what [`main`] does after parsing).
+pub fn run<F, Fut>(info: ProviderInfo, flags: Flags, factory: F) -> Result<(), CliError>
+where
+    F: Fn(ProviderContext) -> Fut,
+    Fut: Future<Output = Result<Provider, BoxError>>,
+{
+    let resolved = Settings::load(&flags)?;
+    init_logging(&resolved.settings.log_level);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(run_async(info, resolved, factory))
+}
+
+fn init_logging(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn kube_config(settings: &Settings) -> Result<kube::Config, CliError> {
+    match &settings.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| CliError::KubeConfig(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| CliError::KubeConfig(e.to_string()))
+        }
+        None => kube::Config::infer().await.map_err(|e| CliError::KubeConfig(e.to_string())),
+    }
+}
+
+async fn run_async<F, Fut>(info: ProviderInfo, resolved: Resolved, factory: F) -> Result<(), CliError>
+where
+    F: Fn(ProviderContext) -> Fut,
+    Fut: Future<Output = Result<Provider, BoxError>>,
+{
+    let settings = resolved.settings.clone();
+    let n = settings.nodes;
+    // Each virtual node gets the kubelet's budget unless the limits are set explicitly.
+    let scale = u32::try_from(n).unwrap_or(u32::MAX);
+    let limits = vk_core::client::ClientLimits {
+        qps: settings.kube_api_qps.unwrap_or(50.0 * scale as f32),
+        burst: settings.kube_api_burst.unwrap_or(100u32.saturating_mul(scale)),
+    };
+    let config = kube_config(&settings).await?;
+    let (client, _stats) = vk_core::client::build(config, limits)?;
+
+    if settings.tls_cert_file.is_none() {
+        warn!("no --tls-cert-file/--tls-private-key-file: the kubelet API is not served by this version");
+    }
+
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = if n == 1 {
+            settings.nodename.clone()
+        } else {
+            format!("{}-{i}", settings.nodename)
+        };
+        let mut template = NodeTemplate::new(name.clone(), info.name);
+        template.set_os(settings.os.clone());
+        template.internal_ip = Some(settings.node_ip.clone());
+        template.kubelet_port = i32::from(settings.listen_port);
+        template.taints = if settings.disable_taint {
+            Vec::new()
+        } else {
+            vec![Taint {
+                key: settings.taint_key.clone(),
+                value: Some(settings.taint_value.clone().unwrap_or_else(|| info.name.to_owned())),
+                effect: settings.taint_effect.clone(),
+                time_added: None,
+            }]
+        };
+        let builder = VirtualNode::builder(client.clone(), template.clone());
+        let ctx = ProviderContext {
+            node_name: name.clone(),
+            node_count: n,
+            provider_config: settings.provider_config.clone(),
+            template,
+            resources: builder.resources(),
+            settings: settings.clone(),
+        };
+        let provider = factory(ctx).await.map_err(|source| CliError::Provider {
+            provider: info.name,
+            node: name.clone(),
+            source,
+        })?;
+        // The factory may have changed the template (capacity); rebuild with it.
+        let mut builder = VirtualNode::builder(client.clone(), provider.template)
+            .pod_handler(provider.pods)
+            .pod_config(PodControllerConfig {
+                workers: settings.pod_sync_workers,
+                dangling_check_interval: resolved.resync,
+                success_events: !settings.no_success_events,
+                ..Default::default()
+            })
+            .node_config(NodeControllerConfig::default());
+        if let Some(node_provider) = provider.node {
+            builder = builder.node_provider(node_provider);
+        }
+        nodes.push(builder.build()?);
+    }
+
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("shutting down");
+            shutdown.cancel();
+        });
+    }
+    info!(nodes = n, provider = info.name, "starting virtual node(s)");
+    let names: Vec<String> = nodes.iter().map(|n| n.name().to_owned()).collect();
+    let run = Fleet::run(&nodes, shutdown.clone());
+    let ready = async {
+        loop {
+            if nodes.iter().all(VirtualNode::is_ready) {
+                info!(nodes = ?names, "virtual node(s) ready");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let timeout = resolved.startup_timeout;
+    let guarded_ready = async {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, ready).await.map_err(|_| CliError::StartupTimeout(t)),
+            None => {
+                ready.await;
+                Ok(())
+            }
+        }
+    };
+    tokio::pin!(run);
+    tokio::select! {
+        r = guarded_ready => {
+            if let Err(e) = r {
+                error!("{e}");
+                shutdown.cancel();
+                run.await;
+                return Err(e);
+            }
+        }
+        () = &mut run => return Ok(()),
+    }
+    run.await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

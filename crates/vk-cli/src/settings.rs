@@ -1,0 +1,399 @@
+//! Flags, environment variables and the config file, layered as
+//! **defaults < config file < environment < flags**.
+//!
+//! Every setting has a flag; upstream virtual-kubelet's environment variables are honoured
+//! (`KUBELET_PORT`, `VKUBELET_POD_IP`, `VKUBELET_TAINT_KEY/VALUE/EFFECT`,
+//! `APISERVER_CERT_LOCATION`, `APISERVER_KEY_LOCATION`, `APISERVER_CA_CERT_LOCATION`,
+//! `KUBECONFIG`). The config file (`--config`, TOML or JSON) uses the flag names with
+//! dashes as keys, e.g. `nodename = "vk-1"`, `pod-sync-workers = 20`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use figment::Figment;
+use figment::providers::{Format as _, Json, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::duration::parse_duration;
+
+/// Command-line flags (all optional: unset flags fall through to env, file, defaults).
+#[derive(Debug, Clone, Default, Parser, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Flags {
+    /// Config file (TOML, or JSON with a .json extension) with any of these settings,
+    /// keyed by flag name.
+    #[arg(long, value_name = "FILE", env = "VK_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// kubeconfig to use; without it, $KUBECONFIG, ~/.kube/config, then the in-cluster
+    /// service account.
+    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Name of the virtual node (with --nodes N > 1, nodes are named NAME-0 ... NAME-(N-1)).
+    #[arg(long, value_name = "NAME", env = "DEFAULT_NODE_NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodename: Option<String>,
+
+    /// How many virtual nodes this process runs (sharing one client and one pod watch).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<usize>,
+
+    /// Operating system the node reports (linux, windows).
+    #[arg(long, value_name = "OS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+
+    /// The provider's own config file.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_config: Option<PathBuf>,
+
+    /// Port of the kubelet API (published in the node's daemonEndpoints).
+    #[arg(long, value_name = "PORT", env = "KUBELET_PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u16>,
+
+    /// The node's InternalIP, where the API server reaches the kubelet API.
+    #[arg(long, value_name = "IP", env = "VKUBELET_POD_IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_ip: Option<String>,
+
+    /// Concurrent pod sync workers.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_sync_workers: Option<usize>,
+
+    /// How often provider pods are checked against the API for dangling pods (e.g. 1m).
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_resync_period: Option<String>,
+
+    /// How long to wait for the node to register and the pod cache to sync before giving
+    /// up (0 waits forever).
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_timeout: Option<String>,
+
+    /// Do not taint the node (pods then need no toleration).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disable_taint: bool,
+
+    /// Taint key.
+    #[arg(long, value_name = "KEY", env = "VKUBELET_TAINT_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taint_key: Option<String>,
+
+    /// Taint value (default: the provider name).
+    #[arg(long, value_name = "VALUE", env = "VKUBELET_TAINT_VALUE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taint_value: Option<String>,
+
+    /// Taint effect: NoSchedule, PreferNoSchedule or NoExecute.
+    #[arg(long, value_name = "EFFECT", env = "VKUBELET_TAINT_EFFECT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taint_effect: Option<String>,
+
+    /// Client-side request rate limit toward the API server (per second; per node when
+    /// not set explicitly and --nodes > 1).
+    #[arg(long, value_name = "QPS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_api_qps: Option<f32>,
+
+    /// Client-side burst above the QPS.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_api_burst: Option<u32>,
+
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive
+    /// (RUST_LOG wins when set).
+    #[arg(long, value_name = "LEVEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+
+    /// Serving certificate of the kubelet API (PEM).
+    #[arg(long, value_name = "FILE", env = "APISERVER_CERT_LOCATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, value_name = "FILE", env = "APISERVER_KEY_LOCATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// CA bundle that client certificates of kubelet API callers must chain to.
+    #[arg(long, value_name = "FILE", env = "APISERVER_CA_CERT_LOCATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// Do not record Normal events for successful provider operations (saves one API
+    /// write per operation).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_success_events: bool,
+}
+
+/// The effective settings after layering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Settings {
+    /// See [`Flags::kubeconfig`].
+    pub kubeconfig: Option<PathBuf>,
+    /// See [`Flags::nodename`].
+    pub nodename: String,
+    /// See [`Flags::nodes`].
+    pub nodes: usize,
+    /// See [`Flags::os`].
+    pub os: String,
+    /// See [`Flags::provider_config`].
+    pub provider_config: Option<PathBuf>,
+    /// See [`Flags::listen_port`].
+    pub listen_port: u16,
+    /// See [`Flags::node_ip`].
+    pub node_ip: String,
+    /// See [`Flags::pod_sync_workers`].
+    pub pod_sync_workers: usize,
+    /// See [`Flags::full_resync_period`].
+    pub full_resync_period: String,
+    /// See [`Flags::startup_timeout`].
+    pub startup_timeout: String,
+    /// See [`Flags::disable_taint`].
+    pub disable_taint: bool,
+    /// See [`Flags::taint_key`].
+    pub taint_key: String,
+    /// See [`Flags::taint_value`].
+    pub taint_value: Option<String>,
+    /// See [`Flags::taint_effect`].
+    pub taint_effect: String,
+    /// See [`Flags::kube_api_qps`].
+    pub kube_api_qps: Option<f32>,
+    /// See [`Flags::kube_api_burst`].
+    pub kube_api_burst: Option<u32>,
+    /// See [`Flags::log_level`].
+    pub log_level: String,
+    /// See [`Flags::tls_cert_file`].
+    pub tls_cert_file: Option<PathBuf>,
+    /// See [`Flags::tls_private_key_file`].
+    pub tls_private_key_file: Option<PathBuf>,
+    /// See [`Flags::client_ca_file`].
+    pub client_ca_file: Option<PathBuf>,
+    /// See [`Flags::no_success_events`].
+    pub no_success_events: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            kubeconfig: None,
+            nodename: "virtual-kubelet".into(),
+            nodes: 1,
+            os: "linux".into(),
+            provider_config: None,
+            listen_port: 10250,
+            node_ip: "127.0.0.1".into(),
+            pod_sync_workers: 10,
+            full_resync_period: "1m".into(),
+            startup_timeout: "0".into(),
+            disable_taint: false,
+            taint_key: vk_core::node::keys::PROVIDER_TAINT.into(),
+            taint_value: None,
+            taint_effect: "NoSchedule".into(),
+            kube_api_qps: None,
+            kube_api_burst: None,
+            log_level: "info".into(),
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            client_ca_file: None,
+            no_success_events: false,
+        }
+    }
+}
+
+/// A setting with a bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The config file or a value in it does not parse.
+    #[error("configuration: {0}")]
+    Layering(#[from] Box<figment::Error>),
+    /// A value parses but is not acceptable.
+    #[error("--{flag}: {value:?} {reason}")]
+    Invalid {
+        /// The flag (also the config key).
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong and what to do instead.
+        reason: String,
+    },
+}
+
+/// Settings validated and converted to their types.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The raw layered settings.
+    pub settings: Settings,
+    /// `full-resync-period`.
+    pub resync: Duration,
+    /// `startup-timeout` (`None` = wait forever).
+    pub startup_timeout: Option<Duration>,
+}
+
+impl Settings {
+    /// Layers defaults < `flags.config` file < env/flags (clap has already merged env and
+    /// flags, flags winning).
+    pub fn load(flags: &Flags) -> Result<Resolved, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = &flags.config {
+            figment = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => figment.merge(Json::file_exact(path)),
+                _ => figment.merge(Toml::file_exact(path)),
+            };
+        }
+        figment = figment.merge(Serialized::defaults(flags));
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()
+    }
+
+    fn validate(self) -> Result<Resolved, SettingsError> {
+        let invalid = |flag: &'static str, value: &str, reason: &str| SettingsError::Invalid {
+            flag,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let resync = parse_duration(&self.full_resync_period)
+            .map_err(|e| invalid("full-resync-period", &self.full_resync_period, &e))?;
+        if resync < Duration::from_secs(1) {
+            return Err(invalid("full-resync-period", &self.full_resync_period, "must be at least 1s"));
+        }
+        let startup = parse_duration(&self.startup_timeout)
+            .map_err(|e| invalid("startup-timeout", &self.startup_timeout, &e))?;
+        if self.nodename.is_empty() || !is_dns_subdomain(&self.nodename) {
+            return Err(invalid(
+                "nodename",
+                &self.nodename,
+                "is not a valid node name (lowercase letters, digits, '-' and '.', at most 253 characters)",
+            ));
+        }
+        if self.nodes == 0 {
+            return Err(invalid("nodes", "0", "must be at least 1"));
+        }
+        if self.pod_sync_workers == 0 {
+            return Err(invalid("pod-sync-workers", "0", "must be at least 1"));
+        }
+        if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&self.taint_effect.as_str()) {
+            return Err(invalid("taint-effect", &self.taint_effect, "must be NoSchedule, PreferNoSchedule or NoExecute"));
+        }
+        if self.node_ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid("node-ip", &self.node_ip, "is not an IP address"));
+        }
+        if let Some(qps) = self.kube_api_qps {
+            if !qps.is_finite() || qps < 0.0 {
+                return Err(invalid("kube-api-qps", &qps.to_string(), "must be a non-negative number (0 disables the limit)"));
+            }
+        }
+        for (flag, path) in [
+            ("tls-cert-file", &self.tls_cert_file),
+            ("tls-private-key-file", &self.tls_private_key_file),
+            ("client-ca-file", &self.client_ca_file),
+            ("provider-config", &self.provider_config),
+            ("kubeconfig", &self.kubeconfig),
+        ] {
+            if let Some(p) = path {
+                if !Path::new(p).is_file() {
+                    return Err(invalid(flag, &p.display().to_string(), "does not exist or is not a file"));
+                }
+            }
+        }
+        if self.tls_cert_file.is_some() != self.tls_private_key_file.is_some() {
+            return Err(invalid(
+                "tls-cert-file",
+                &format!("{:?}", self.tls_cert_file),
+                "and --tls-private-key-file must be given together",
+            ));
+        }
+        Ok(Resolved {
+            startup_timeout: (!startup.is_zero()).then_some(startup),
+            resync,
+            settings: self,
+        })
+    }
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253
+        && name
+            .split('.')
+            .all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut all = vec!["vk"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all).expect("flags")
+    }
+
+    #[test]
+    fn defaults_are_upstream_compatible() {
+        let r = Settings::load(&flags(&[])).expect("load");
+        assert_eq!(r.settings.nodename, "virtual-kubelet");
+        assert_eq!(r.settings.listen_port, 10250);
+        assert_eq!(r.settings.pod_sync_workers, 10);
+        assert_eq!(r.resync, Duration::from_secs(60));
+        assert_eq!(r.startup_timeout, None);
+    }
+
+    #[test]
+    fn file_is_overridden_by_flags() {
+        let dir = std::env::temp_dir().join(format!("vk-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "nodename = \"from-file\"\npod-sync-workers = 3\nlisten-port = 10333\n").expect("write");
+        let p = path.to_str().expect("utf8");
+        let r = Settings::load(&flags(&["--config", p, "--listen-port", "10444"])).expect("load");
+        assert_eq!(r.settings.nodename, "from-file");
+        assert_eq!(r.settings.pod_sync_workers, 3);
+        assert_eq!(r.settings.listen_port, 10444);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let cases: [(&[&str], &str); 5] = [
+            (&["--nodename", "Not_Valid"], "--nodename"),
+            (&["--full-resync-period", "soon"], "--full-resync-period"),
+            (&["--taint-effect", "Sometimes"], "--taint-effect"),
+            (&["--node-ip", "nope"], "--node-ip"),
+            (&["--tls-cert-file", "/definitely/missing.pem"], "--tls-cert-file"),
+        ];
+        for (args, want) in cases {
+            let e = Settings::load(&flags(args)).expect_err("invalid").to_string();
+            assert!(e.starts_with(want), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected_by_name() {
+        let dir = std::env::temp_dir().join(format!("vk-cli-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "nodname = \"typo\"\n").expect("write");
+        let e = Settings::load(&flags(&["--config", path.to_str().expect("utf8")]))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(e.contains("nodname"), "{e}");
+    }
+}

@@ -1,0 +1,179 @@
+//! vk-mock's configuration file (TOML or JSON, chosen by extension).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading mock provider config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("parsing mock provider config {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (with the field name).
+        reason: String,
+    },
+    /// A value is out of range.
+    #[error("mock provider config {path}: {field} {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Fault injection.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Fraction (0..=1) of create/update/delete calls that fail with `Unavailable`.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Milliseconds added to every pod operation.
+    #[serde(default)]
+    pub latency_ms: u64,
+}
+
+/// Per-node overrides.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeOverride {
+    /// Capacity of this node.
+    #[serde(default)]
+    pub capacity: BTreeMap<String, String>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MockConfig {
+    /// Capacity of every node (`cpu`, `memory`, `pods`, and any other resource).
+    #[serde(default = "default_capacity")]
+    pub capacity: BTreeMap<String, String>,
+    /// Per-node overrides by node name.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, NodeOverride>,
+    /// Fault injection.
+    #[serde(default)]
+    pub faults: Faults,
+    /// Keep pods in this file across restarts (off by default).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+    /// The lines `kubectl logs` shows for every container.
+    #[serde(default = "default_log_lines")]
+    pub log_lines: Vec<String>,
+}
+
+fn default_capacity() -> BTreeMap<String, String> {
+    [("cpu", "20"), ("memory", "100Gi"), ("pods", "110"), ("ephemeral-storage", "100Gi")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn default_log_lines() -> Vec<String> {
+    (1..=10).map(|i| format!("mock log line {i}")).collect()
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            capacity: default_capacity(),
+            nodes: BTreeMap::new(),
+            faults: Faults::default(),
+            state_file: None,
+            log_lines: default_log_lines(),
+        }
+    }
+}
+
+impl MockConfig {
+    /// Reads `path` (`.json` as JSON, anything else as TOML).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let parsed: Self = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?
+        } else {
+            toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?
+        };
+        if !(0.0..=1.0).contains(&parsed.faults.error_rate) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "faults.error_rate",
+                reason: format!("is {}; use a fraction between 0 and 1", parsed.faults.error_rate),
+            });
+        }
+        Ok(parsed)
+    }
+
+    /// The capacity of node `name`.
+    pub fn capacity_for(&self, name: &str) -> BTreeMap<String, String> {
+        let mut cap = self.capacity.clone();
+        if let Some(o) = self.nodes.get(name) {
+            cap.extend(o.capacity.clone());
+        }
+        cap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_toml_and_json_with_defaults() {
+        let dir = std::env::temp_dir().join(format!("vk-mock-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let toml_path = dir.join("c.toml");
+        std::fs::write(&toml_path, "[capacity]\ncpu = \"4\"\n[nodes.n2.capacity]\npods = \"5000\"\n[faults]\nerror_rate = 0.5\n").expect("write");
+        let c = MockConfig::load(&toml_path).expect("toml");
+        assert_eq!(c.capacity["cpu"], "4");
+        assert_eq!(c.capacity_for("n2")["pods"], "5000");
+        assert!(!c.capacity_for("n1").contains_key("pods"));
+        assert_eq!(c.faults.error_rate, 0.5);
+        let json_path = dir.join("c.json");
+        std::fs::write(&json_path, r#"{"faults": {"latency_ms": 5}}"#).expect("write");
+        let c = MockConfig::load(&json_path).expect("json");
+        assert_eq!(c.faults.latency_ms, 5);
+        assert_eq!(c.capacity["pods"], "110");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let dir = std::env::temp_dir().join(format!("vk-mock-cfg-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("c.toml");
+        std::fs::write(&p, "[faults]\nerror_rate = 2.0\n").expect("write");
+        let e = MockConfig::load(&p).expect_err("invalid").to_string();
+        assert!(e.contains("faults.error_rate"), "{e}");
+        std::fs::write(&p, "[capacity]\ncpu = 4\n").expect("write");
+        let e = MockConfig::load(&p).expect_err("invalid").to_string();
+        assert!(e.contains("cpu") || e.contains("capacity"), "{e}");
+        std::fs::write(&p, "bogus = 1\n").expect("write");
+        let e = MockConfig::load(&p).expect_err("unknown").to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,15 @@
+//! # vk-mock: an in-memory Virtual Kubelet provider
+//!
+//! Pods go Running as soon as they are created (with an IP from 10.244.0.0/16 and
+//! running container statuses, pushed through the core's notifier), and stop when
+//! deleted. Optional fault injection (error rate, latency) and switches for tests
+//! ([`MockProvider::fail_creates`], [`MockProvider::fail_pings`]) make failure paths
+//! testable; an optional state file keeps pods across restarts.
+//!
+//! The `vk-mock` binary runs it as a virtual node through `vk-cli`.
+
+mod config;
+mod provider;
+
+pub use config::{ConfigError, Faults, MockConfig, NodeOverride};
+pub use provider::{CallCounts, MockProvider, SharedMock};

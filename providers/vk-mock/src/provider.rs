@@ -1,0 +1,476 @@
+//! The in-memory provider.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod,
+    PodCondition, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use vk_core::{NodeProvider, PodLifecycleHandler, PodNotifier, PodStatusSink};
+use vk_errdefs::{Error, Result};
+
+use crate::config::Faults;
+
+/// Faults that tests switch on and off at run time (on top of the configured ones).
+#[derive(Debug, Default)]
+pub struct FaultSwitches {
+    create: Mutex<Option<String>>,
+    ping: Mutex<Option<String>>,
+}
+
+/// Counts of calls the provider received (tests assert on them).
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    /// `create_pod` calls (including failed ones).
+    pub create: AtomicU64,
+    /// `update_pod` calls.
+    pub update: AtomicU64,
+    /// `delete_pod` calls.
+    pub delete: AtomicU64,
+}
+
+/// An in-memory provider: pods run at once and stop at once.
+///
+/// ```
+/// use vk_core::PodLifecycleHandler;
+/// # tokio_test_block(async {
+/// let mock = vk_mock::MockProvider::new("node-1", Default::default());
+/// assert!(mock.get_pods().await.unwrap().is_empty());
+/// # });
+/// # fn tokio_test_block(f: impl std::future::Future<Output = ()>) {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub struct MockProvider {
+    node_name: String,
+    pods: Mutex<HashMap<(String, String), Pod>>,
+    ips: Mutex<HashMap<String, Ipv4Addr>>,
+    next_ip: AtomicU32,
+    sink: Mutex<Option<PodStatusSink>>,
+    faults: Faults,
+    switches: FaultSwitches,
+    calls: CallCounts,
+    state_file: Option<PathBuf>,
+    host_ip: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for MockProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockProvider")
+            .field("node_name", &self.node_name)
+            .field("pods", &self.lock_pods().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockProvider {
+    /// A provider for node `node_name` with `faults` injected.
+    pub fn new(node_name: impl Into<String>, faults: Faults) -> Self {
+        Self {
+            node_name: node_name.into(),
+            pods: Mutex::new(HashMap::new()),
+            ips: Mutex::new(HashMap::new()),
+            next_ip: AtomicU32::new(1),
+            sink: Mutex::new(None),
+            faults,
+            switches: FaultSwitches::default(),
+            calls: CallCounts::default(),
+            state_file: None,
+            host_ip: Mutex::new(None),
+        }
+    }
+
+    /// Keeps pods in `path` across restarts, loading what it holds now.
+    pub fn with_state_file(mut self, path: PathBuf) -> std::io::Result<Self> {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let pods: Vec<Pod> = serde_json::from_slice(&bytes)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                let mut map = self.lock_pods();
+                for pod in pods {
+                    let key = key_of(&pod);
+                    map.insert(key, pod);
+                }
+                let n = u32::try_from(map.len()).unwrap_or(u32::MAX);
+                drop(map);
+                self.next_ip.store(n.saturating_add(1), Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.state_file = Some(path);
+        Ok(self)
+    }
+
+    /// The IP reported as `hostIP`.
+    pub fn set_host_ip(&self, ip: Option<String>) {
+        *self.host_ip.lock().unwrap_or_else(|e| e.into_inner()) = ip;
+    }
+
+    /// Makes `create_pod` fail with `message` (`Some`) or succeed again (`None`).
+    pub fn fail_creates(&self, message: Option<&str>) {
+        *self.switches.create.lock().unwrap_or_else(|e| e.into_inner()) = message.map(str::to_owned);
+    }
+
+    /// Makes `ping` fail with `message` (`Some`) or succeed again (`None`).
+    pub fn fail_pings(&self, message: Option<&str>) {
+        *self.switches.ping.lock().unwrap_or_else(|e| e.into_inner()) = message.map(str::to_owned);
+    }
+
+    /// What the provider was asked to do.
+    pub fn calls(&self) -> &CallCounts {
+        &self.calls
+    }
+
+    /// The pod as the provider holds it (with the env it received).
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
+        self.lock_pods().get(&(namespace.to_owned(), name.to_owned())).cloned()
+    }
+
+    /// Removes a pod behind the core's back (as a backend that lost it would), and tells
+    /// the core it is gone.
+    pub fn lose_pod(&self, namespace: &str, name: &str) {
+        self.lock_pods().remove(&(namespace.to_owned(), name.to_owned()));
+        self.persist();
+        if let Some(sink) = self.sink() {
+            sink.notify_gone(namespace, name);
+        }
+    }
+
+    /// Adds a pod directly (as if created earlier), without the core knowing.
+    pub fn insert_pod(&self, pod: Pod) {
+        self.lock_pods().insert(key_of(&pod), pod);
+        self.persist();
+    }
+
+    fn lock_pods(&self) -> MutexGuard<'_, HashMap<(String, String), Pod>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sink(&self) -> Option<PodStatusSink> {
+        self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn inject(&self, operation: &str) -> Result<()> {
+        if self.faults.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.faults.latency_ms)).await;
+        }
+        if self.faults.error_rate > 0.0 && rand::random::<f64>() < self.faults.error_rate {
+            return Err(Error::unavailable(format!("mock: injected {operation} failure")));
+        }
+        Ok(())
+    }
+
+    fn ip_for(&self, uid: &str) -> Ipv4Addr {
+        let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
+        *ips.entry(uid.to_owned()).or_insert_with(|| {
+            let n = self.next_ip.fetch_add(1, Ordering::Relaxed);
+            // 10.244.0.0/16, skipping .0 and .255 host parts.
+            let host = n % 65_024;
+            Ipv4Addr::new(10, 244, u8::try_from(host / 254).unwrap_or(0), u8::try_from(host % 254 + 1).unwrap_or(1))
+        })
+    }
+
+    fn persist(&self) {
+        let Some(path) = &self.state_file else { return };
+        let pods: Vec<Pod> = self.lock_pods().values().cloned().collect();
+        let tmp = path.with_extension("partial");
+        let result = serde_json::to_vec(&pods)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "writing mock state failed");
+        }
+    }
+
+    fn running_status(&self, pod: &Pod, ip: Ipv4Addr) -> PodStatus {
+        let now = Time(Timestamp::now());
+        let condition = |type_: &str| PodCondition {
+            type_: type_.to_owned(),
+            status: "True".to_owned(),
+            last_transition_time: Some(now.clone()),
+            ..Default::default()
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let container_statuses = spec
+            .containers
+            .iter()
+            .map(|c| ContainerStatus {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+                image_id: String::new(),
+                container_id: Some(format!("mock://{uid}/{}", c.name)),
+                ready: true,
+                started: Some(true),
+                restart_count: 0,
+                state: Some(ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: Some(now.clone()),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let init_statuses: Vec<ContainerStatus> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| ContainerStatus {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+                image_id: String::new(),
+                container_id: Some(format!("mock://{uid}/{}", c.name)),
+                ready: true,
+                restart_count: 0,
+                state: Some(ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: 0,
+                        reason: Some("Completed".into()),
+                        started_at: Some(now.clone()),
+                        finished_at: Some(now.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        PodStatus {
+            phase: Some("Running".into()),
+            conditions: Some(vec![
+                condition("PodScheduled"),
+                condition("Initialized"),
+                condition("Ready"),
+                condition("ContainersReady"),
+            ]),
+            host_ip: self.host_ip.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            pod_ip: Some(ip.to_string()),
+            pod_ips: Some(vec![k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() }]),
+            start_time: Some(now.clone()),
+            container_statuses: Some(container_statuses),
+            init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+            qos_class: pod.status.as_ref().and_then(|s| s.qos_class.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+fn key_of(pod: &Pod) -> (String, String) {
+    (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The status of a pod the provider stopped: containers terminated with exit code 0.
+fn stopped_status(mut status: PodStatus) -> PodStatus {
+    let now = Time(Timestamp::now());
+    status.phase = Some("Succeeded".into());
+    status.reason = Some("ProviderPodDeleted".into());
+    status.message = None;
+    for c in status.container_statuses.iter_mut().flatten() {
+        let started = c
+            .state
+            .as_ref()
+            .and_then(|s| s.running.as_ref())
+            .and_then(|r| r.started_at.clone());
+        c.ready = false;
+        c.started = Some(false);
+        c.state = Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 0,
+                reason: Some("Completed".into()),
+                message: Some("container stopped by the mock provider".into()),
+                started_at: started,
+                finished_at: Some(now.clone()),
+                container_id: c.container_id.clone(),
+                signal: None,
+            }),
+            ..Default::default()
+        });
+    }
+    for cond in status.conditions.iter_mut().flatten() {
+        if cond.type_ == "Ready" || cond.type_ == "ContainersReady" {
+            cond.status = "False".into();
+            cond.reason = Some("PodCompleted".into());
+            cond.last_transition_time = Some(now.clone());
+        }
+    }
+    status
+}
+
+#[async_trait]
+impl PodLifecycleHandler for MockProvider {
+    async fn create_pod(&self, pod: &Pod) -> Result<()> {
+        self.calls.create.fetch_add(1, Ordering::Relaxed);
+        self.inject("create").await?;
+        if let Some(message) = self.switches.create.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Err(Error::unavailable(message));
+        }
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let ip = self.ip_for(&uid);
+        let mut stored = pod.clone();
+        stored.status = Some(self.running_status(pod, ip));
+        self.lock_pods().insert(key_of(pod), stored.clone());
+        self.persist();
+        if let Some(sink) = self.sink() {
+            sink.notify(stored);
+        }
+        Ok(())
+    }
+
+    async fn update_pod(&self, pod: &Pod) -> Result<()> {
+        self.calls.update.fetch_add(1, Ordering::Relaxed);
+        self.inject("update").await?;
+        let updated = {
+            let mut pods = self.lock_pods();
+            let Some(existing) = pods.get_mut(&key_of(pod)) else {
+                return Err(Error::not_found("mock: no such pod"));
+            };
+            let status = existing.status.take();
+            *existing = pod.clone();
+            existing.status = status;
+            existing.clone()
+        };
+        self.persist();
+        if let Some(sink) = self.sink() {
+            sink.notify(updated);
+        }
+        Ok(())
+    }
+
+    async fn delete_pod(&self, pod: &Pod) -> Result<()> {
+        self.calls.delete.fetch_add(1, Ordering::Relaxed);
+        self.inject("delete").await?;
+        let removed = self.lock_pods().remove(&key_of(pod));
+        let Some(mut removed) = removed else {
+            return Err(Error::not_found("mock: no such pod"));
+        };
+        if let Some(uid) = &removed.metadata.uid {
+            self.ips.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        }
+        self.persist();
+        removed.status = Some(stopped_status(removed.status.unwrap_or_default()));
+        if let Some(sink) = self.sink() {
+            sink.notify(removed);
+        }
+        Ok(())
+    }
+
+    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
+        Ok(self.pod(namespace, name))
+    }
+
+    async fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
+        Ok(self.pod(namespace, name).and_then(|p| p.status))
+    }
+
+    async fn get_pods(&self) -> Result<Vec<Pod>> {
+        Ok(self.lock_pods().values().cloned().collect())
+    }
+
+    fn pod_notifier(&self) -> Option<&dyn PodNotifier> {
+        Some(self)
+    }
+
+    fn pod_ip_hint(&self, pod: &Pod) -> Option<IpAddr> {
+        pod.metadata.uid.as_deref().map(|uid| IpAddr::V4(self.ip_for(uid)))
+    }
+}
+
+impl PodNotifier for MockProvider {
+    fn notify_pods(&self, sink: PodStatusSink) {
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+}
+
+#[async_trait]
+impl NodeProvider for MockProvider {
+    async fn ping(&self) -> Result<()> {
+        match self.switches.ping.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            Some(message) => Err(Error::unavailable(message)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A provider shared between the core (as pod handler and node provider) and a test.
+pub type SharedMock = Arc<MockProvider>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}")},
+            "spec": {"containers": [{"name": "c", "image": "img"}], "initContainers": [{"name": "i", "image": "img"}]}
+        }))
+        .expect("pod")
+    }
+
+    #[tokio::test]
+    async fn pods_run_at_once_and_stop_on_delete() {
+        let mock = MockProvider::new("n", Faults::default());
+        let p = pod("a");
+        let hint = mock.pod_ip_hint(&p).expect("hint");
+        mock.create_pod(&p).await.expect("create");
+        let status = mock.get_pod_status("ns", "a").await.expect("status").expect("present");
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.pod_ip.as_deref(), Some(hint.to_string().as_str()));
+        assert_eq!(status.container_statuses.as_ref().map(Vec::len), Some(1));
+        assert_eq!(status.init_container_statuses.as_ref().map(Vec::len), Some(1));
+        assert_eq!(mock.get_pods().await.expect("list").len(), 1);
+        mock.delete_pod(&p).await.expect("delete");
+        assert!(mock.get_pod("ns", "a").await.expect("get").is_none());
+        let err = mock.delete_pod(&p).await.expect_err("second delete");
+        assert!(vk_errdefs::is_not_found(&err));
+    }
+
+    #[tokio::test]
+    async fn ips_are_distinct_and_stable_per_pod() {
+        let mock = MockProvider::new("n", Faults::default());
+        let a = mock.pod_ip_hint(&pod("a"));
+        let b = mock.pod_ip_hint(&pod("b"));
+        assert_ne!(a, b);
+        assert_eq!(a, mock.pod_ip_hint(&pod("a")));
+    }
+
+    #[tokio::test]
+    async fn switches_and_error_rate_inject_failures() {
+        let mock = MockProvider::new("n", Faults { error_rate: 1.0, latency_ms: 0 });
+        assert!(vk_errdefs::is_unavailable(&mock.create_pod(&pod("a")).await.expect_err("fails")));
+        let mock = MockProvider::new("n", Faults::default());
+        mock.fail_creates(Some("backend down"));
+        let e = mock.create_pod(&pod("a")).await.expect_err("fails");
+        assert_eq!(e.to_string(), "backend down");
+        mock.fail_creates(None);
+        mock.create_pod(&pod("a")).await.expect("heals");
+        mock.fail_pings(Some("unreachable"));
+        assert!(mock.ping().await.is_err());
+        mock.fail_pings(None);
+        assert!(mock.ping().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn state_file_keeps_pods_across_instances() {
+        let path = std::env::temp_dir().join(format!("vk-mock-state-{}.json", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let first = MockProvider::new("n", Faults::default()).with_state_file(path.clone()).expect("state");
+        first.create_pod(&pod("a")).await.expect("create");
+        let second = MockProvider::new("n", Faults::default()).with_state_file(path.clone()).expect("state");
+        assert!(second.get_pod("ns", "a").await.expect("get").is_some());
+        let _ = std::fs::remove_file(&path);
+    }
+}
