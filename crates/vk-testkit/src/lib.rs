@@ -21,6 +21,7 @@
 //! ```
 
 pub mod cluster;
+pub mod conformance;
 mod context;
 
 pub use cluster::{ClusterError, Layout, LocalCluster, UpOptions, UpOutcome};

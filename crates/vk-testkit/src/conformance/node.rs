@@ -1,0 +1,140 @@
+//! Node checks: registration, labels and taint, Lease, re-creation, ping-gated Ready.
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use kube::api::DeleteParams;
+
+use super::Target;
+use super::harness::{Harness, eventually};
+
+fn ready_condition(node: &Node) -> Option<(String, Option<String>)> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// The node registers, turns Ready, carries the default labels and the provider taint,
+/// publishes its InternalIP and kubelet port, and its Lease (owned by the Node) renews.
+pub async fn registers_and_turns_ready(target: &dyn Target) {
+    let h = Harness::start(target, "conf-node").await;
+    let node = eventually("node is Ready", || async {
+        h.node_object()
+            .await
+            .filter(|n| ready_condition(n).is_some_and(|(s, _)| s == "True"))
+    })
+    .await;
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("type").map(String::as_str), Some("virtual-kubelet"));
+    assert_eq!(labels.get("kubernetes.io/role").map(String::as_str), Some("agent"));
+    assert_eq!(labels.get("kubernetes.io/hostname"), Some(&h.node_name().to_owned()));
+    assert_eq!(labels.get("kubernetes.io/os").map(String::as_str), Some("linux"));
+    assert_eq!(
+        labels.get("node.kubernetes.io/exclude-from-external-load-balancers").map(String::as_str),
+        Some("true")
+    );
+    let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    assert!(
+        taints.iter().any(|t| t.key == "virtual-kubelet.io/provider"
+            && t.value.as_deref() == Some(target.name())
+            && t.effect == "NoSchedule"),
+        "provider taint missing: {taints:?}"
+    );
+    let status = node.status.clone().unwrap_or_default();
+    assert!(
+        status.addresses.iter().flatten().any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1"),
+        "InternalIP missing: {:?}",
+        status.addresses
+    );
+    assert!(status.daemon_endpoints.and_then(|d| d.kubelet_endpoint).is_some_and(|e| e.port > 0));
+    assert!(status.capacity.is_some_and(|c| c.contains_key("pods")));
+
+    let uid = node.metadata.uid.clone().unwrap_or_default();
+    let leases: Api<Lease> = Api::namespaced(h.client(), "kube-node-lease");
+    let lease = eventually("the node's Lease exists", || async {
+        leases.get_opt(h.node_name()).await.ok().flatten()
+    })
+    .await;
+    let owner = lease.metadata.owner_references.clone().unwrap_or_default();
+    assert!(owner.iter().any(|o| o.kind == "Node" && o.uid == uid), "lease owner: {owner:?}");
+    let spec = lease.spec.clone().unwrap_or_default();
+    assert_eq!(spec.holder_identity.as_deref(), Some(h.node_name()));
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    let first = spec.renew_time.map(|t| t.0);
+    eventually("the Lease's renewTime advances", || async {
+        let l = leases.get_opt(h.node_name()).await.ok().flatten()?;
+        let now = l.spec?.renew_time.map(|t| t.0);
+        (now > first).then_some(())
+    })
+    .await;
+    assert!(
+        h.kubectl(&["get", "nodes"]).contains(h.node_name()),
+        "kubectl get nodes does not show the node"
+    );
+}
+
+/// Deleting the Node object makes the controller re-create it (with a new UID) and it
+/// turns Ready again.
+pub async fn deleted_node_is_recreated(target: &dyn Target) {
+    let h = Harness::start(target, "conf-recreate").await;
+    let nodes: Api<Node> = Api::all(h.client());
+    let before = eventually("node exists", || async { h.node_object().await }).await;
+    let old_uid = before.metadata.uid.clone();
+    nodes
+        .delete(h.node_name(), &DeleteParams::default())
+        .await
+        .expect("delete node");
+    let again = eventually("node is re-created with a new UID and Ready", || async {
+        h.node_object().await.filter(|n| {
+            n.metadata.uid != old_uid && ready_condition(n).is_some_and(|(s, _)| s == "True")
+        })
+    })
+    .await;
+    let new_uid = again.metadata.uid.clone().unwrap_or_default();
+    let leases: Api<Lease> = Api::namespaced(h.client(), "kube-node-lease");
+    eventually("the Lease is owned by the new Node", || async {
+        let l = leases.get_opt(h.node_name()).await.ok().flatten()?;
+        l.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == new_uid)
+            .then_some(())
+    })
+    .await;
+}
+
+/// A provider whose ping keeps failing turns the node NotReady (reason
+/// `ProviderPingFailed`); when ping works again, the node is Ready. Needs [`super::Inspect`].
+pub async fn failing_ping_turns_node_not_ready(target: &dyn Target) {
+    let h = Harness::start(target, "conf-ping").await;
+    let inspect = h.inspect();
+    eventually("node is Ready", || async {
+        h.node_object().await.filter(|n| ready_condition(n).is_some_and(|(s, _)| s == "True"))
+    })
+    .await;
+    inspect.fail_pings(Some("backend unreachable (injected)"));
+    let node = eventually("node turns Ready=False with reason ProviderPingFailed", || async {
+        h.node_object().await.filter(|n| {
+            ready_condition(n).is_some_and(|(s, r)| s == "False" && r.as_deref() == Some("ProviderPingFailed"))
+        })
+    })
+    .await;
+    let message = node
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(message.contains("backend unreachable"), "Ready message: {message}");
+    assert!(h.kubectl(&["get", "node", h.node_name()]).contains("NotReady"));
+    inspect.fail_pings(None);
+    eventually("node is Ready again", || async {
+        h.node_object().await.filter(|n| ready_condition(n).is_some_and(|(s, _)| s == "True"))
+    })
+    .await;
+}
