@@ -18,12 +18,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     step("cargo fmt --all --check", &["fmt", "--all", "--check"])?;
     step(
         "cargo clippy --workspace --all-targets -- -D warnings",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
-    step(
-        "unit tests",
-        &["test", "--workspace", "--lib", "--bins"],
-    )?;
+    step("unit tests", &["test", "--workspace", "--lib", "--bins"])?;
     step("doc tests", &["test", "--workspace", "--doc"])?;
     if !args.no_e2e {
         let cluster = LocalCluster::from_env()?;
@@ -42,10 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         result?;
     }
-    eprintln!(
-        "==> ci passed in {:.0}s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("==> ci passed in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -58,7 +59,10 @@ fn step(title: &str, cargo_args: &[&str]) -> anyhow::Result<()> {
         .status()
         .with_context(|| format!("running cargo {}", cargo_args.join(" ")))?;
     if !status.success() {
-        bail!("{title} failed ({status}) after {:.0}s", t.elapsed().as_secs_f64());
+        bail!(
+            "{title} failed ({status}) after {:.0}s",
+            t.elapsed().as_secs_f64()
+        );
     }
     eprintln!("    {title}: ok in {:.0}s", t.elapsed().as_secs_f64());
     Ok(())

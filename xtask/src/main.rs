@@ -10,7 +10,10 @@ mod cluster;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", about = "Developer tasks for the Virtual Kubelet workspace")]
+#[command(
+    name = "cargo xtask",
+    about = "Developer tasks for the Virtual Kubelet workspace"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

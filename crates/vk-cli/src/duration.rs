@@ -21,15 +21,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("{text:?} is not a duration (use e.g. 500ms, 10s, 1m, 1h30m)"));
+            return Err(format!(
+                "{text:?} is not a duration (use e.g. 500ms, 10s, 1m, 1h30m)"
+            ));
         }
         let value: f64 = rest[..digits]
             .parse()
             .map_err(|_| format!("{text:?} is not a duration (use e.g. 500ms, 10s, 1m, 1h30m)"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let secs = match unit {
@@ -37,7 +43,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => value,
             "m" => value * 60.0,
             "h" => value * 3600.0,
-            _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+            _ => {
+                return Err(format!(
+                    "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+                ));
+            }
         };
         total += Duration::from_secs_f64(secs);
     }

@@ -97,7 +97,9 @@ pub enum CliError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
     /// No usable kubeconfig.
-    #[error("loading the Kubernetes client configuration failed: {0} (pass --kubeconfig or set KUBECONFIG)")]
+    #[error(
+        "loading the Kubernetes client configuration failed: {0} (pass --kubeconfig or set KUBECONFIG)"
+    )]
     KubeConfig(String),
     /// The client could not be built.
     #[error("creating the Kubernetes client failed: {0}")]
@@ -177,16 +179,23 @@ fn init_logging(level: &str) {
 async fn kube_config(settings: &Settings) -> Result<kube::Config, CliError> {
     match &settings.kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| CliError::KubeConfig(e.to_string()))?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| CliError::KubeConfig(e.to_string()))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
                 .map_err(|e| CliError::KubeConfig(e.to_string()))
         }
-        None => kube::Config::infer().await.map_err(|e| CliError::KubeConfig(e.to_string())),
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| CliError::KubeConfig(e.to_string())),
     }
 }
 
-async fn run_async<F, Fut>(info: ProviderInfo, resolved: Resolved, factory: F) -> Result<(), CliError>
+async fn run_async<F, Fut>(
+    info: ProviderInfo,
+    resolved: Resolved,
+    factory: F,
+) -> Result<(), CliError>
 where
     F: Fn(ProviderContext) -> Fut,
     Fut: Future<Output = Result<Provider, BoxError>>,
@@ -197,13 +206,17 @@ where
     let scale = u32::try_from(n).unwrap_or(u32::MAX);
     let limits = vk_core::client::ClientLimits {
         qps: settings.kube_api_qps.unwrap_or(50.0 * scale as f32),
-        burst: settings.kube_api_burst.unwrap_or(100u32.saturating_mul(scale)),
+        burst: settings
+            .kube_api_burst
+            .unwrap_or(100u32.saturating_mul(scale)),
     };
     let config = kube_config(&settings).await?;
     let (client, _stats) = vk_core::client::build(config, limits)?;
 
     if settings.tls_cert_file.is_none() {
-        warn!("no --tls-cert-file/--tls-private-key-file: the kubelet API is not served by this version");
+        warn!(
+            "no --tls-cert-file/--tls-private-key-file: the kubelet API is not served by this version"
+        );
     }
 
     let mut nodes = Vec::with_capacity(n);
@@ -222,7 +235,12 @@ where
         } else {
             vec![Taint {
                 key: settings.taint_key.clone(),
-                value: Some(settings.taint_value.clone().unwrap_or_else(|| info.name.to_owned())),
+                value: Some(
+                    settings
+                        .taint_value
+                        .clone()
+                        .unwrap_or_else(|| info.name.to_owned()),
+                ),
                 effect: settings.taint_effect.clone(),
                 time_added: None,
             }]
@@ -281,7 +299,9 @@ where
     let timeout = resolved.startup_timeout;
     let guarded_ready = async {
         match timeout {
-            Some(t) => tokio::time::timeout(t, ready).await.map_err(|_| CliError::StartupTimeout(t)),
+            Some(t) => tokio::time::timeout(t, ready)
+                .await
+                .map_err(|_| CliError::StartupTimeout(t)),
             None => {
                 ready.await;
                 Ok(())
@@ -308,13 +328,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -268,7 +268,11 @@ impl Settings {
         let resync = parse_duration(&self.full_resync_period)
             .map_err(|e| invalid("full-resync-period", &self.full_resync_period, &e))?;
         if resync < Duration::from_secs(1) {
-            return Err(invalid("full-resync-period", &self.full_resync_period, "must be at least 1s"));
+            return Err(invalid(
+                "full-resync-period",
+                &self.full_resync_period,
+                "must be at least 1s",
+            ));
         }
         let startup = parse_duration(&self.startup_timeout)
             .map_err(|e| invalid("startup-timeout", &self.startup_timeout, &e))?;
@@ -286,15 +290,23 @@ impl Settings {
             return Err(invalid("pod-sync-workers", "0", "must be at least 1"));
         }
         if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&self.taint_effect.as_str()) {
-            return Err(invalid("taint-effect", &self.taint_effect, "must be NoSchedule, PreferNoSchedule or NoExecute"));
+            return Err(invalid(
+                "taint-effect",
+                &self.taint_effect,
+                "must be NoSchedule, PreferNoSchedule or NoExecute",
+            ));
         }
         if self.node_ip.parse::<std::net::IpAddr>().is_err() {
             return Err(invalid("node-ip", &self.node_ip, "is not an IP address"));
         }
-        if let Some(qps) = self.kube_api_qps {
-            if !qps.is_finite() || qps < 0.0 {
-                return Err(invalid("kube-api-qps", &qps.to_string(), "must be a non-negative number (0 disables the limit)"));
-            }
+        if let Some(qps) = self.kube_api_qps
+            && (!qps.is_finite() || qps < 0.0)
+        {
+            return Err(invalid(
+                "kube-api-qps",
+                &qps.to_string(),
+                "must be a non-negative number (0 disables the limit)",
+            ));
         }
         for (flag, path) in [
             ("tls-cert-file", &self.tls_cert_file),
@@ -303,10 +315,14 @@ impl Settings {
             ("provider-config", &self.provider_config),
             ("kubeconfig", &self.kubeconfig),
         ] {
-            if let Some(p) = path {
-                if !Path::new(p).is_file() {
-                    return Err(invalid(flag, &p.display().to_string(), "does not exist or is not a file"));
-                }
+            if let Some(p) = path
+                && !Path::new(p).is_file()
+            {
+                return Err(invalid(
+                    flag,
+                    &p.display().to_string(),
+                    "does not exist or is not a file",
+                ));
             }
         }
         if self.tls_cert_file.is_some() != self.tls_private_key_file.is_some() {
@@ -326,15 +342,15 @@ impl Settings {
 
 fn is_dns_subdomain(name: &str) -> bool {
     name.len() <= 253
-        && name
-            .split('.')
-            .all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            })
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 #[cfg(test)]
@@ -362,7 +378,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vk-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("c.toml");
-        std::fs::write(&path, "nodename = \"from-file\"\npod-sync-workers = 3\nlisten-port = 10333\n").expect("write");
+        std::fs::write(
+            &path,
+            "nodename = \"from-file\"\npod-sync-workers = 3\nlisten-port = 10333\n",
+        )
+        .expect("write");
         let p = path.to_str().expect("utf8");
         let r = Settings::load(&flags(&["--config", p, "--listen-port", "10444"])).expect("load");
         assert_eq!(r.settings.nodename, "from-file");
@@ -377,10 +397,15 @@ mod tests {
             (&["--full-resync-period", "soon"], "--full-resync-period"),
             (&["--taint-effect", "Sometimes"], "--taint-effect"),
             (&["--node-ip", "nope"], "--node-ip"),
-            (&["--tls-cert-file", "/definitely/missing.pem"], "--tls-cert-file"),
+            (
+                &["--tls-cert-file", "/definitely/missing.pem"],
+                "--tls-cert-file",
+            ),
         ];
         for (args, want) in cases {
-            let e = Settings::load(&flags(args)).expect_err("invalid").to_string();
+            let e = Settings::load(&flags(args))
+                .expect_err("invalid")
+                .to_string();
             assert!(e.starts_with(want), "{args:?}: {e}");
         }
     }

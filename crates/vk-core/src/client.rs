@@ -202,7 +202,10 @@ impl ApiStats {
 
     /// A copy of all counts.
     pub fn snapshot(&self) -> BTreeMap<RequestKey, u64> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Total requests matching `filter`.
@@ -308,19 +311,71 @@ mod tests {
     #[test]
     fn classifies_requests_like_the_apiserver_audit_log() {
         let cases = [
-            (Method::GET, "/api/v1/namespaces/ns/pods", Some("fieldSelector=x"), "list", "pods"),
-            (Method::GET, "/api/v1/pods", Some("watch=true&x=1"), "watch", "pods"),
-            (Method::GET, "/api/v1/namespaces/ns/pods/p", None, "get", "pods"),
-            (Method::PATCH, "/api/v1/namespaces/ns/pods/p/status", None, "patch", "pods/status"),
-            (Method::DELETE, "/api/v1/namespaces/ns/pods/p", None, "delete", "pods"),
-            (Method::PUT, "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n", None, "update", "leases"),
-            (Method::POST, "/apis/events.k8s.io/v1/namespaces/ns/events", None, "create", "events"),
+            (
+                Method::GET,
+                "/api/v1/namespaces/ns/pods",
+                Some("fieldSelector=x"),
+                "list",
+                "pods",
+            ),
+            (
+                Method::GET,
+                "/api/v1/pods",
+                Some("watch=true&x=1"),
+                "watch",
+                "pods",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/ns/pods/p",
+                None,
+                "get",
+                "pods",
+            ),
+            (
+                Method::PATCH,
+                "/api/v1/namespaces/ns/pods/p/status",
+                None,
+                "patch",
+                "pods/status",
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/namespaces/ns/pods/p",
+                None,
+                "delete",
+                "pods",
+            ),
+            (
+                Method::PUT,
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n",
+                None,
+                "update",
+                "leases",
+            ),
+            (
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                None,
+                "create",
+                "events",
+            ),
             (Method::GET, "/api/v1/nodes/n", None, "get", "nodes"),
-            (Method::GET, "/api/v1/namespaces/ns", None, "get", "namespaces"),
+            (
+                Method::GET,
+                "/api/v1/namespaces/ns",
+                None,
+                "get",
+                "namespaces",
+            ),
             (Method::GET, "/readyz", None, "list", "other"),
         ];
         for (m, path, q, verb, resource) in cases {
-            assert_eq!(classify(&m, path, q), (verb, resource.to_owned()), "{m} {path}");
+            assert_eq!(
+                classify(&m, path, q),
+                (verb, resource.to_owned()),
+                "{m} {path}"
+            );
         }
     }
 
@@ -351,11 +406,19 @@ mod tests {
     async fn the_layer_delays_requests_beyond_the_burst() {
         use tower::ServiceExt as _;
         let layer = RateLimitLayer::new(ClientLimits { qps: 2.0, burst: 2 });
-        let mut svc = layer.layer(tower::service_fn(|_: ()| async { Ok::<_, ()>(Instant::now()) }));
+        let mut svc = layer.layer(tower::service_fn(|_: ()| async {
+            Ok::<_, ()>(Instant::now())
+        }));
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..4 {
-            let t = svc.ready().await.expect("ready").call(()).await.expect("call");
+            let t = svc
+                .ready()
+                .await
+                .expect("ready")
+                .call(())
+                .await
+                .expect("call");
             times.push(t.duration_since(start));
         }
         assert_eq!(times[0], Duration::ZERO);

@@ -67,7 +67,14 @@ impl EventSink {
     }
 
     /// Records an event about `object`.
-    pub fn record(&self, object: ObjectReference, warning: bool, reason: &str, action: &str, note: impl Into<String>) {
+    pub fn record(
+        &self,
+        object: ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) {
         let Some(tx) = &self.tx else {
             return;
         };

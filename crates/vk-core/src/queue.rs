@@ -101,7 +101,11 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         }
         inner.seq += 1;
         let slot = (at, inner.seq);
-        let earliest = inner.delayed.keys().next().is_none_or(|first| slot < *first);
+        let earliest = inner
+            .delayed
+            .keys()
+            .next()
+            .is_none_or(|first| slot < *first);
         inner.delayed.insert(slot, key.clone());
         inner.delayed_by_key.insert(key, slot);
         drop(inner);
@@ -315,7 +319,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(q.get().await, Some("b"));
         tokio::time::sleep(Duration::from_secs(20)).await;
-        assert!(q.is_empty(), "the later deadline for a must have been dropped");
+        assert!(
+            q.is_empty(),
+            "the later deadline for a must have been dropped"
+        );
         assert_eq!(q.delayed_len(), 0);
         q.shut_down();
         timer.await.expect("timer task");

@@ -57,7 +57,11 @@ impl ResourceAccess {
     }
 
     /// A ConfigMap, or `None` when it does not exist.
-    pub async fn config_map(&self, namespace: &str, name: &str) -> vk_errdefs::Result<Option<ConfigMap>> {
+    pub async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> vk_errdefs::Result<Option<ConfigMap>> {
         Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
             .get_opt(name)
             .await
@@ -73,7 +77,11 @@ impl ResourceAccess {
     }
 
     /// A Service, or `None` when it does not exist.
-    pub async fn service(&self, namespace: &str, name: &str) -> vk_errdefs::Result<Option<Service>> {
+    pub async fn service(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> vk_errdefs::Result<Option<Service>> {
         if let Some(store) = self.ready_cache() {
             return Ok(store
                 .get(&ObjectRef::new(name).within(namespace))
@@ -131,7 +139,11 @@ impl ResourceAccess {
 
 #[async_trait]
 impl EnvSource for ResourceAccess {
-    async fn config_map(&self, namespace: &str, name: &str) -> vk_errdefs::Result<Option<ConfigMap>> {
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> vk_errdefs::Result<Option<ConfigMap>> {
         ResourceAccess::config_map(self, namespace, name).await
     }
     async fn secret(&self, namespace: &str, name: &str) -> vk_errdefs::Result<Option<Secret>> {

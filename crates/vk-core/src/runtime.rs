@@ -31,7 +31,9 @@ pub enum BuildError {
         node: String,
     },
     /// A capacity value is not a quantity.
-    #[error("virtual node {node}: capacity/allocatable {resource}={value:?} is not a Kubernetes quantity: {reason}")]
+    #[error(
+        "virtual node {node}: capacity/allocatable {resource}={value:?} is not a Kubernetes quantity: {reason}"
+    )]
     InvalidQuantity {
         /// The node.
         node: String,
@@ -97,7 +99,9 @@ impl VirtualNodeBuilder {
     /// starts here).
     pub fn build(self) -> Result<VirtualNode, BuildError> {
         let name = self.template.name.clone();
-        let pod_handler = self.pod_handler.ok_or_else(|| BuildError::MissingPodHandler { node: name.clone() })?;
+        let pod_handler = self
+            .pod_handler
+            .ok_or_else(|| BuildError::MissingPodHandler { node: name.clone() })?;
         let mut allocatable = std::collections::BTreeMap::new();
         for (resource, value) in self.template.effective_allocatable() {
             let q = Quantity::parse(value).map_err(|e| BuildError::InvalidQuantity {
@@ -133,7 +137,12 @@ impl VirtualNodeBuilder {
             events,
             self.pod_config,
         );
-        let node = NodeController::new(self.client.clone(), self.template, self.node_provider, self.node_config);
+        let node = NodeController::new(
+            self.client.clone(),
+            self.template,
+            self.node_provider,
+            self.node_config,
+        );
         Ok(VirtualNode {
             name,
             client: self.client,
@@ -212,8 +221,15 @@ impl VirtualNode {
         Fleet::run(std::slice::from_ref(self), shutdown).await;
     }
 
-    async fn run_with_feed(&self, feed: mpsc::UnboundedReceiver<FeedEvent>, shutdown: CancellationToken) {
-        tokio::join!(self.node.run(shutdown.clone()), self.pods.run(feed, shutdown));
+    async fn run_with_feed(
+        &self,
+        feed: mpsc::UnboundedReceiver<FeedEvent>,
+        shutdown: CancellationToken,
+    ) {
+        tokio::join!(
+            self.node.run(shutdown.clone()),
+            self.pods.run(feed, shutdown)
+        );
     }
 }
 

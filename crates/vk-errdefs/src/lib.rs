@@ -141,11 +141,7 @@ impl Error {
     /// assert_eq!(err.to_string(), "calling the backend");
     /// assert!(std::error::Error::source(&err).is_some());
     /// ```
-    pub fn wrap(
-        kind: ErrorKind,
-        message: impl Into<String>,
-        source: impl Into<Source>,
-    ) -> Self {
+    pub fn wrap(kind: ErrorKind, message: impl Into<String>, source: impl Into<Source>) -> Self {
         Self {
             kind,
             message: message.into(),

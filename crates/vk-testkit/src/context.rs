@@ -62,8 +62,7 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{suffix}")
 }
 
-static CLUSTER: tokio::sync::OnceCell<Result<PathBuf, String>> =
-    tokio::sync::OnceCell::const_new();
+static CLUSTER: tokio::sync::OnceCell<Result<PathBuf, String>> = tokio::sync::OnceCell::const_new();
 
 /// The kubeconfig of the cluster tests run against, starting the local cluster once per
 /// process if needed.

@@ -1,8 +1,8 @@
 //! End-to-end smoke test of the harness itself, against the real control plane.
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::Api;
+use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 use vk_testkit::{TestContext, unique_name};
 
 #[tokio::test]

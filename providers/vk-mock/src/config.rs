@@ -79,10 +79,15 @@ pub struct MockConfig {
 }
 
 fn default_capacity() -> BTreeMap<String, String> {
-    [("cpu", "20"), ("memory", "100Gi"), ("pods", "110"), ("ephemeral-storage", "100Gi")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    [
+        ("cpu", "20"),
+        ("memory", "100Gi"),
+        ("pods", "110"),
+        ("ephemeral-storage", "100Gi"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 fn default_log_lines() -> Vec<String> {
@@ -123,7 +128,10 @@ impl MockConfig {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
                 field: "faults.error_rate",
-                reason: format!("is {}; use a fraction between 0 and 1", parsed.faults.error_rate),
+                reason: format!(
+                    "is {}; use a fraction between 0 and 1",
+                    parsed.faults.error_rate
+                ),
             });
         }
         Ok(parsed)

@@ -25,7 +25,10 @@ fn main() -> std::process::ExitCode {
                     state.with_file_name(format!(
                         "{}-{}",
                         ctx.node_name,
-                        state.file_name().and_then(|n| n.to_str()).unwrap_or("state.json")
+                        state
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or("state.json")
                     ))
                 } else {
                     state.clone()

@@ -117,7 +117,11 @@ impl MockProvider {
 
     /// Makes `create_pod` fail with `message` (`Some`) or succeed again (`None`).
     pub fn fail_creates(&self, message: Option<&str>) {
-        *self.switches.create.lock().unwrap_or_else(|e| e.into_inner()) = message.map(str::to_owned);
+        *self
+            .switches
+            .create
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = message.map(str::to_owned);
     }
 
     /// Makes `ping` fail with `message` (`Some`) or succeed again (`None`).
@@ -132,13 +136,16 @@ impl MockProvider {
 
     /// The pod as the provider holds it (with the env it received).
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
-        self.lock_pods().get(&(namespace.to_owned(), name.to_owned())).cloned()
+        self.lock_pods()
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
     }
 
     /// Removes a pod behind the core's back (as a backend that lost it would), and tells
     /// the core it is gone.
     pub fn lose_pod(&self, namespace: &str, name: &str) {
-        self.lock_pods().remove(&(namespace.to_owned(), name.to_owned()));
+        self.lock_pods()
+            .remove(&(namespace.to_owned(), name.to_owned()));
         self.persist();
         if let Some(sink) = self.sink() {
             sink.notify_gone(namespace, name);
@@ -164,7 +171,9 @@ impl MockProvider {
             tokio::time::sleep(Duration::from_millis(self.faults.latency_ms)).await;
         }
         if self.faults.error_rate > 0.0 && rand::random::<f64>() < self.faults.error_rate {
-            return Err(Error::unavailable(format!("mock: injected {operation} failure")));
+            return Err(Error::unavailable(format!(
+                "mock: injected {operation} failure"
+            )));
         }
         Ok(())
     }
@@ -175,7 +184,12 @@ impl MockProvider {
             let n = self.next_ip.fetch_add(1, Ordering::Relaxed);
             // 10.244.0.0/16, skipping .0 and .255 host parts.
             let host = n % 65_024;
-            Ipv4Addr::new(10, 244, u8::try_from(host / 254).unwrap_or(0), u8::try_from(host % 254 + 1).unwrap_or(1))
+            Ipv4Addr::new(
+                10,
+                244,
+                u8::try_from(host / 254).unwrap_or(0),
+                u8::try_from(host % 254 + 1).unwrap_or(1),
+            )
         })
     }
 
@@ -254,9 +268,15 @@ impl MockProvider {
                 condition("Ready"),
                 condition("ContainersReady"),
             ]),
-            host_ip: self.host_ip.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            host_ip: self
+                .host_ip
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             pod_ip: Some(ip.to_string()),
-            pod_ips: Some(vec![k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() }]),
+            pod_ips: Some(vec![k8s_openapi::api::core::v1::PodIP {
+                ip: ip.to_string(),
+            }]),
             start_time: Some(now.clone()),
             container_statuses: Some(container_statuses),
             init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
@@ -315,7 +335,13 @@ impl PodLifecycleHandler for MockProvider {
     async fn create_pod(&self, pod: &Pod) -> Result<()> {
         self.calls.create.fetch_add(1, Ordering::Relaxed);
         self.inject("create").await?;
-        if let Some(message) = self.switches.create.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(message) = self
+            .switches
+            .create
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Err(Error::unavailable(message));
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -358,7 +384,10 @@ impl PodLifecycleHandler for MockProvider {
             return Err(Error::not_found("mock: no such pod"));
         };
         if let Some(uid) = &removed.metadata.uid {
-            self.ips.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+            self.ips
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(uid);
         }
         self.persist();
         removed.status = Some(stopped_status(removed.status.unwrap_or_default()));
@@ -385,7 +414,10 @@ impl PodLifecycleHandler for MockProvider {
     }
 
     fn pod_ip_hint(&self, pod: &Pod) -> Option<IpAddr> {
-        pod.metadata.uid.as_deref().map(|uid| IpAddr::V4(self.ip_for(uid)))
+        pod.metadata
+            .uid
+            .as_deref()
+            .map(|uid| IpAddr::V4(self.ip_for(uid)))
     }
 }
 
@@ -398,7 +430,13 @@ impl PodNotifier for MockProvider {
 #[async_trait]
 impl NodeProvider for MockProvider {
     async fn ping(&self) -> Result<()> {
-        match self.switches.ping.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        match self
+            .switches
+            .ping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             Some(message) => Err(Error::unavailable(message)),
             None => Ok(()),
         }
@@ -426,11 +464,18 @@ mod tests {
         let p = pod("a");
         let hint = mock.pod_ip_hint(&p).expect("hint");
         mock.create_pod(&p).await.expect("create");
-        let status = mock.get_pod_status("ns", "a").await.expect("status").expect("present");
+        let status = mock
+            .get_pod_status("ns", "a")
+            .await
+            .expect("status")
+            .expect("present");
         assert_eq!(status.phase.as_deref(), Some("Running"));
         assert_eq!(status.pod_ip.as_deref(), Some(hint.to_string().as_str()));
         assert_eq!(status.container_statuses.as_ref().map(Vec::len), Some(1));
-        assert_eq!(status.init_container_statuses.as_ref().map(Vec::len), Some(1));
+        assert_eq!(
+            status.init_container_statuses.as_ref().map(Vec::len),
+            Some(1)
+        );
         assert_eq!(mock.get_pods().await.expect("list").len(), 1);
         mock.delete_pod(&p).await.expect("delete");
         assert!(mock.get_pod("ns", "a").await.expect("get").is_none());
@@ -449,8 +494,16 @@ mod tests {
 
     #[tokio::test]
     async fn switches_and_error_rate_inject_failures() {
-        let mock = MockProvider::new("n", Faults { error_rate: 1.0, latency_ms: 0 });
-        assert!(vk_errdefs::is_unavailable(&mock.create_pod(&pod("a")).await.expect_err("fails")));
+        let mock = MockProvider::new(
+            "n",
+            Faults {
+                error_rate: 1.0,
+                latency_ms: 0,
+            },
+        );
+        assert!(vk_errdefs::is_unavailable(
+            &mock.create_pod(&pod("a")).await.expect_err("fails")
+        ));
         let mock = MockProvider::new("n", Faults::default());
         mock.fail_creates(Some("backend down"));
         let e = mock.create_pod(&pod("a")).await.expect_err("fails");
@@ -467,9 +520,13 @@ mod tests {
     async fn state_file_keeps_pods_across_instances() {
         let path = std::env::temp_dir().join(format!("vk-mock-state-{}.json", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let first = MockProvider::new("n", Faults::default()).with_state_file(path.clone()).expect("state");
+        let first = MockProvider::new("n", Faults::default())
+            .with_state_file(path.clone())
+            .expect("state");
         first.create_pod(&pod("a")).await.expect("create");
-        let second = MockProvider::new("n", Faults::default()).with_state_file(path.clone()).expect("state");
+        let second = MockProvider::new("n", Faults::default())
+            .with_state_file(path.clone())
+            .expect("state");
         assert!(second.get_pod("ns", "a").await.expect("get").is_some());
         let _ = std::fs::remove_file(&path);
     }

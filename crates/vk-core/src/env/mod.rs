@@ -36,8 +36,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EnvFromSource, EnvVar, ObjectFieldSelector, Pod,
-    ResourceFieldSelector, Secret, Service,
+    ConfigMap, Container, EnvFromSource, EnvVar, ObjectFieldSelector, Pod, ResourceFieldSelector,
+    Secret, Service,
 };
 
 pub use expansion::expand;
@@ -80,8 +80,11 @@ pub mod reasons {
 #[async_trait]
 pub trait EnvSource: Send + Sync {
     /// A ConfigMap, or `None` if it does not exist.
-    async fn config_map(&self, namespace: &str, name: &str)
-    -> vk_errdefs::Result<Option<ConfigMap>>;
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> vk_errdefs::Result<Option<ConfigMap>>;
     /// A Secret, or `None` if it does not exist.
     async fn secret(&self, namespace: &str, name: &str) -> vk_errdefs::Result<Option<Secret>>;
     /// The Services of a namespace.
@@ -144,7 +147,11 @@ pub struct Failed {
 }
 
 /// Resolves every container's environment; see the module documentation.
-pub async fn resolve(pod: &Pod, ctx: &EnvContext, source: &dyn EnvSource) -> Result<Resolved, Failed> {
+pub async fn resolve(
+    pod: &Pod,
+    ctx: &EnvContext,
+    source: &dyn EnvSource,
+) -> Result<Resolved, Failed> {
     let mut resolver = Resolver {
         pod,
         ctx,
@@ -224,7 +231,11 @@ impl Resolver<'_> {
         let Some(spec) = pod.spec.as_mut() else {
             return Ok(());
         };
-        let regular = spec.init_containers.iter_mut().flatten().chain(spec.containers.iter_mut());
+        let regular = spec
+            .init_containers
+            .iter_mut()
+            .flatten()
+            .chain(spec.containers.iter_mut());
         for container in regular {
             let snapshot = container.clone();
             container.env = self.container_env(&snapshot).await?;
@@ -245,7 +256,10 @@ impl Resolver<'_> {
         Ok(())
     }
 
-    async fn container_env(&mut self, container: &Container) -> Result<Option<Vec<EnvVar>>, EnvError> {
+    async fn container_env(
+        &mut self,
+        container: &Container,
+    ) -> Result<Option<Vec<EnvVar>>, EnvError> {
         let services = self.service_vars().await?;
         let mut list = EnvList::default();
         for source in container.env_from.iter().flatten() {
@@ -254,8 +268,13 @@ impl Resolver<'_> {
         for var in container.env.iter().flatten() {
             let value = if let Some(from) = &var.value_from {
                 let resolved = if let Some(r) = &from.config_map_key_ref {
-                    self.key_ref(Kind::ConfigMap, &r.name, &r.key, r.optional.unwrap_or(false))
-                        .await?
+                    self.key_ref(
+                        Kind::ConfigMap,
+                        &r.name,
+                        &r.key,
+                        r.optional.unwrap_or(false),
+                    )
+                    .await?
                 } else if let Some(r) = &from.secret_key_ref {
                     self.key_ref(Kind::Secret, &r.name, &r.key, r.optional.unwrap_or(false))
                         .await?
@@ -320,7 +339,10 @@ impl Resolver<'_> {
             transient: true,
         };
         let own = if links {
-            self.source.services(&self.namespace).await.map_err(read_err)?
+            self.source
+                .services(&self.namespace)
+                .await
+                .map_err(read_err)?
         } else {
             Vec::new()
         };
@@ -358,7 +380,11 @@ impl Resolver<'_> {
     ) -> Result<(), EnvError> {
         let prefix = source.prefix.as_deref().unwrap_or_default();
         let (kind, name, optional) = if let Some(r) = &source.config_map_ref {
-            (Kind::ConfigMap, r.name.as_str(), r.optional.unwrap_or(false))
+            (
+                Kind::ConfigMap,
+                r.name.as_str(),
+                r.optional.unwrap_or(false),
+            )
         } else if let Some(r) = &source.secret_ref {
             (Kind::Secret, r.name.as_str(), r.optional.unwrap_or(false))
         } else {
@@ -452,10 +478,7 @@ impl Resolver<'_> {
                 reasons::MANDATORY_SECRET_KEY_NOT_FOUND,
             ),
         };
-        let message = format!(
-            "key {key:?} not found in {what} {}/{name}",
-            self.namespace
-        );
+        let message = format!("key {key:?} not found in {what} {}/{name}", self.namespace);
         if optional {
             self.events.push(EnvEvent {
                 warning: true,
@@ -472,7 +495,11 @@ impl Resolver<'_> {
         }
     }
 
-    async fn config_map(&mut self, name: &str, optional: bool) -> Result<Option<ConfigMap>, EnvError> {
+    async fn config_map(
+        &mut self,
+        name: &str,
+        optional: bool,
+    ) -> Result<Option<ConfigMap>, EnvError> {
         if !self.config_maps.contains_key(name) {
             let fetched = self.source.config_map(&self.namespace, name).await;
             let value = self.check_fetch(
@@ -556,7 +583,10 @@ impl Resolver<'_> {
         let status = pod.status.as_ref();
         let path = selector.field_path.as_str();
         let bracketed = |prefix: &str| -> Option<String> {
-            let rest = path.strip_prefix(prefix)?.strip_prefix("['")?.strip_suffix("']")?;
+            let rest = path
+                .strip_prefix(prefix)?
+                .strip_prefix("['")?
+                .strip_suffix("']")?;
             Some(rest.to_owned())
         };
         let pod_ip = || {
@@ -585,7 +615,11 @@ impl Resolver<'_> {
                     .and_then(|s| s.pod_ips.as_ref())
                     .map(|ips| ips.iter().map(|p| p.ip.clone()).collect())
                     .unwrap_or_default();
-                if ips.is_empty() { pod_ip() } else { ips.join(",") }
+                if ips.is_empty() {
+                    pod_ip()
+                } else {
+                    ips.join(",")
+                }
             }
             _ => {
                 if let Some(key) = bracketed("metadata.labels") {
@@ -640,12 +674,18 @@ impl Resolver<'_> {
                         .chain(s.init_containers.iter().flatten())
                         .find(|c| c.name == name)
                 })
-                .ok_or_else(|| invalid(format!("resourceFieldRef.containerName {name:?} is not a container of this pod")))?,
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "resourceFieldRef.containerName {name:?} is not a container of this pod"
+                    ))
+                })?,
         };
-        let (section, resource) = selector
-            .resource
-            .split_once('.')
-            .ok_or_else(|| invalid(format!("unsupported resourceFieldRef.resource {:?}", selector.resource)))?;
+        let (section, resource) = selector.resource.split_once('.').ok_or_else(|| {
+            invalid(format!(
+                "unsupported resourceFieldRef.resource {:?}",
+                selector.resource
+            ))
+        })?;
         if !["cpu", "memory", "ephemeral-storage"].contains(&resource)
             || !["limits", "requests"].contains(&section)
         {
@@ -656,9 +696,9 @@ impl Resolver<'_> {
             )));
         }
         let resources = container.resources.as_ref();
-        let pick = |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
-            m.and_then(|m| m.get(resource)).map(|q| q.0.clone())
-        };
+        let pick = |m: Option<
+            &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+        >| { m.and_then(|m| m.get(resource)).map(|q| q.0.clone()) };
         let declared = match section {
             "limits" => pick(resources.and_then(|r| r.limits.as_ref())),
             _ => pick(resources.and_then(|r| r.requests.as_ref()))

@@ -16,9 +16,9 @@ struct Objects {
 }
 
 fn find<'a, T: kube::Resource>(items: &'a [T], ns: &str, name: &str) -> Option<&'a T> {
-    items
-        .iter()
-        .find(|o| o.meta().namespace.as_deref() == Some(ns) && o.meta().name.as_deref() == Some(name))
+    items.iter().find(|o| {
+        o.meta().namespace.as_deref() == Some(ns) && o.meta().name.as_deref() == Some(name)
+    })
 }
 
 #[async_trait]
@@ -44,16 +44,20 @@ impl EnvSource for Objects {
 
 fn objects() -> Objects {
     Objects {
-        config_maps: vec![serde_json::from_value(json!({
-            "metadata": {"name": "cfg", "namespace": "ns"},
-            "data": {"LEVEL": "debug", "MODE": "fast", "bad key": "x", "1BAD": "y"}
-        }))
-        .expect("cm")],
-        secrets: vec![serde_json::from_value(json!({
-            "metadata": {"name": "creds", "namespace": "ns"},
-            "data": {"PASSWORD": "c2VjcmV0"}
-        }))
-        .expect("secret")],
+        config_maps: vec![
+            serde_json::from_value(json!({
+                "metadata": {"name": "cfg", "namespace": "ns"},
+                "data": {"LEVEL": "debug", "MODE": "fast", "bad key": "x", "1BAD": "y"}
+            }))
+            .expect("cm"),
+        ],
+        secrets: vec![
+            serde_json::from_value(json!({
+                "metadata": {"name": "creds", "namespace": "ns"},
+                "data": {"PASSWORD": "c2VjcmV0"}
+            }))
+            .expect("secret"),
+        ],
         services: vec![
             serde_json::from_value(json!({
                 "metadata": {"name": "kubernetes", "namespace": "default"},
@@ -97,7 +101,10 @@ fn ctx() -> EnvContext {
         pod_ip: Some("10.244.0.5".into()),
         node_allocatable: [
             ("cpu".to_owned(), Quantity::from_units(8)),
-            ("ephemeral-storage".to_owned(), Quantity::parse("10Gi").expect("q")),
+            (
+                "ephemeral-storage".to_owned(),
+                Quantity::parse("10Gi").expect("q"),
+            ),
         ]
         .into(),
     }
@@ -174,11 +181,24 @@ async fn resolves_every_kind_of_reference() {
     }
     let container = &resolved.pod.spec.as_ref().expect("spec").containers[0];
     assert!(container.env_from.is_none());
-    assert!(container.env.iter().flatten().all(|e| e.value_from.is_none()));
+    assert!(
+        container
+            .env
+            .iter()
+            .flatten()
+            .all(|e| e.value_from.is_none())
+    );
     // Invalid keys from envFrom were skipped with an event naming them.
     assert_eq!(resolved.events.len(), 1, "{:?}", resolved.events);
-    assert_eq!(resolved.events[0].reason, reasons::INVALID_ENVIRONMENT_VARIABLE_NAMES);
-    assert!(resolved.events[0].message.contains("CFG_bad key"), "{}", resolved.events[0].message);
+    assert_eq!(
+        resolved.events[0].reason,
+        reasons::INVALID_ENVIRONMENT_VARIABLE_NAMES
+    );
+    assert!(
+        resolved.events[0].message.contains("CFG_bad key"),
+        "{}",
+        resolved.events[0].message
+    );
     assert!(!env.contains_key("CFG_bad key"));
 }
 
@@ -212,12 +232,36 @@ async fn order_is_deterministic_and_later_definitions_win() {
 #[tokio::test]
 async fn mandatory_missing_objects_fail_with_upstream_reasons() {
     let cases = [
-        (json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]), json!([]), reasons::MANDATORY_CONFIG_MAP_NOT_FOUND),
-        (json!([{"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k"}}}]), json!([]), reasons::MANDATORY_SECRET_NOT_FOUND),
-        (json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope"}}}]), json!([]), reasons::MANDATORY_CONFIG_MAP_KEY_NOT_FOUND),
-        (json!([{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "nope"}}}]), json!([]), reasons::MANDATORY_SECRET_KEY_NOT_FOUND),
-        (json!([]), json!([{"configMapRef": {"name": "nope"}}]), reasons::MANDATORY_CONFIG_MAP_NOT_FOUND),
-        (json!([]), json!([{"secretRef": {"name": "nope"}}]), reasons::MANDATORY_SECRET_NOT_FOUND),
+        (
+            json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]),
+            json!([]),
+            reasons::MANDATORY_CONFIG_MAP_NOT_FOUND,
+        ),
+        (
+            json!([{"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k"}}}]),
+            json!([]),
+            reasons::MANDATORY_SECRET_NOT_FOUND,
+        ),
+        (
+            json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "nope"}}}]),
+            json!([]),
+            reasons::MANDATORY_CONFIG_MAP_KEY_NOT_FOUND,
+        ),
+        (
+            json!([{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "nope"}}}]),
+            json!([]),
+            reasons::MANDATORY_SECRET_KEY_NOT_FOUND,
+        ),
+        (
+            json!([]),
+            json!([{"configMapRef": {"name": "nope"}}]),
+            reasons::MANDATORY_CONFIG_MAP_NOT_FOUND,
+        ),
+        (
+            json!([]),
+            json!([{"secretRef": {"name": "nope"}}]),
+            reasons::MANDATORY_SECRET_NOT_FOUND,
+        ),
     ];
     for (env, env_from, reason) in cases {
         let failed = resolve(&pod(env, env_from), &ctx(), &objects())
@@ -226,7 +270,11 @@ async fn mandatory_missing_objects_fail_with_upstream_reasons() {
         assert_eq!(failed.error.reason, reason);
         assert!(!failed.error.transient);
         assert_eq!(failed.events.last().map(|e| e.reason), Some(reason));
-        assert!(failed.error.message.contains("nope"), "{}", failed.error.message);
+        assert!(
+            failed.error.message.contains("nope"),
+            "{}",
+            failed.error.message
+        );
     }
 }
 
@@ -263,9 +311,15 @@ async fn optional_missing_objects_are_skipped_with_events() {
 async fn read_failures_are_transient_errors() {
     let mut objs = objects();
     objs.fail_reads = true;
-    let p = pod(json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k", "optional": true}}}]), json!([]));
+    let p = pod(
+        json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k", "optional": true}}}]),
+        json!([]),
+    );
     let failed = resolve(&p, &ctx(), &objs).await.expect_err("fails");
-    assert_eq!(failed.error.reason, reasons::FAILED_TO_READ_OPTIONAL_CONFIG_MAP);
+    assert_eq!(
+        failed.error.reason,
+        reasons::FAILED_TO_READ_OPTIONAL_CONFIG_MAP
+    );
     assert!(failed.error.transient);
 }
 
@@ -280,7 +334,10 @@ async fn service_links_can_be_disabled_but_the_master_service_stays() {
 
 #[tokio::test]
 async fn unsupported_field_paths_name_the_variable_and_the_alternatives() {
-    let p = pod(json!([{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.bogus"}}}]), json!([]));
+    let p = pod(
+        json!([{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.bogus"}}}]),
+        json!([]),
+    );
     let failed = resolve(&p, &ctx(), &objects()).await.expect_err("fails");
     assert!(failed.error.message.contains("env X"));
     assert!(failed.error.message.contains("status.podIP"));

@@ -75,7 +75,11 @@ impl LeaseKeeper {
                 None => match self.api.get_opt(&self.node_name).await? {
                     Some(l) => l,
                     None => {
-                        let created = match self.api.create(&PostParams::default(), &self.desired(node_uid)).await {
+                        let created = match self
+                            .api
+                            .create(&PostParams::default(), &self.desired(node_uid))
+                            .await
+                        {
                             Ok(l) => l,
                             // The owner Node does not exist (any more).
                             Err(e) if is_not_found(&e) => return Ok(Renewal::Missing),
@@ -101,7 +105,11 @@ impl LeaseKeeper {
             spec.holder_identity = Some(self.node_name.clone());
             spec.lease_duration_seconds = Some(self.duration_seconds);
             spec.renew_time = Some(MicroTime(Timestamp::now()));
-            match self.api.replace(&self.node_name, &PostParams::default(), &next).await {
+            match self
+                .api
+                .replace(&self.node_name, &PostParams::default(), &next)
+                .await
+            {
                 Ok(l) => {
                     self.current = Some(l);
                     return Ok(Renewal::Renewed);

@@ -105,7 +105,12 @@ enum Health {
 
 impl NodeController {
     /// A controller for the node described by `template`.
-    pub fn new(client: Client, template: NodeTemplate, provider: SharedNodeProvider, config: NodeControllerConfig) -> Self {
+    pub fn new(
+        client: Client,
+        template: NodeTemplate,
+        provider: SharedNodeProvider,
+        config: NodeControllerConfig,
+    ) -> Self {
         Self {
             client,
             template,
@@ -147,7 +152,9 @@ impl NodeController {
         loop {
             match self.register(&nodes, &mut state).await {
                 Ok(()) => break,
-                Err(e) => warn!(node = %self.template.name, error = %e, "registering the node failed; retrying"),
+                Err(e) => {
+                    warn!(node = %self.template.name, error = %e, "registering the node failed; retrying")
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -157,7 +164,11 @@ impl NodeController {
         }
         self.write_status(&nodes, &mut state).await;
         self.registered.send_replace(true);
-        let mut lease = LeaseKeeper::new(self.client.clone(), &self.template.name, self.config.lease_duration_seconds);
+        let mut lease = LeaseKeeper::new(
+            self.client.clone(),
+            &self.template.name,
+            self.config.lease_duration_seconds,
+        );
         let mut lease_tick = tokio::time::interval(self.config.lease_renew_interval);
         let mut status_tick = tokio::time::interval(self.config.status_update_interval);
         let mut ping_tick = tokio::time::interval(self.config.ping_interval);
@@ -236,18 +247,26 @@ impl NodeController {
                 None => {
                     let mut node = state.template.to_node();
                     if let Some(status) = node.status.as_mut() {
-                        status.conditions = Some(state.conditions(None, self.config.ping_failure_threshold));
+                        status.conditions =
+                            Some(state.conditions(None, self.config.ping_failure_threshold));
                     }
-                    nodes.create(&PostParams::default(), &node).await.inspect(|_| {
-                        info!(node = %name, "registered node");
-                    })
+                    nodes
+                        .create(&PostParams::default(), &node)
+                        .await
+                        .inspect(|_| {
+                            info!(node = %name, "registered node");
+                        })
                 }
                 Some(current) => {
                     // Merge labels/annotations (ours win) and taints (others' kept), with
                     // the resourceVersion as precondition so a concurrent change is not
                     // lost.
                     let taints = merge_taints(
-                        current.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default(),
+                        current
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.taints.as_deref())
+                            .unwrap_or_default(),
                         &state.template.taints,
                     );
                     let patch = json!({
@@ -303,12 +322,17 @@ impl NodeController {
     }
 
     async fn write_status(&self, nodes: &Api<Node>, state: &mut State) {
-        let conditions = state.conditions(state.current.as_ref(), self.config.ping_failure_threshold);
+        let conditions =
+            state.conditions(state.current.as_ref(), self.config.ping_failure_threshold);
         let mut status = serde_json::to_value(state.template.status()).unwrap_or_default();
         status["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
         let patch = json!({"status": status});
         match nodes
-            .patch_status(&state.template.name, &PatchParams::default(), &Patch::Strategic(patch))
+            .patch_status(
+                &state.template.name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            )
             .await
         {
             Ok(node) => {
@@ -369,17 +393,35 @@ impl State {
             ("True", "KubeletReady", "kubelet is ready.".to_owned())
         } else {
             let detail = match &self.health {
-                Health::Failing { count, error } => format!("provider ping failed {count} times in a row: {error}"),
+                Health::Failing { count, error } => {
+                    format!("provider ping failed {count} times in a row: {error}")
+                }
                 Health::Healthy => String::new(),
             };
             ("False", PROVIDER_PING_FAILED, detail)
         };
         let mut wanted = vec![("Ready", ready, reason, message)];
         for (type_, reason, message) in [
-            ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            ("NetworkUnavailable", "RouteCreated", "RouteController created a route"),
+            (
+                "MemoryPressure",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
+            (
+                "DiskPressure",
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+            ),
+            (
+                "PIDPressure",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
+            (
+                "NetworkUnavailable",
+                "RouteCreated",
+                "RouteController created a route",
+            ),
         ] {
             wanted.push((type_, "False", reason, message.to_owned()));
         }

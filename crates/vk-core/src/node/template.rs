@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeDaemonEndpoints, NodeSpec, NodeStatus,
-    NodeSystemInfo, Taint,
+    DaemonEndpoint, Node, NodeAddress, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
+    Taint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as KQuantity;
 use kube::api::ObjectMeta;
@@ -164,7 +164,11 @@ impl NodeTemplate {
                 kubelet_version: self.kubelet_version.clone(),
                 kube_proxy_version: String::new(),
                 boot_id: String::new(),
-                container_runtime_version: format!("{}://{}", self.provider, env!("CARGO_PKG_VERSION")),
+                container_runtime_version: format!(
+                    "{}://{}",
+                    self.provider,
+                    env!("CARGO_PKG_VERSION")
+                ),
                 kernel_version: String::new(),
                 machine_id: String::new(),
                 os_image: String::new(),
@@ -218,7 +222,10 @@ mod tests {
         assert_eq!(labels["kubernetes.io/role"], "agent");
         assert_eq!(labels["kubernetes.io/os"], "linux");
         assert_eq!(labels["kubernetes.io/hostname"], "n1");
-        assert_eq!(labels["node.kubernetes.io/exclude-from-external-load-balancers"], "true");
+        assert_eq!(
+            labels["node.kubernetes.io/exclude-from-external-load-balancers"],
+            "true"
+        );
         let taints = node.spec.expect("spec").taints.expect("taints");
         assert_eq!(taints.len(), 1);
         assert_eq!(taints[0].value.as_deref(), Some("mock"));
@@ -233,7 +240,14 @@ mod tests {
         t.internal_ip = Some("127.0.0.1".into());
         let s = t.status();
         assert_eq!(s.allocatable.expect("alloc")["cpu"].0, "4");
-        assert_eq!(s.daemon_endpoints.expect("ep").kubelet_endpoint.expect("k").port, 10333);
+        assert_eq!(
+            s.daemon_endpoints
+                .expect("ep")
+                .kubelet_endpoint
+                .expect("k")
+                .port,
+            10333
+        );
         assert_eq!(s.addresses.expect("addr")[0].address, "127.0.0.1");
     }
 

@@ -72,7 +72,11 @@ pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &Cancellat
     }
     let adopted = super::PodControllerStats::get(&shared.stats.adopted);
     if adopted > 0 || !dangling.is_empty() {
-        info!(adopted, dangling = dangling.len(), "reconciled with the provider's pods");
+        info!(
+            adopted,
+            dangling = dangling.len(),
+            "reconciled with the provider's pods"
+        );
     }
     delete_dangling(shared, dangling).await;
     true
@@ -113,7 +117,9 @@ async fn delete_dangling(shared: &Shared, candidates: Vec<Pod>) {
 
 /// Periodic work: dangling-pod clean-up, and status polling without a notifier.
 pub(super) async fn periodic(shared: &Arc<Shared>, shutdown: &CancellationToken) {
-    let polling = !shared.has_notifier.load(std::sync::atomic::Ordering::SeqCst);
+    let polling = !shared
+        .has_notifier
+        .load(std::sync::atomic::Ordering::SeqCst);
     let mut dangling_tick = tokio::time::interval(shared.config.dangling_check_interval);
     dangling_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     dangling_tick.tick().await; // the first tick is immediate; start-up already did it
@@ -145,7 +151,10 @@ async fn check_dangling(shared: &Shared) {
                     None => true,
                     Some(e) => {
                         e.api.is_none()
-                            && !matches!(e.provider, InProvider::Created { .. } | InProvider::Deleting)
+                            && !matches!(
+                                e.provider,
+                                InProvider::Created { .. } | InProvider::Deleting
+                            )
                     }
                 }
             })
@@ -168,7 +177,10 @@ async fn poll_statuses(shared: &Shared) {
     {
         let mut entries = shared.lock_entries();
         for (key, entry) in entries.iter_mut() {
-            if !matches!(entry.provider, InProvider::Created { .. } | InProvider::Deleting) {
+            if !matches!(
+                entry.provider,
+                InProvider::Created { .. } | InProvider::Deleting
+            ) {
                 continue;
             }
             match by_key.remove(key) {

@@ -277,7 +277,11 @@ impl PodController {
     }
 
     /// Runs until `shutdown` is cancelled or the feed ends.
-    pub async fn run(&self, mut feed: mpsc::UnboundedReceiver<FeedEvent>, shutdown: CancellationToken) {
+    pub async fn run(
+        &self,
+        mut feed: mpsc::UnboundedReceiver<FeedEvent>,
+        shutdown: CancellationToken,
+    ) {
         let shared = Arc::clone(&self.shared);
         if let Some(notifier) = shared.provider.pod_notifier() {
             let weak = Arc::downgrade(&shared);
@@ -356,7 +360,12 @@ impl Shared {
             }
             FeedEvent::InitApply(pod) => {
                 let key = PodKey::of(&pod);
-                if let Some(seen) = self.relist_seen.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                if let Some(seen) = self
+                    .relist_seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
                     seen.insert(key);
                 }
                 self.upsert(pod);
@@ -402,7 +411,10 @@ impl Shared {
                 Some(entry) => {
                     if entry.last_known.metadata.uid != uid {
                         // Same name, new pod: the old one must leave the provider first.
-                        if matches!(entry.provider, InProvider::Created { .. } | InProvider::Deleting) {
+                        if matches!(
+                            entry.provider,
+                            InProvider::Created { .. } | InProvider::Deleting
+                        ) {
                             entry.stale_provider_pod = Some(Arc::clone(&entry.last_known));
                         }
                         entry.provider = InProvider::Absent;

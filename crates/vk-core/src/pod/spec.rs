@@ -76,7 +76,11 @@ pub fn provider_copy_is_stale(api: &Pod, provider: &Pod) -> bool {
     let images = |p: &Pod| -> Vec<(String, Option<String>)> {
         p.spec
             .iter()
-            .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
             .map(|c| (c.name.clone(), c.image.clone()))
             .collect()
     };
@@ -88,7 +92,12 @@ pub fn provider_copy_is_stale(api: &Pod, provider: &Pod) -> bool {
             .collect()
     };
     let ads = |p: &Pod| p.spec.as_ref().and_then(|s| s.active_deadline_seconds);
-    let tolerations = |p: &Pod| p.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();
+    let tolerations = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.tolerations.clone())
+            .unwrap_or_default()
+    };
     let labels = |p: &Pod| p.metadata.labels.clone().unwrap_or_default();
     let annotations = |p: &Pod| p.metadata.annotations.clone().unwrap_or_default();
     images(api) != images(provider)
@@ -122,7 +131,8 @@ mod tests {
     fn env_order_status_and_resource_version_do_not_matter() {
         let a = pod(base());
         let mut v = base();
-        v["spec"]["containers"][0]["env"] = json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]);
+        v["spec"]["containers"][0]["env"] =
+            json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]);
         v["metadata"]["resourceVersion"] = json!("99");
         v["status"]["phase"] = json!("Running");
         assert_eq!(spec_fingerprint(&a), spec_fingerprint(&pod(v)));

@@ -53,7 +53,8 @@ fn same_condition(a: &PodCondition, b: &PodCondition) -> bool {
 /// `host_ip` fills `hostIP` when the provider does not set it.
 pub fn status_patch(api: &Pod, provider: &PodStatus, host_ip: Option<&str>) -> Option<Value> {
     let current = api.status.clone().unwrap_or_default();
-    if is_terminal_phase(current.phase.as_deref()) && !is_terminal_phase(provider.phase.as_deref()) {
+    if is_terminal_phase(current.phase.as_deref()) && !is_terminal_phase(provider.phase.as_deref())
+    {
         return None;
     }
     let mut status = Map::new();
@@ -67,8 +68,16 @@ pub fn status_patch(api: &Pod, provider: &PodStatus, host_ip: Option<&str>) -> O
     }
     // reason and message are cleared when the provider has none (e.g. after a
     // ProviderFailed episode ended).
-    set("reason", to_value(&provider.reason), to_value(&current.reason));
-    set("message", to_value(&provider.message), to_value(&current.message));
+    set(
+        "reason",
+        to_value(&provider.reason),
+        to_value(&current.reason),
+    );
+    set(
+        "message",
+        to_value(&provider.message),
+        to_value(&current.message),
+    );
     let host = provider
         .host_ip
         .clone()
@@ -88,8 +97,16 @@ pub fn status_patch(api: &Pod, provider: &PodStatus, host_ip: Option<&str>) -> O
         set("startTime", to_value(t), to_value(&current.start_time));
     }
     for (key, want, have) in [
-        ("containerStatuses", &provider.container_statuses, &current.container_statuses),
-        ("initContainerStatuses", &provider.init_container_statuses, &current.init_container_statuses),
+        (
+            "containerStatuses",
+            &provider.container_statuses,
+            &current.container_statuses,
+        ),
+        (
+            "initContainerStatuses",
+            &provider.init_container_statuses,
+            &current.init_container_statuses,
+        ),
         (
             "ephemeralContainerStatuses",
             &provider.ephemeral_container_statuses,
@@ -128,7 +145,9 @@ pub fn provider_failed_patch(api: &Pod, message: &str) -> Option<Value> {
     if is_terminal_phase(current.phase.as_deref()) {
         return None;
     }
-    if current.reason.as_deref() == Some(PROVIDER_FAILED) && current.message.as_deref() == Some(message) {
+    if current.reason.as_deref() == Some(PROVIDER_FAILED)
+        && current.message.as_deref() == Some(message)
+    {
         return None;
     }
     let mut status = Map::new();
@@ -153,8 +172,12 @@ pub fn not_found_patch(api: &Pod, now: Time) -> Option<Value> {
     }
     let mut containers = current.container_statuses.clone().unwrap_or_default();
     for c in &mut containers {
-        let Some(state) = c.state.as_mut() else { continue };
-        let Some(running) = state.running.take() else { continue };
+        let Some(state) = c.state.as_mut() else {
+            continue;
+        };
+        let Some(running) = state.running.take() else {
+            continue;
+        };
         state.terminated = Some(ContainerStateTerminated {
             exit_code: NOT_FOUND_EXIT_CODE,
             reason: Some("NotFound".into()),
@@ -272,11 +295,17 @@ mod tests {
         let patch = provider_failed_patch(&api, "backend down").expect("patch");
         assert_eq!(patch["status"]["reason"], "ProviderFailed");
         assert_eq!(patch["status"]["phase"], "Pending");
-        let failed = pod(json!({"phase": "Pending", "reason": "ProviderFailed", "message": "backend down"}));
+        let failed =
+            pod(json!({"phase": "Pending", "reason": "ProviderFailed", "message": "backend down"}));
         assert_eq!(provider_failed_patch(&failed, "backend down"), None);
         let healed = status_patch(&failed, &status(running()), None).expect("patch");
         assert_eq!(healed["status"]["reason"], Value::Null);
-        assert!(healed["status"].as_object().expect("obj").contains_key("reason"));
+        assert!(
+            healed["status"]
+                .as_object()
+                .expect("obj")
+                .contains_key("reason")
+        );
         assert_eq!(healed["status"]["phase"], "Running");
     }
 
@@ -293,10 +322,12 @@ mod tests {
     fn termination_detection() {
         assert!(reports_terminated(&status(json!({"phase": "Failed"}))));
         assert!(!reports_terminated(&status(running())));
-        assert!(reports_terminated(&status(json!({"phase": "Running", "containerStatuses": [
-            {"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
-             "state": {"terminated": {"exitCode": 0}}}
-        ]}))));
+        assert!(reports_terminated(&status(
+            json!({"phase": "Running", "containerStatuses": [
+                {"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                 "state": {"terminated": {"exitCode": 0}}}
+            ]})
+        )));
         assert!(!reports_terminated(&status(json!({"phase": "Pending"}))));
     }
 
@@ -310,6 +341,12 @@ mod tests {
         let state = &patch["status"]["containerStatuses"][0]["state"];
         assert_eq!(state["terminated"]["exitCode"], NOT_FOUND_EXIT_CODE);
         assert!(state.get("running").is_none_or(Value::is_null));
-        assert_eq!(not_found_patch(&pod(json!({"phase": "Failed"})), Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)), None);
+        assert_eq!(
+            not_found_patch(
+                &pod(json!({"phase": "Failed"})),
+                Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+            ),
+            None
+        );
     }
 }

@@ -61,10 +61,10 @@ impl Shared {
 
     /// Updates the entry if it still describes the pod with `uid`.
     fn update_entry(&self, key: &PodKey, uid: &Option<String>, f: impl FnOnce(&mut super::Entry)) {
-        if let Some(entry) = self.lock_entries().get_mut(key) {
-            if &entry.last_known.metadata.uid == uid {
-                f(entry);
-            }
+        if let Some(entry) = self.lock_entries().get_mut(key)
+            && &entry.last_known.metadata.uid == uid
+        {
+            f(entry);
         }
     }
 
@@ -94,9 +94,16 @@ impl Shared {
     /// The API no longer has the pod (finished graceful delete, force delete, or gone
     /// during a relist): make sure the provider does not have it either.
     async fn sync_removed(&self, key: &PodKey, snap: &Snapshot) -> Outcome {
-        if matches!(snap.provider, InProvider::Created { .. } | InProvider::Deleting) {
+        if matches!(
+            snap.provider,
+            InProvider::Created { .. } | InProvider::Deleting
+        ) {
             let announce = matches!(snap.provider, InProvider::Created { .. });
-            if self.provider_delete(&snap.last_known, announce).await.is_err() {
+            if self
+                .provider_delete(&snap.last_known, announce)
+                .await
+                .is_err()
+            {
                 return Outcome::Retry;
             }
         }
@@ -138,12 +145,11 @@ impl Shared {
             }
             return Outcome::Done;
         }
-        if let Some(status) = &snap.provider_status {
-            if let Some(patch) = status_patch(pod, status, self.node.host_ip.as_deref()) {
-                if !self.patch_status(key, pod, patch, snap.last_patch).await {
-                    return Outcome::Retry;
-                }
-            }
+        if let Some(status) = &snap.provider_status
+            && let Some(patch) = status_patch(pod, status, self.node.host_ip.as_deref())
+            && !self.patch_status(key, pod, patch, snap.last_patch).await
+        {
+            return Outcome::Retry;
         }
         Outcome::Done
     }
@@ -156,7 +162,11 @@ impl Shared {
             match self.provider.delete_pod(pod).await {
                 Ok(()) => {
                     bump(&self.stats.deletes);
-                    self.success_event(pod, reasons::PROVIDER_DELETE_SUCCESS, "Delete pod in provider successfully");
+                    self.success_event(
+                        pod,
+                        reasons::PROVIDER_DELETE_SUCCESS,
+                        "Delete pod in provider successfully",
+                    );
                     state = InProvider::Deleting;
                 }
                 Err(e) if vk_errdefs::is_not_found(&e) => {
@@ -165,21 +175,30 @@ impl Shared {
                 }
                 Err(e) => {
                     warn!(pod = %key, error = %e, "provider delete failed");
-                    self.events.record(pod_ref(pod), true, reasons::PROVIDER_DELETE_FAILED, "Delete", e.to_string());
+                    self.events.record(
+                        pod_ref(pod),
+                        true,
+                        reasons::PROVIDER_DELETE_FAILED,
+                        "Delete",
+                        e.to_string(),
+                    );
                     return Outcome::Retry;
                 }
             }
             self.update_entry(key, &pod.metadata.uid, |e| e.provider = state);
         }
-        let mut finished = matches!(state, InProvider::Absent | InProvider::Gone) || snap.provider_lost;
-        if !finished {
-            if let Some(s) = &status {
-                finished = reports_terminated(s);
-            }
+        let mut finished =
+            matches!(state, InProvider::Absent | InProvider::Gone) || snap.provider_lost;
+        if !finished && let Some(s) = &status {
+            finished = reports_terminated(s);
         }
         if !finished && !self.has_notifier.load(std::sync::atomic::Ordering::SeqCst) {
             // No notifier: ask the provider directly.
-            match self.provider.get_pod_status(&key.namespace, &key.name).await {
+            match self
+                .provider
+                .get_pod_status(&key.namespace, &key.name)
+                .await
+            {
                 Ok(None) => finished = true,
                 Ok(Some(s)) => {
                     finished = reports_terminated(&s);
@@ -191,10 +210,12 @@ impl Shared {
         }
         if finished {
             // Write the final status (exit codes) once, then remove the API object.
-            if let Some(s) = status.as_ref().filter(|_| !matches!(state, InProvider::Absent)) {
-                if let Some(patch) = status_patch(pod, s, self.node.host_ip.as_deref()) {
-                    let _ = self.patch_status(key, pod, patch, snap.last_patch).await;
-                }
+            if let Some(s) = status
+                .as_ref()
+                .filter(|_| !matches!(state, InProvider::Absent))
+                && let Some(patch) = status_patch(pod, s, self.node.host_ip.as_deref())
+            {
+                let _ = self.patch_status(key, pod, patch, snap.last_patch).await;
             }
             return if self.final_delete(key, pod).await {
                 Outcome::Done
@@ -228,7 +249,13 @@ impl Shared {
     }
 
     /// Resolves env and calls create_pod (`create`) or update_pod. Returns success.
-    async fn create_or_update(&self, key: &PodKey, pod: &Arc<Pod>, fingerprint: u64, create: bool) -> bool {
+    async fn create_or_update(
+        &self,
+        key: &PodKey,
+        pod: &Arc<Pod>,
+        fingerprint: u64,
+        create: bool,
+    ) -> bool {
         let ctx = EnvContext {
             host_ip: self.node.host_ip.clone(),
             pod_ip: self.provider.pod_ip_hint(pod).map(|ip| ip.to_string()),
@@ -238,14 +265,26 @@ impl Shared {
             Ok(r) => r,
             Err(failed) => {
                 for ev in failed.events {
-                    self.events.record(pod_ref(pod), ev.warning, ev.reason, "ResolveEnv", ev.message);
+                    self.events.record(
+                        pod_ref(pod),
+                        ev.warning,
+                        ev.reason,
+                        "ResolveEnv",
+                        ev.message,
+                    );
                 }
                 self.mark_failed(key, pod, &failed.error.message).await;
                 return false;
             }
         };
         for ev in resolved.events {
-            self.events.record(pod_ref(pod), ev.warning, ev.reason, "ResolveEnv", ev.message);
+            self.events.record(
+                pod_ref(pod),
+                ev.warning,
+                ev.reason,
+                "ResolveEnv",
+                ev.message,
+            );
         }
         let result = if create {
             self.provider.create_pod(&resolved.pod).await
@@ -262,17 +301,26 @@ impl Shared {
                     (reasons::PROVIDER_UPDATE_FAILED, "Update")
                 };
                 warn!(pod = %key, error = %e, "provider {verb} failed");
-                self.events.record(pod_ref(pod), true, reason, verb, e.to_string());
+                self.events
+                    .record(pod_ref(pod), true, reason, verb, e.to_string());
                 self.mark_failed(key, pod, &e.to_string()).await;
                 return false;
             }
         }
         if create {
             bump(&self.stats.creates);
-            self.success_event(pod, reasons::PROVIDER_CREATE_SUCCESS, "Create pod in provider successfully");
+            self.success_event(
+                pod,
+                reasons::PROVIDER_CREATE_SUCCESS,
+                "Create pod in provider successfully",
+            );
         } else {
             bump(&self.stats.updates);
-            self.success_event(pod, reasons::PROVIDER_UPDATE_SUCCESS, "Update pod in provider successfully");
+            self.success_event(
+                pod,
+                reasons::PROVIDER_UPDATE_SUCCESS,
+                "Update pod in provider successfully",
+            );
         }
         self.update_entry(key, &pod.metadata.uid, |e| {
             e.provider = InProvider::Created { fingerprint };
@@ -287,7 +335,8 @@ impl Shared {
                 reasons::PROVIDER_UPDATE_SUCCESS => "Update",
                 _ => "Delete",
             };
-            self.events.record(pod_ref(pod), false, reason, action, note);
+            self.events
+                .record(pod_ref(pod), false, reason, action, note);
         }
     }
 
@@ -304,21 +353,37 @@ impl Shared {
             Ok(()) => {
                 bump(&self.stats.deletes);
                 if announce {
-                    self.success_event(pod, reasons::PROVIDER_DELETE_SUCCESS, "Delete pod in provider successfully");
+                    self.success_event(
+                        pod,
+                        reasons::PROVIDER_DELETE_SUCCESS,
+                        "Delete pod in provider successfully",
+                    );
                 }
                 Ok(())
             }
             Err(e) if vk_errdefs::is_not_found(&e) => Ok(()),
             Err(e) => {
                 warn!(pod = %PodKey::of(pod), error = %e, "provider delete failed");
-                self.events.record(pod_ref(pod), true, reasons::PROVIDER_DELETE_FAILED, "Delete", e.to_string());
+                self.events.record(
+                    pod_ref(pod),
+                    true,
+                    reasons::PROVIDER_DELETE_FAILED,
+                    "Delete",
+                    e.to_string(),
+                );
                 Err(())
             }
         }
     }
 
     /// Writes a status patch unless it is the one we sent last. Returns success.
-    async fn patch_status(&self, key: &PodKey, pod: &Pod, patch: serde_json::Value, last: Option<u64>) -> bool {
+    async fn patch_status(
+        &self,
+        key: &PodKey,
+        pod: &Pod,
+        patch: serde_json::Value,
+        last: Option<u64>,
+    ) -> bool {
         let text = patch.to_string();
         let mut h = DefaultHasher::new();
         text.hash(&mut h);

@@ -53,7 +53,10 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
         Err(e) => return format!("(cannot read {}: {e})", path.display()),
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if file.seek(SeekFrom::Start(len.saturating_sub(WINDOW))).is_err() {
+    if file
+        .seek(SeekFrom::Start(len.saturating_sub(WINDOW)))
+        .is_err()
+    {
         return String::new();
     }
     let mut buf = Vec::new();

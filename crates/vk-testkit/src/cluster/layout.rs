@@ -103,7 +103,8 @@ impl Layout {
 
     /// The per-version cache directory.
     pub fn cache(&self) -> PathBuf {
-        self.cache_root.join(format!("kubernetes-{KUBERNETES_VERSION}"))
+        self.cache_root
+            .join(format!("kubernetes-{KUBERNETES_VERSION}"))
     }
 
     /// Directory of the built control-plane binaries.

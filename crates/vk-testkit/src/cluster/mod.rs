@@ -369,7 +369,10 @@ impl LocalCluster {
                     ),
                     format!("--kubelet-certificate-authority={}", path(&pki.ca().cert)),
                     "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
-                    format!("--service-account-key-file={}", path(&pki.service_account_pub())),
+                    format!(
+                        "--service-account-key-file={}",
+                        path(&pki.service_account_pub())
+                    ),
                     format!(
                         "--service-account-signing-key-file={}",
                         path(&pki.service_account_key())
@@ -410,7 +413,10 @@ impl LocalCluster {
             Component::Scheduler => (
                 bin.join(c.name()),
                 vec![
-                    format!("--kubeconfig={}", path(&l.component_kubeconfig("scheduler"))),
+                    format!(
+                        "--kubeconfig={}",
+                        path(&l.component_kubeconfig("scheduler"))
+                    ),
                     "--address=127.0.0.1".into(),
                     format!("--port={}", p.scheduler),
                     "--secure-port=0".into(),
@@ -603,7 +609,11 @@ async fn http_health(port: u16, path: &str, expect: &str) -> Result<(), String> 
     if ok_status && response.contains(expect) {
         Ok(())
     } else {
-        Err(response.lines().next().unwrap_or("empty response").to_owned())
+        Err(response
+            .lines()
+            .next()
+            .unwrap_or("empty response")
+            .to_owned())
     }
 }
 

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -150,7 +150,7 @@ impl Pki {
         self.write(&self.ca(), &ca_cert.pem(), &ca_key.serialize_pem())?;
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let leaves: [(CertPair, &str, &[&str], &[&str], ExtendedKeyUsagePurpose); 6] = [
+        let leaves: [Leaf<'_>; 6] = [
             (
                 self.apiserver(),
                 "kube-apiserver",
@@ -200,10 +200,19 @@ impl Pki {
         }
 
         let sa_key = KeyPair::generate()?;
-        write_atomic(&self.service_account_key(), sa_key.serialize_pem().as_bytes())?;
-        write_atomic(&self.service_account_pub(), sa_key.public_key_pem().as_bytes())?;
+        write_atomic(
+            &self.service_account_key(),
+            sa_key.serialize_pem().as_bytes(),
+        )?;
+        write_atomic(
+            &self.service_account_pub(),
+            sa_key.public_key_pem().as_bytes(),
+        )?;
 
-        write_atomic(&self.marker(), not_after.unix_timestamp().to_string().as_bytes())
+        write_atomic(
+            &self.marker(),
+            not_after.unix_timestamp().to_string().as_bytes(),
+        )
     }
 
     /// Issues a client certificate signed by the cluster CA for user `common_name` in
@@ -263,6 +272,16 @@ impl Pki {
     }
 }
 
+/// A leaf certificate to issue: files, common name, organizations (groups), subject
+/// alternative names, extended key usage.
+type Leaf<'a> = (
+    CertPair,
+    &'a str,
+    &'a [&'a str],
+    &'a [&'a str],
+    ExtendedKeyUsagePurpose,
+);
+
 fn ca_params(not_before: OffsetDateTime, not_after: OffsetDateTime) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -320,7 +339,12 @@ mod tests {
         assert!(!pki.is_complete());
         pki.generate().expect("generate");
         assert!(pki.is_complete());
-        for pair in [pki.ca(), pki.apiserver(), pki.admin(), pki.kubelet_serving()] {
+        for pair in [
+            pki.ca(),
+            pki.apiserver(),
+            pki.admin(),
+            pki.kubelet_serving(),
+        ] {
             let cert = std::fs::read_to_string(&pair.cert).expect("cert");
             assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
             let key = std::fs::read_to_string(&pair.key).expect("key");
@@ -342,7 +366,10 @@ mod tests {
         let der = pem_to_der(&cert_pem);
         // TBSCertificate starts with the explicit [0] version tag: a0 03 02 01 02 (= v3).
         let v3 = [0xa0, 0x03, 0x02, 0x01, 0x02];
-        assert!(der.windows(5).any(|w| w == v3), "not an X.509 v3 certificate");
+        assert!(
+            der.windows(5).any(|w| w == v3),
+            "not an X.509 v3 certificate"
+        );
 
         // rustls (the TLS stack of kube-rs and of our kubelet API) accepts the chain.
         let ca_der = pem_to_der(&std::fs::read_to_string(pki.ca().cert).expect("ca"));

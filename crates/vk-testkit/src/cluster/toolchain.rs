@@ -16,8 +16,11 @@ use super::layout::{KUBERNETES_VERSION, Layout};
 use super::progress::Progress;
 
 /// The programs built from the Kubernetes tree.
-pub const CONTROL_PLANE_BINARIES: [&str; 3] =
-    ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+pub const CONTROL_PLANE_BINARIES: [&str; 3] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
 
 /// A Debian package and a command that proves it is installed.
 struct Package {
@@ -112,7 +115,10 @@ fn ensure_packages(packages: &[Package]) -> Result<(), ClusterError> {
         return Err(ClusterError::InstallNeedsRoot { packages: list });
     }
     let progress = Progress::start(format!("installing Debian packages: {list}"), None);
-    run("apt-get update", Command::new("apt-get").args(["update", "-q"]))?;
+    run(
+        "apt-get update",
+        Command::new("apt-get").args(["update", "-q"]),
+    )?;
     run(
         "apt-get install",
         Command::new("apt-get")
@@ -154,7 +160,11 @@ fn ensure_source(cache: &Path) -> Result<PathBuf, ClusterError> {
     let progress = Progress::start("unpacking Kubernetes source", None);
     run(
         "unpack Kubernetes source",
-        Command::new("tar").arg("xzf").arg(&tarball).arg("-C").arg(&partial),
+        Command::new("tar")
+            .arg("xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&partial),
     )?;
     progress.finish();
     if !partial.join(SOURCE_DIR).join("Makefile").is_file() {
@@ -176,11 +186,15 @@ fn ensure_source(cache: &Path) -> Result<PathBuf, ClusterError> {
 }
 
 fn find_orig_tarball(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("kubernetes_") && n.ends_with(".orig.tar.gz"))
-    })
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("kubernetes_") && n.ends_with(".orig.tar.gz"))
+        })
 }
 
 /// `apt-get source --download-only kubernetes`, enabling deb-src entries first if the
@@ -203,7 +217,10 @@ fn download_source(dir: &Path) -> Result<(), ClusterError> {
         });
     }
     enable_deb_src()?;
-    run("apt-get update", Command::new("apt-get").args(["update", "-q"]))?;
+    run(
+        "apt-get update",
+        Command::new("apt-get").args(["update", "-q"]),
+    )?;
     fetch().map(|_| ())
 }
 

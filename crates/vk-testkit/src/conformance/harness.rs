@@ -71,10 +71,15 @@ impl Harness {
 
     /// As [`Harness::start`], with explicit options.
     pub async fn start_with(target: &dyn Target, prefix: &str, options: HarnessOptions) -> Self {
-        let ctx = TestContext::new().await.expect("the control plane must be reachable");
+        let ctx = TestContext::new()
+            .await
+            .expect("the control plane must be reachable");
         let node_name = unique_name(prefix);
         ctx.delete_on_drop::<Node>(&node_name, None);
-        let ns = ctx.namespace(prefix).await.expect("create the test namespace");
+        let ns = ctx
+            .namespace(prefix)
+            .await
+            .expect("create the test namespace");
         let resources = vk_core::ResourceAccess::new(ctx.client(), node_name.clone());
         let instance = target.instantiate(&node_name, resources);
         let mut h = Self {
@@ -188,7 +193,9 @@ impl Harness {
         for _ in 0..200 {
             match api.create(&PostParams::default(), pod).await {
                 Ok(p) => return p,
-                Err(kube::Error::Api(s)) if s.message.contains("serviceaccount") || s.code == 500 => {
+                Err(kube::Error::Api(s))
+                    if s.message.contains("serviceaccount") || s.code == 500 =>
+                {
                     last = Some(s.message.clone());
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -221,8 +228,12 @@ impl Harness {
 
     /// Waits until pod `name` is Running with an IP and Ready.
     pub async fn wait_running(&self, name: &str) -> Pod {
-        self.wait_pod(name, "Running with a podIP and Ready=True", is_running_and_ready)
-            .await
+        self.wait_pod(
+            name,
+            "Running with a podIP and Ready=True",
+            is_running_and_ready,
+        )
+        .await
     }
 
     /// Waits until pod `name` no longer exists in the API.
@@ -245,7 +256,9 @@ impl Harness {
                     .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
                     .await
                     .ok()?;
-                list.items.into_iter().find(|e| e.reason.as_deref() == Some(reason))
+                list.items
+                    .into_iter()
+                    .find(|e| e.reason.as_deref() == Some(reason))
             }
         })
         .await
@@ -253,7 +266,11 @@ impl Harness {
 
     /// The Node object.
     pub async fn node_object(&self) -> Option<Node> {
-        Api::<Node>::all(self.client()).get_opt(&self.node_name).await.ok().flatten()
+        Api::<Node>::all(self.client())
+            .get_opt(&self.node_name)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Runs kubectl against the cluster and returns its stdout (panics on failure).

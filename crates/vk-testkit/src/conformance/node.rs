@@ -29,15 +29,33 @@ pub async fn registers_and_turns_ready(target: &dyn Target) {
     })
     .await;
     let labels = node.metadata.labels.clone().unwrap_or_default();
-    assert_eq!(labels.get("type").map(String::as_str), Some("virtual-kubelet"));
-    assert_eq!(labels.get("kubernetes.io/role").map(String::as_str), Some("agent"));
-    assert_eq!(labels.get("kubernetes.io/hostname"), Some(&h.node_name().to_owned()));
-    assert_eq!(labels.get("kubernetes.io/os").map(String::as_str), Some("linux"));
     assert_eq!(
-        labels.get("node.kubernetes.io/exclude-from-external-load-balancers").map(String::as_str),
+        labels.get("type").map(String::as_str),
+        Some("virtual-kubelet")
+    );
+    assert_eq!(
+        labels.get("kubernetes.io/role").map(String::as_str),
+        Some("agent")
+    );
+    assert_eq!(
+        labels.get("kubernetes.io/hostname"),
+        Some(&h.node_name().to_owned())
+    );
+    assert_eq!(
+        labels.get("kubernetes.io/os").map(String::as_str),
+        Some("linux")
+    );
+    assert_eq!(
+        labels
+            .get("node.kubernetes.io/exclude-from-external-load-balancers")
+            .map(String::as_str),
         Some("true")
     );
-    let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
     assert!(
         taints.iter().any(|t| t.key == "virtual-kubelet.io/provider"
             && t.value.as_deref() == Some(target.name())
@@ -46,11 +64,20 @@ pub async fn registers_and_turns_ready(target: &dyn Target) {
     );
     let status = node.status.clone().unwrap_or_default();
     assert!(
-        status.addresses.iter().flatten().any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1"),
+        status
+            .addresses
+            .iter()
+            .flatten()
+            .any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1"),
         "InternalIP missing: {:?}",
         status.addresses
     );
-    assert!(status.daemon_endpoints.and_then(|d| d.kubelet_endpoint).is_some_and(|e| e.port > 0));
+    assert!(
+        status
+            .daemon_endpoints
+            .and_then(|d| d.kubelet_endpoint)
+            .is_some_and(|e| e.port > 0)
+    );
     assert!(status.capacity.is_some_and(|c| c.contains_key("pods")));
 
     let uid = node.metadata.uid.clone().unwrap_or_default();
@@ -60,7 +87,10 @@ pub async fn registers_and_turns_ready(target: &dyn Target) {
     })
     .await;
     let owner = lease.metadata.owner_references.clone().unwrap_or_default();
-    assert!(owner.iter().any(|o| o.kind == "Node" && o.uid == uid), "lease owner: {owner:?}");
+    assert!(
+        owner.iter().any(|o| o.kind == "Node" && o.uid == uid),
+        "lease owner: {owner:?}"
+    );
     let spec = lease.spec.clone().unwrap_or_default();
     assert_eq!(spec.holder_identity.as_deref(), Some(h.node_name()));
     assert_eq!(spec.lease_duration_seconds, Some(40));
@@ -114,15 +144,22 @@ pub async fn failing_ping_turns_node_not_ready(target: &dyn Target) {
     let h = Harness::start(target, "conf-ping").await;
     let inspect = h.inspect();
     eventually("node is Ready", || async {
-        h.node_object().await.filter(|n| ready_condition(n).is_some_and(|(s, _)| s == "True"))
+        h.node_object()
+            .await
+            .filter(|n| ready_condition(n).is_some_and(|(s, _)| s == "True"))
     })
     .await;
     inspect.fail_pings(Some("backend unreachable (injected)"));
-    let node = eventually("node turns Ready=False with reason ProviderPingFailed", || async {
-        h.node_object().await.filter(|n| {
-            ready_condition(n).is_some_and(|(s, r)| s == "False" && r.as_deref() == Some("ProviderPingFailed"))
-        })
-    })
+    let node = eventually(
+        "node turns Ready=False with reason ProviderPingFailed",
+        || async {
+            h.node_object().await.filter(|n| {
+                ready_condition(n).is_some_and(|(s, r)| {
+                    s == "False" && r.as_deref() == Some("ProviderPingFailed")
+                })
+            })
+        },
+    )
     .await;
     let message = node
         .status
@@ -130,11 +167,19 @@ pub async fn failing_ping_turns_node_not_ready(target: &dyn Target) {
         .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
         .and_then(|c| c.message)
         .unwrap_or_default();
-    assert!(message.contains("backend unreachable"), "Ready message: {message}");
-    assert!(h.kubectl(&["get", "node", h.node_name()]).contains("NotReady"));
+    assert!(
+        message.contains("backend unreachable"),
+        "Ready message: {message}"
+    );
+    assert!(
+        h.kubectl(&["get", "node", h.node_name()])
+            .contains("NotReady")
+    );
     inspect.fail_pings(None);
     eventually("node is Ready again", || async {
-        h.node_object().await.filter(|n| ready_condition(n).is_some_and(|(s, _)| s == "True"))
+        h.node_object()
+            .await
+            .filter(|n| ready_condition(n).is_some_and(|(s, _)| s == "True"))
     })
     .await;
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
-use kube::Api;
 use serde_json::json;
 
 use super::Target;
@@ -21,11 +21,20 @@ pub async fn pod_runs_with_ip_and_ready(target: &dyn Target) {
     h.create_pod(&h.pod("web", json!({}))).await;
     let pod = h.wait_running("web").await;
     let status = pod.status.unwrap_or_default();
-    assert!(status.host_ip.is_some_and(|ip| !ip.is_empty()), "hostIP missing");
+    assert!(
+        status.host_ip.is_some_and(|ip| !ip.is_empty()),
+        "hostIP missing"
+    );
     assert!(status.start_time.is_some(), "startTime missing");
     let wide = h.kubectl(&["get", "pods", "-o", "wide", "-n", h.namespace()]);
-    let line = wide.lines().find(|l| l.starts_with("web ")).unwrap_or_default();
-    assert!(line.contains("Running") && line.contains(h.node_name()), "kubectl get pods -o wide: {wide}");
+    let line = wide
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("Running") && line.contains(h.node_name()),
+        "kubectl get pods -o wide: {wide}"
+    );
 }
 
 /// A Deployment whose pods tolerate the taint (and select this node) gets all replicas
@@ -51,7 +60,11 @@ pub async fn deployment_replicas_run_on_the_node(target: &dyn Target) {
     let api: Api<Deployment> = Api::namespaced(h.client(), h.namespace());
     let mut created = false;
     for _ in 0..100 {
-        if api.create(&PostParams::default(), &deployment).await.is_ok() {
+        if api
+            .create(&PostParams::default(), &deployment)
+            .await
+            .is_ok()
+        {
             created = true;
             break;
         }
@@ -63,13 +76,17 @@ pub async fn deployment_replicas_run_on_the_node(target: &dyn Target) {
         let pods = pods.clone();
         let node = h.node_name().to_owned();
         async move {
-            let list = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
+            let list = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()?;
             let ok = list
                 .items
                 .iter()
                 .filter(|p| {
                     is_running_and_ready(p)
-                        && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str())
+                        && p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                            == Some(node.as_str())
                 })
                 .count();
             (ok == 3).then_some(())
@@ -103,14 +120,19 @@ async fn create_config(h: &Harness) {
         "data": {"LEVEL": "debug", "MODE": "fast"}
     }))
     .expect("cm");
-    cms.create(&PostParams::default(), &cm).await.expect("create configmap");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("create configmap");
     let secrets: Api<Secret> = Api::namespaced(h.client(), h.namespace());
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "creds"},
         "stringData": {"PASSWORD": "s3cret"}
     }))
     .expect("secret");
-    secrets.create(&PostParams::default(), &secret).await.expect("create secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
 }
 
 /// The provider receives a fully resolved environment: ConfigMap/Secret keys, envFrom
@@ -166,9 +188,15 @@ pub async fn env_is_resolved_for_the_provider(target: &dyn Target) {
         assert_eq!(env.get(k), Some(&v), "env {k} (all: {env:?})");
     }
     assert!(!pod_ip.is_empty());
-    assert!(env.contains_key("KUBERNETES_SERVICE_HOST"), "service links missing: {env:?}");
+    assert!(
+        env.contains_key("KUBERNETES_SERVICE_HOST"),
+        "service links missing: {env:?}"
+    );
     let container = &received.spec.expect("spec").containers[0];
-    assert!(container.env_from.is_none(), "envFrom must be resolved away");
+    assert!(
+        container.env_from.is_none(),
+        "envFrom must be resolved away"
+    );
 }
 
 /// A mandatory missing ConfigMap or Secret keeps the pod from the provider, with the
@@ -178,10 +206,22 @@ pub async fn mandatory_missing_references_block_the_pod(target: &dyn Target) {
     let h = Harness::start(target, "conf-mandatory").await;
     let inspect = h.inspect();
     for (name, env, reason) in [
-        ("needs-cm", json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "absent-cm", "key": "k"}}}]), "MandatoryConfigMapNotFound"),
-        ("needs-secret", json!([{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent-secret", "key": "k"}}}]), "MandatorySecretNotFound"),
+        (
+            "needs-cm",
+            json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "absent-cm", "key": "k"}}}]),
+            "MandatoryConfigMapNotFound",
+        ),
+        (
+            "needs-secret",
+            json!([{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent-secret", "key": "k"}}}]),
+            "MandatorySecretNotFound",
+        ),
     ] {
-        h.create_pod(&h.pod(name, json!({"containers": [{"name": "main", "image": "i", "env": env}]}))).await;
+        h.create_pod(&h.pod(
+            name,
+            json!({"containers": [{"name": "main", "image": "i", "env": env}]}),
+        ))
+        .await;
         h.wait_event(name, reason).await;
         let pod = h
             .wait_pod(name, "reason ProviderFailed", |p| {
@@ -189,14 +229,25 @@ pub async fn mandatory_missing_references_block_the_pod(target: &dyn Target) {
             })
             .await;
         assert_ne!(pod.status.and_then(|s| s.phase).as_deref(), Some("Running"));
-        assert!(!inspect.has_pod(h.namespace(), name), "{name} must not reach the provider");
+        assert!(
+            !inspect.has_pod(h.namespace(), name),
+            "{name} must not reach the provider"
+        );
     }
     // Creating the ConfigMap heals the first pod.
     let cms: Api<ConfigMap> = Api::namespaced(h.client(), h.namespace());
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "absent-cm"}, "data": {"k": "v"}})).expect("cm");
-    cms.create(&PostParams::default(), &cm).await.expect("create configmap");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "absent-cm"}, "data": {"k": "v"}}))
+            .expect("cm");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("create configmap");
     let pod = h.wait_running("needs-cm").await;
-    assert_eq!(pod.status.and_then(|s| s.reason), None, "ProviderFailed must be cleared");
+    assert_eq!(
+        pod.status.and_then(|s| s.reason),
+        None,
+        "ProviderFailed must be cleared"
+    );
 }
 
 /// Optional missing references are skipped with the upstream event reasons and the pod
@@ -222,33 +273,57 @@ pub async fn optional_missing_references_are_skipped(target: &dyn Target) {
 pub async fn graceful_delete_reaches_the_provider(target: &dyn Target) {
     let h = Harness::start(target, "conf-delete").await;
     let inspect = h.inspect();
-    h.create_pod(&h.pod("victim", json!({"terminationGracePeriodSeconds": 30}))).await;
+    h.create_pod(&h.pod("victim", json!({"terminationGracePeriodSeconds": 30})))
+        .await;
     h.wait_running("victim").await;
     let deletes_before = inspect.delete_calls();
     // Watch the pod to see the graceful phase (deletionGracePeriodSeconds > 0).
     let api = h.pods();
-    let stream = watcher(api.clone(), watcher::Config::default().fields("metadata.name=victim"))
-        .applied_objects()
-        .boxed();
+    let stream = watcher(
+        api.clone(),
+        watcher::Config::default().fields("metadata.name=victim"),
+    )
+    .applied_objects()
+    .boxed();
     let observer = tokio::spawn(async move {
         let mut stream = stream;
         while let Some(Ok(pod)) = stream.next().await {
-            if pod.metadata.deletion_grace_period_seconds.is_some_and(|g| g > 0) {
+            if pod
+                .metadata
+                .deletion_grace_period_seconds
+                .is_some_and(|g| g > 0)
+            {
                 return true;
             }
         }
         false
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    h.kubectl(&["delete", "pod", "victim", "-n", h.namespace(), "--wait=false"]);
+    h.kubectl(&[
+        "delete",
+        "pod",
+        "victim",
+        "-n",
+        h.namespace(),
+        "--wait=false",
+    ]);
     h.wait_pod_gone("victim").await;
     let saw_grace = tokio::time::timeout(Duration::from_secs(10), observer)
         .await
         .expect("the watch saw the pod")
         .expect("observer");
-    assert!(saw_grace, "deletionGracePeriodSeconds > 0 was never observed");
-    assert!(inspect.delete_calls() > deletes_before, "the provider was not asked to delete");
-    assert!(!inspect.has_pod(h.namespace(), "victim"), "the provider still has the pod");
+    assert!(
+        saw_grace,
+        "deletionGracePeriodSeconds > 0 was never observed"
+    );
+    assert!(
+        inspect.delete_calls() > deletes_before,
+        "the provider was not asked to delete"
+    );
+    assert!(
+        !inspect.has_pod(h.namespace(), "victim"),
+        "the provider still has the pod"
+    );
     h.wait_event("victim", "ProviderDeleteSuccess").await;
 }
 
@@ -260,13 +335,20 @@ pub async fn force_delete_reaches_the_provider(target: &dyn Target) {
     h.create_pod(&h.pod("forced", json!({}))).await;
     h.wait_running("forced").await;
     let api = h.pods();
-    api.delete("forced", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
-        .await
-        .expect("force delete");
+    api.delete(
+        "forced",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("force delete");
     h.wait_pod_gone("forced").await;
-    eventually("the provider no longer has the force-deleted pod", || async {
-        (!inspect.has_pod(h.namespace(), "forced")).then_some(())
-    })
+    eventually(
+        "the provider no longer has the force-deleted pod",
+        || async { (!inspect.has_pod(h.namespace(), "forced")).then_some(()) },
+    )
     .await;
 }
 
@@ -285,7 +367,10 @@ pub async fn provider_failures_are_reported_and_retried(target: &dyn Target) {
         })
         .await;
     assert!(
-        pod.status.and_then(|s| s.message).unwrap_or_default().contains("backend refused"),
+        pod.status
+            .and_then(|s| s.message)
+            .unwrap_or_default()
+            .contains("backend refused"),
         "the status message names the provider error"
     );
     let attempts = inspect.create_calls();
@@ -311,7 +396,12 @@ pub async fn restart_adopts_pods_and_removes_dangling_ones(target: &dyn Target) 
     let api = h.pods();
     let count_running = |api: Api<Pod>| async move {
         let list = api.list(&ListParams::default()).await.ok()?;
-        Some(list.items.iter().filter(|p| is_running_and_ready(p)).count())
+        Some(
+            list.items
+                .iter()
+                .filter(|p| is_running_and_ready(p))
+                .count(),
+        )
     };
     eventually("50 pods Running", || {
         let api = api.clone();
@@ -331,11 +421,26 @@ pub async fn restart_adopts_pods_and_removes_dangling_ones(target: &dyn Target) 
     .await;
     // Give the workers time to (wrongly) act, then check they did not.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(inspect.create_calls(), creates, "pods were created again after the restart");
-    assert_eq!(inspect.delete_calls(), deletes + 1, "only the dangling pod may be deleted");
-    assert_eq!(count_running(api.clone()).await, Some(N), "all pods still Running");
+    assert_eq!(
+        inspect.create_calls(),
+        creates,
+        "pods were created again after the restart"
+    );
+    assert_eq!(
+        inspect.delete_calls(),
+        deletes + 1,
+        "only the dangling pod may be deleted"
+    );
+    assert_eq!(
+        count_running(api.clone()).await,
+        Some(N),
+        "all pods still Running"
+    );
     for i in 0..N {
-        assert!(inspect.has_pod(h.namespace(), &format!("p{i:02}")), "p{i:02} lost");
+        assert!(
+            inspect.has_pod(h.namespace(), &format!("p{i:02}")),
+            "p{i:02} lost"
+        );
     }
 }
 
@@ -347,7 +452,8 @@ pub async fn finished_pods_are_left_untouched(target: &dyn Target) {
     h.stop_controllers().await;
     let api = h.pods();
     for (name, phase) in [("done", "Succeeded"), ("broken", "Failed")] {
-        h.create_pod(&h.pod(name, json!({"restartPolicy": "Never"}))).await;
+        h.create_pod(&h.pod(name, json!({"restartPolicy": "Never"})))
+            .await;
         api.patch_status(
             name,
             &PatchParams::default(),
@@ -359,7 +465,11 @@ pub async fn finished_pods_are_left_untouched(target: &dyn Target) {
     let creates = inspect.create_calls();
     h.start_controllers().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(inspect.create_calls(), creates, "a finished pod was sent to the provider");
+    assert_eq!(
+        inspect.create_calls(),
+        creates,
+        "a finished pod was sent to the provider"
+    );
     for (name, phase) in [("done", "Succeeded"), ("broken", "Failed")] {
         let pod = api.get(name).await.expect("pod");
         let status = pod.status.unwrap_or_default();
@@ -376,7 +486,11 @@ pub async fn label_changes_reach_the_provider(target: &dyn Target) {
     h.create_pod(&h.pod("upd", json!({}))).await;
     h.wait_running("upd").await;
     h.pods()
-        .patch("upd", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "gold"}}})))
+        .patch(
+            "upd",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"tier": "gold"}}})),
+        )
         .await
         .expect("label the pod");
     eventually("the provider's copy has the new label", || async {

@@ -1,0 +1,232 @@
+//! The `vk-mock` binary as an operator runs it: flags, a config file, kubectl, signals.
+
+use std::io::Read as _;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use vk_testkit::conformance::harness::eventually;
+use vk_testkit::{TestContext, unique_name};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vk-mock");
+
+/// Kills the child on drop (a failing test must not leave a node agent running).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kubectl(ctx: &TestContext, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(ctx.kubeconfig())
+        .args(args)
+        .output()
+        .expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn help_and_version_work() {
+    let out = Command::new(BIN).arg("--version").output().expect("run");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("vk-mock {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(BIN).arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--kubeconfig",
+        "--nodename",
+        "--provider-config",
+        "--listen-port",
+        "--pod-sync-workers",
+        "--disable-taint",
+        "--kube-api-qps",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[test]
+fn invalid_values_fail_at_start_naming_the_flag() {
+    let out = Command::new(BIN)
+        .args(["--nodename", "Bad_Name", "--kubeconfig", "/dev/null"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--nodename") && err.contains("Bad_Name"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_provider_config_fails_naming_the_field() {
+    let ctx = TestContext::new().await.expect("control plane");
+    let dir = std::env::temp_dir().join(format!("vk-mock-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "[faults]\nerror_rate = 7\n").expect("write");
+    let out = Command::new(BIN)
+        .arg("--provider-config")
+        .arg(&cfg)
+        .arg("--kubeconfig")
+        .arg(ctx.kubeconfig())
+        .args(["--nodename", &unique_name("never-registered")])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("faults.error_rate") && err.contains("between 0 and 1"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
+    let ctx = TestContext::new().await.expect("control plane");
+    let node = unique_name("vk-mock-bin");
+    ctx.delete_on_drop::<Node>(&node, None);
+    let ns = ctx.namespace("vk-mock-bin").await.expect("namespace");
+    let dir = std::env::temp_dir().join(format!("{node}-cfg"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = dir.join("mock.toml");
+    std::fs::write(
+        &cfg,
+        "[capacity]\ncpu = \"7\"\nmemory = \"3Gi\"\npods = \"42\"\n",
+    )
+    .expect("write");
+    let child = Command::new(BIN)
+        .arg("--kubeconfig")
+        .arg(ctx.kubeconfig())
+        .args([
+            "--nodename",
+            &node,
+            "--listen-port",
+            "10777",
+            "--startup-timeout",
+            "2m",
+        ])
+        .arg("--provider-config")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vk-mock");
+    let mut child = Running(child);
+
+    let nodes: Api<Node> = Api::all(ctx.client());
+    let registered = eventually("the node registers and is Ready", || {
+        let nodes = nodes.clone();
+        let node = node.clone();
+        async move {
+            let n = nodes.get_opt(&node).await.ok()??;
+            let ready = n
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(n)
+        }
+    })
+    .await;
+    let status = registered.status.expect("status");
+    let cap = status.capacity.expect("capacity");
+    assert_eq!(cap["cpu"].0, "7");
+    assert_eq!(cap["pods"].0, "42");
+    assert_eq!(
+        status
+            .daemon_endpoints
+            .and_then(|d| d.kubelet_endpoint)
+            .map(|e| e.port),
+        Some(10777)
+    );
+
+    // A user deploys through kubectl and sees the pod Running on the node.
+    let manifest = dir.join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\n  namespace: {ns}\nspec:\n  nodeSelector:\n    kubernetes.io/hostname: {node}\n  tolerations:\n  - key: virtual-kubelet.io/provider\n    operator: Exists\n  containers:\n  - name: hello\n    image: busybox\n",
+            ns = ns.name()
+        ),
+    )
+    .expect("write");
+    let mut applied = false;
+    for _ in 0..100 {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(ctx.kubeconfig())
+            .arg("apply")
+            .arg("-f")
+            .arg(&manifest)
+            .output()
+            .expect("kubectl");
+        if out.status.success() {
+            applied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(applied, "kubectl apply failed");
+    eventually("kubectl shows hello Running on the node", || async {
+        let wide = kubectl(
+            &ctx,
+            &[
+                "get",
+                "pod",
+                "hello",
+                "-n",
+                ns.name(),
+                "-o",
+                "wide",
+                "--no-headers",
+            ],
+        );
+        (wide.contains("Running") && wide.contains(&node)).then_some(())
+    })
+    .await;
+    kubectl(&ctx, &["delete", "pod", "hello", "-n", ns.name()]);
+
+    // SIGTERM: a clean exit with status 0.
+    nix_kill(&child.0);
+    let mut waited = None;
+    for _ in 0..200 {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            waited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = waited.expect("vk-mock exits after SIGTERM");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(stderr.contains("shutting down"), "{stderr}");
+}
+
+fn nix_kill(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
