@@ -2,10 +2,12 @@
 //!
 //! * `cargo xtask cluster up|down|status|env`: the local Kubernetes control plane
 //!   (see `vk_testkit::LocalCluster`);
-//! * `cargo xtask ci`: everything CI checks, exactly as `.ci/run` runs it.
+//! * `cargo xtask ci`: everything CI checks, exactly as `.ci/run` runs it;
+//! * `cargo xtask demo`: the README's main job.
 
 mod ci;
 mod cluster;
+mod demo;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,9 @@ enum Command {
     /// tests against the local control plane (started, and stopped again if this run
     /// started it).
     Ci(ci::Args),
+    /// The main job: local control plane + a virtual node + a sample Deployment, until
+    /// Ctrl-C.
+    Demo(demo::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +46,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Cluster { action } => runtime.block_on(cluster::run(action)),
         Command::Ci(args) => runtime.block_on(ci::run(args)),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
     }
 }
