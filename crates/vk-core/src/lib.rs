@@ -1,6 +1,32 @@
 //! # vk-core: the Virtual Kubelet controllers
 //!
-//! Work in progress: see the modules.
+//! What a provider author imports to turn a backend into a Kubernetes node.
+//!
+//! ## Where to start
+//!
+//! 1. Implement the provider contract in [`provider`]: [`PodLifecycleHandler`]
+//!    (required), [`PodNotifier`] (push status; otherwise the core polls) and
+//!    [`NodeProvider`] (ping and pushed node status; [`NaiveNodeProvider`] by default).
+//!    Read cluster objects through [`ResourceAccess`], never the API server directly.
+//! 2. Describe the node with a [`node::NodeTemplate`] (capacity, labels, taints...).
+//! 3. Build a [`runtime::VirtualNode`] and run it, or several in a [`runtime::Fleet`]
+//!    sharing one client and one pod watch. Most binaries use `vk-cli`, which does this.
+//!
+//! ## What the core does for you
+//!
+//! * [`node`]: registers the Node (re-creating it if someone deletes it), renews its
+//!   Lease every 10 s, writes status every minute or on change, and turns Ready=False
+//!   (reason `ProviderPingFailed`) while the provider's ping fails.
+//! * [`pod`]: watches the pods bound to the node, creates/updates/deletes them in the
+//!   provider with per-pod backoff that never gives up, writes provider status with
+//!   patches that leave others' conditions alone, finishes graceful deletes as soon as
+//!   the provider reports the pod stopped, adopts the provider's pods after a restart
+//!   and removes dangling ones.
+//! * [`env`]: resolves env/envFrom (ConfigMaps, Secrets, fieldRef incl. `status.podIP`,
+//!   resourceFieldRef, service links, `$(VAR)`) with upstream's event reasons.
+//! * [`client`]: a client-side QPS/burst limit (kube-rs has none) and request counts.
+//!
+//! Errors are [`vk_errdefs`] kinds throughout.
 
 pub mod client;
 pub mod env;

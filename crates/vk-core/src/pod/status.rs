@@ -91,7 +91,14 @@ pub fn status_patch(api: &Pod, provider: &PodStatus, host_ip: Option<&str>) -> O
             .pod_ips
             .clone()
             .unwrap_or_else(|| vec![k8s_openapi::api::core::v1::PodIP { ip: ip.clone() }]);
-        set("podIPs", to_value(&ips), to_value(&current.pod_ips));
+        // The API server fills podIPs from podIP when only the latter is set.
+        let have_ips = current.pod_ips.clone().or_else(|| {
+            current
+                .pod_ip
+                .clone()
+                .map(|ip| vec![k8s_openapi::api::core::v1::PodIP { ip }])
+        });
+        set("podIPs", to_value(&ips), to_value(&have_ips));
     }
     if let Some(t) = &provider.start_time {
         set("startTime", to_value(t), to_value(&current.start_time));
