@@ -39,6 +39,7 @@ pub mod quantity;
 pub mod queue;
 pub mod resources;
 pub mod runtime;
+pub mod stats;
 
 pub use provider::{
     NaiveNodeProvider, NodeProvider, NodeStatusSink, PodLifecycleHandler, PodNotifier,

@@ -4,12 +4,14 @@
 //! running container statuses, pushed through the core's notifier), and stop when
 //! deleted. Optional fault injection (error rate, latency) and switches for tests
 //! ([`MockProvider::fail_creates`], [`MockProvider::fail_pings`]) make failure paths
-//! testable; an optional state file keeps pods across restarts.
+//! testable; an optional state file keeps pods across restarts. It reports fake but
+//! kubelet-shaped statistics ([`stats`]) for `/stats/summary` and `/metrics/resource`.
 //!
 //! The `vk-mock` binary runs it as a virtual node through `vk-cli`.
 
 mod config;
 mod provider;
+pub mod stats;
 
 pub use config::{ConfigError, Faults, MockConfig, NodeOverride};
 pub use provider::{CallCounts, MockProvider, SharedMock};

@@ -60,6 +60,7 @@ pub struct MockProvider {
     calls: CallCounts,
     state_file: Option<PathBuf>,
     host_ip: Mutex<Option<String>>,
+    started_at: Timestamp,
 }
 
 impl std::fmt::Debug for MockProvider {
@@ -85,6 +86,7 @@ impl MockProvider {
             calls: CallCounts::default(),
             state_file: None,
             host_ip: Mutex::new(None),
+            started_at: Timestamp::now(),
         }
     }
 
@@ -108,6 +110,25 @@ impl MockProvider {
         }
         self.state_file = Some(path);
         Ok(self)
+    }
+
+    /// The node this provider serves.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// When this provider instance started.
+    pub fn started_at(&self) -> Time {
+        Time(self.started_at)
+    }
+
+    /// The pods whose phase is Running.
+    pub fn running_pods(&self) -> Vec<Pod> {
+        self.lock_pods()
+            .values()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .cloned()
+            .collect()
     }
 
     /// The IP reported as `hostIP`.

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use k8s_openapi::api::core::v1::Pod;
-use vk_core::ResourceAccess;
+use k8s_openapi::api::core::v1::PodStatus;
+use vk_core::{PodLifecycleHandler, ResourceAccess};
 use vk_mock::{Faults, MockProvider};
 use vk_testkit::conformance::{self, Inspect, Instance, Target};
 
@@ -31,6 +32,52 @@ impl Inspect for MockInspect {
     fn insert_pod(&self, pod: Pod) {
         self.0.insert_pod(pod);
     }
+    fn lose_pod(&self, namespace: &str, name: &str) {
+        self.0.lose_pod(namespace, name);
+    }
+}
+
+/// vk-mock without its notifier: the core must poll for status.
+struct Polled(Arc<MockProvider>);
+
+#[async_trait::async_trait]
+impl PodLifecycleHandler for Polled {
+    async fn create_pod(&self, pod: &Pod) -> vk_errdefs::Result<()> {
+        self.0.create_pod(pod).await
+    }
+    async fn update_pod(&self, pod: &Pod) -> vk_errdefs::Result<()> {
+        self.0.update_pod(pod).await
+    }
+    async fn delete_pod(&self, pod: &Pod) -> vk_errdefs::Result<()> {
+        self.0.delete_pod(pod).await
+    }
+    async fn get_pod(&self, ns: &str, name: &str) -> vk_errdefs::Result<Option<Pod>> {
+        self.0.get_pod(ns, name).await
+    }
+    async fn get_pod_status(&self, ns: &str, name: &str) -> vk_errdefs::Result<Option<PodStatus>> {
+        self.0.get_pod_status(ns, name).await
+    }
+    async fn get_pods(&self) -> vk_errdefs::Result<Vec<Pod>> {
+        self.0.get_pods().await
+    }
+    // No pod_notifier(): the default (None) makes the core poll.
+}
+
+struct MockWithoutNotifier;
+
+impl Target for MockWithoutNotifier {
+    fn name(&self) -> &str {
+        "mock"
+    }
+    fn instantiate(&self, node_name: &str, _resources: ResourceAccess) -> Instance {
+        let mock = Arc::new(MockProvider::new(node_name, Faults::default()));
+        mock.set_host_ip(Some("127.0.0.1".into()));
+        Instance {
+            pods: Arc::new(Polled(mock.clone())),
+            node: Some(mock.clone()),
+            inspect: Some(Arc::new(MockInspect(mock))),
+        }
+    }
 }
 
 impl Target for Mock {
@@ -50,9 +97,12 @@ impl Target for Mock {
 
 macro_rules! check {
     ($name:ident => $path:path) => {
+        check!($name => $path, Mock);
+    };
+    ($name:ident => $path:path, $target:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            $path(&Mock).await;
+            $path(&$target).await;
         }
     };
 }
@@ -71,3 +121,10 @@ check!(provider_failures_are_reported_and_retried => conformance::pods::provider
 check!(restart_adopts_pods_and_removes_dangling_ones => conformance::pods::restart_adopts_pods_and_removes_dangling_ones);
 check!(finished_pods_are_left_untouched => conformance::pods::finished_pods_are_left_untouched);
 check!(label_changes_reach_the_provider => conformance::pods::label_changes_reach_the_provider);
+check!(lost_pods_are_marked_failed => conformance::pods::lost_pods_are_marked_failed);
+
+// The status path for providers without a notifier (periodic polling).
+check!(polled_pod_runs_with_ip_and_ready => conformance::pods::pod_runs_with_ip_and_ready, MockWithoutNotifier);
+check!(polled_graceful_delete_reaches_the_provider => conformance::pods::graceful_delete_reaches_the_provider, MockWithoutNotifier);
+check!(polled_restart_adopts_pods => conformance::pods::restart_adopts_pods_and_removes_dangling_ones, MockWithoutNotifier);
+check!(foreign_metadata_and_conditions_survive => conformance::node::foreign_metadata_and_conditions_survive);

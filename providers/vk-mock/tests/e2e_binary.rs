@@ -230,3 +230,79 @@ fn nix_kill(child: &Child) {
         .expect("kill");
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_runs_a_fleet_of_nodes_over_one_pod_watch() {
+    let ctx = TestContext::new().await.expect("control plane");
+    let base = unique_name("vk-fleet");
+    let names: Vec<String> = (0..3).map(|i| format!("{base}-{i}")).collect();
+    for n in &names {
+        ctx.delete_on_drop::<Node>(n, None);
+    }
+    let ns = ctx.namespace("vk-fleet").await.expect("namespace");
+    let child = Command::new(BIN)
+        .arg("--kubeconfig")
+        .arg(ctx.kubeconfig())
+        .args([
+            "--nodename",
+            &base,
+            "--nodes",
+            "3",
+            "--listen-port",
+            "10778",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vk-mock");
+    let _child = Running(child);
+    let nodes: Api<Node> = Api::all(ctx.client());
+    for n in &names {
+        eventually(&format!("node {n} is Ready"), || {
+            let nodes = nodes.clone();
+            let n = n.clone();
+            async move {
+                let node = nodes.get_opt(&n).await.ok()??;
+                node.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client(), ns.name());
+    for (i, n) in names.iter().enumerate() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("p{i}")},
+            "spec": {
+                "nodeName": n,
+                "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
+                "containers": [{"name": "c", "image": "i"}]
+            }
+        }))
+        .expect("pod");
+        let mut created = false;
+        for _ in 0..100 {
+            if pods.create(&Default::default(), &pod).await.is_ok() {
+                created = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(created, "create p{i}");
+    }
+    for i in 0..3 {
+        let name = format!("p{i}");
+        eventually(&format!("pod {name} Running"), || {
+            let pods = pods.clone();
+            let name = name.clone();
+            async move {
+                let p = pods.get_opt(&name).await.ok()??;
+                (p.status?.phase.as_deref() == Some("Running")).then_some(())
+            }
+        })
+        .await;
+    }
+}

@@ -66,6 +66,8 @@ pub trait Inspect: Send + Sync {
     fn fail_pings(&self, message: Option<&str>);
     /// Puts a pod into the provider behind the core's back (a dangling pod).
     fn insert_pod(&self, pod: Pod);
+    /// Makes the provider lose a pod on its own (as a backend that crashed would).
+    fn lose_pod(&self, namespace: &str, name: &str);
     /// Whether the provider currently has the pod.
     fn has_pod(&self, namespace: &str, name: &str) -> bool {
         self.received_pod(namespace, name).is_some()

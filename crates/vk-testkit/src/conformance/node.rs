@@ -183,3 +183,87 @@ pub async fn failing_ping_turns_node_not_ready(target: &dyn Target) {
     })
     .await;
 }
+
+/// Labels, annotations, taints and conditions set by others survive the node
+/// controller's writes (including a restart, which re-applies our metadata).
+pub async fn foreign_metadata_and_conditions_survive(target: &dyn Target) {
+    use kube::api::{Patch, PatchParams};
+    use serde_json::json;
+    let mut h = Harness::start(target, "conf-foreign").await;
+    let nodes: Api<Node> = Api::all(h.client());
+    nodes
+        .patch(
+            h.node_name(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({
+                "metadata": {"labels": {"example.com/team": "blue"}, "annotations": {"example.com/note": "keep"}},
+                "spec": {"taints": [
+                    {"key": "virtual-kubelet.io/provider", "value": target.name(), "effect": "NoSchedule"},
+                    {"key": "example.com/dedicated", "value": "blue", "effect": "NoSchedule"}
+                ]}
+            })),
+        )
+        .await
+        .expect("label the node");
+    nodes
+        .patch_status(
+            h.node_name(),
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"status": {"conditions": [
+                {"type": "example.com/Custom", "status": "True", "reason": "SetByTest"}
+            ]}})),
+        )
+        .await
+        .expect("add a condition");
+    let heartbeat = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .and_then(|c| c.last_heartbeat_time.clone())
+            .map(|t| t.0)
+    };
+    let before = heartbeat(&h.node_object().await.expect("node"));
+    h.stop_controllers().await;
+    h.start_controllers().await;
+    let node = eventually("the node controller wrote its status again", || async {
+        h.node_object().await.filter(|n| heartbeat(n) > before)
+    })
+    .await;
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("example.com/team").map(String::as_str),
+        Some("blue")
+    );
+    assert_eq!(
+        labels.get("type").map(String::as_str),
+        Some("virtual-kubelet")
+    );
+    let annotations = node.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations.get("example.com/note").map(String::as_str),
+        Some("keep")
+    );
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    assert!(
+        taints.iter().any(|t| t.key == "example.com/dedicated"),
+        "foreign taint lost: {taints:?}"
+    );
+    assert!(
+        taints
+            .iter()
+            .any(|t| t.key == "virtual-kubelet.io/provider"),
+        "our taint lost: {taints:?}"
+    );
+    let conditions = node.status.and_then(|s| s.conditions).unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "example.com/Custom" && c.status == "True"),
+        "foreign condition lost: {conditions:?}"
+    );
+}

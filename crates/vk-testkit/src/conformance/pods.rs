@@ -500,3 +500,26 @@ pub async fn label_changes_reach_the_provider(target: &dyn Target) {
     .await;
     h.wait_event("upd", "ProviderUpdateSuccess").await;
 }
+
+/// A pod the provider loses on its own (not deleted by anyone) is marked Failed with
+/// reason `NotFound`, its running containers terminated. Needs [`super::Inspect`].
+pub async fn lost_pods_are_marked_failed(target: &dyn Target) {
+    let h = Harness::start(target, "conf-lost").await;
+    h.create_pod(&h.pod("lost", json!({}))).await;
+    h.wait_running("lost").await;
+    h.inspect().lose_pod(h.namespace(), "lost");
+    let pod = h
+        .wait_pod("lost", "phase Failed with reason NotFound", |p| {
+            let s = p.status.as_ref();
+            s.and_then(|s| s.phase.as_deref()) == Some("Failed")
+                && s.and_then(|s| s.reason.as_deref()) == Some("NotFound")
+        })
+        .await;
+    let terminated = pod
+        .status
+        .and_then(|s| s.container_statuses)
+        .unwrap_or_default()
+        .iter()
+        .all(|c| c.state.as_ref().is_some_and(|st| st.terminated.is_some()));
+    assert!(terminated, "containers of a lost pod must be terminated");
+}
