@@ -76,7 +76,7 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
     let child = Command::new(&bin)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .args(["--nodename", NODE])
+        .args(["--nodename", NODE, "--metrics-addr", "127.0.0.1:10255"])
         .env("APISERVER_CERT_LOCATION", pki.kubelet_serving().cert)
         .env("APISERVER_KEY_LOCATION", pki.kubelet_serving().key)
         .env("APISERVER_CA_CERT_LOCATION", pki.ca().cert)

@@ -27,6 +27,7 @@
 //! }
 //! ```
 
+pub mod admin;
 mod duration;
 mod settings;
 
@@ -120,6 +121,14 @@ pub enum CliError {
     /// The node did not become ready in time.
     #[error("the node(s) did not register and sync within --startup-timeout {0:?}")]
     StartupTimeout(Duration),
+    /// The admin listener could not bind.
+    #[error("--metrics-addr {addr}: cannot listen: {source} (pick another address or \"off\")")]
+    Admin {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The async runtime could not start.
     #[error("starting the async runtime failed: {0}")]
     Runtime(std::io::Error),
@@ -211,7 +220,7 @@ where
             .unwrap_or(100u32.saturating_mul(scale)),
     };
     let config = kube_config(&settings).await?;
-    let (client, _stats) = vk_core::client::build(config, limits)?;
+    let (client, api_stats) = vk_core::client::build(config, limits)?;
 
     if settings.tls_cert_file.is_none() {
         warn!(
@@ -284,6 +293,25 @@ where
             shutdown.cancel();
         });
     }
+    let nodes = std::sync::Arc::new(nodes);
+    let admin = match resolved.metrics_addr {
+        Some(addr) => {
+            let mut registry = prometheus_client::registry::Registry::default();
+            registry.register_collector(Box::new(vk_core::metrics::ApiCollector(api_stats)));
+            registry.register_collector(Box::new(vk_core::metrics::NodeCollector::new(&nodes)));
+            let ready_nodes = std::sync::Arc::clone(&nodes);
+            let state = std::sync::Arc::new(admin::AdminState {
+                registry,
+                ready: Box::new(move || ready_nodes.iter().all(VirtualNode::is_ready)),
+            });
+            let server = admin::bind(addr, state, shutdown.clone())
+                .await
+                .map_err(|source| CliError::Admin { addr, source })?;
+            info!(%addr, "admin listener: /metrics /healthz /readyz");
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
     info!(nodes = n, provider = info.name, "starting virtual node(s)");
     let names: Vec<String> = nodes.iter().map(|n| n.name().to_owned()).collect();
     let run = Fleet::run(&nodes, shutdown.clone());
@@ -318,9 +346,17 @@ where
                 return Err(e);
             }
         }
-        () = &mut run => return Ok(()),
+        () = &mut run => {
+            shutdown.cancel();
+            if let Some(a) = admin { let _ = a.await; }
+            return Ok(());
+        }
     }
     run.await;
+    shutdown.cancel();
+    if let Some(a) = admin {
+        let _ = a.await;
+    }
     Ok(())
 }
 

@@ -131,6 +131,12 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ca_file: Option<PathBuf>,
 
+    /// Plain-HTTP admin listener for /metrics (Prometheus), /healthz and /readyz
+    /// ("off" disables it).
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<String>,
+
     /// Do not record Normal events for successful provider operations (saves one API
     /// write per operation).
     #[arg(long)]
@@ -182,6 +188,8 @@ pub struct Settings {
     pub tls_private_key_file: Option<PathBuf>,
     /// See [`Flags::client_ca_file`].
     pub client_ca_file: Option<PathBuf>,
+    /// See [`Flags::metrics_addr`].
+    pub metrics_addr: String,
     /// See [`Flags::no_success_events`].
     pub no_success_events: bool,
 }
@@ -209,6 +217,7 @@ impl Default for Settings {
             tls_cert_file: None,
             tls_private_key_file: None,
             client_ca_file: None,
+            metrics_addr: "127.0.0.1:10255".into(),
             no_success_events: false,
         }
     }
@@ -241,6 +250,8 @@ pub struct Resolved {
     pub resync: Duration,
     /// `startup-timeout` (`None` = wait forever).
     pub startup_timeout: Option<Duration>,
+    /// `metrics-addr` (`None` = off).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -332,7 +343,18 @@ impl Settings {
                 "and --tls-private-key-file must be given together",
             ));
         }
+        let metrics_addr = match self.metrics_addr.as_str() {
+            "" | "off" => None,
+            addr => Some(addr.parse().map_err(|_| {
+                invalid(
+                    "metrics-addr",
+                    addr,
+                    "is not an address:port (e.g. 127.0.0.1:10255, or \"off\")",
+                )
+            })?),
+        };
         Ok(Resolved {
+            metrics_addr,
             startup_timeout: (!startup.is_zero()).then_some(startup),
             resync,
             settings: self,

@@ -200,6 +200,12 @@ impl ApiStats {
             .or_insert(0) += 1;
     }
 
+    /// Records one request (for tests of code that reads the counts).
+    #[doc(hidden)]
+    pub fn record_for_test(&self, key: RequestKey) {
+        self.record(key);
+    }
+
     /// A copy of all counts.
     pub fn snapshot(&self) -> BTreeMap<RequestKey, u64> {
         self.counts

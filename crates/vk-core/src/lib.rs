@@ -32,6 +32,7 @@ pub mod client;
 pub mod env;
 pub mod events;
 pub mod kube_errors;
+pub mod metrics;
 pub mod node;
 pub mod pod;
 pub mod provider;

@@ -85,7 +85,12 @@ async fn an_invalid_provider_config_fails_naming_the_field() {
         .arg(&cfg)
         .arg("--kubeconfig")
         .arg(ctx.kubeconfig())
-        .args(["--nodename", &unique_name("never-registered")])
+        .args([
+            "--nodename",
+            &unique_name("never-registered"),
+            "--metrics-addr",
+            "off",
+        ])
         .output()
         .expect("run");
     assert!(!out.status.success());
@@ -202,6 +207,39 @@ async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
         (wide.contains("Running") && wide.contains(&node)).then_some(())
     })
     .await;
+
+    // The admin listener: ready, and the API requests it made are counted.
+    assert_eq!(
+        http_get(metrics_port, "/readyz").await,
+        (200, "ok".to_owned())
+    );
+    assert_eq!(http_get(metrics_port, "/healthz").await.0, 200);
+    let (code, metrics) = http_get(metrics_port, "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(&format!("vk_node_ready{{node=\"{node}\"}} 1")),
+        "{metrics}"
+    );
+    let status_writes = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "vk_api_requests_total{verb=\"patch\",resource=\"pods/status\",code=\"200\"}",
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        status_writes.is_some_and(|n| n >= 1),
+        "no pod status patch counted:\n{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "vk_pod_provider_calls_total{{node=\"{node}\",operation=\"create\"}} 1"
+        )),
+        "{metrics}"
+    );
+
     kubectl(&ctx, &["delete", "pod", "hello", "-n", ns.name()]);
 
     // SIGTERM: a clean exit with status 0.
@@ -305,4 +343,33 @@ async fn one_process_runs_a_fleet_of_nodes_over_one_pod_watch() {
         })
         .await;
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
 }

@@ -192,6 +192,37 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Reads the pod controller's queue depth and tracked-pod count.
+#[derive(Clone)]
+pub struct PodGauges {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PodGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodGauges").finish_non_exhaustive()
+    }
+}
+
+impl PodGauges {
+    /// Keys waiting in the work queue (not counting delayed retries).
+    pub fn queue_depth(&self) -> usize {
+        self.shared.queue.len()
+    }
+    /// Keys waiting for a delayed retry or deadline.
+    pub fn delayed(&self) -> usize {
+        self.shared.queue.delayed_len()
+    }
+    /// Pods tracked.
+    pub fn tracked(&self) -> usize {
+        self.shared.lock_entries().len()
+    }
+    /// Whether the first pod list has been reconciled.
+    pub fn synced(&self) -> bool {
+        self.shared.is_synced()
+    }
+}
+
 /// Node facts pod sync needs.
 #[derive(Debug, Clone, Default)]
 pub struct PodNodeInfo {
@@ -221,7 +252,7 @@ struct Shared {
     config: PodControllerConfig,
     has_notifier: AtomicBool,
     synced: watch::Sender<bool>,
-    stats: PodControllerStats,
+    stats: Arc<PodControllerStats>,
     relist_seen: Mutex<Option<HashSet<PodKey>>>,
 }
 
@@ -249,15 +280,22 @@ impl PodController {
                 config,
                 has_notifier: AtomicBool::new(false),
                 synced: watch::Sender::new(false),
-                stats: PodControllerStats::default(),
+                stats: Arc::new(PodControllerStats::default()),
                 relist_seen: Mutex::new(None),
             }),
         }
     }
 
     /// Counters of what the controller did.
-    pub fn stats(&self) -> &PodControllerStats {
-        &self.shared.stats
+    pub fn stats(&self) -> Arc<PodControllerStats> {
+        Arc::clone(&self.shared.stats)
+    }
+
+    /// A cheap handle reading the queue depth and tracked pods (for metrics).
+    pub fn gauges(&self) -> PodGauges {
+        PodGauges {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Becomes `true` once the first list of pods is processed and the provider's pods
