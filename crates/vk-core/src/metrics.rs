@@ -97,6 +97,13 @@ fn get(c: &AtomicU64) -> u64 {
 
 type Labels<'a> = Vec<(&'static str, &'a str)>;
 
+/// A per-node pod counter: metric name, help, and how to read it.
+type CounterField = (
+    &'static str,
+    &'static str,
+    fn(&PodControllerStats) -> &AtomicU64,
+);
+
 fn counter_family<'a>(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
@@ -140,7 +147,7 @@ impl Collector for NodeCollector {
                 .map(move |(op, v)| (vec![("node", h.name.as_str()), ("operation", op)], v))
             }),
         )?;
-        let simple: [(&str, &str, fn(&PodControllerStats) -> &AtomicU64); 5] = [
+        let simple: [CounterField; 5] = [
             (
                 "vk_pod_sync_failures",
                 "Pod syncs that failed and were retried with backoff",

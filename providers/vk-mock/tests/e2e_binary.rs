@@ -109,6 +109,7 @@ async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
     let ns = ctx.namespace("vk-mock-bin").await.expect("namespace");
     let dir = std::env::temp_dir().join(format!("{node}-cfg"));
     std::fs::create_dir_all(&dir).expect("dir");
+    let metrics_port = free_port();
     let cfg = dir.join("mock.toml");
     std::fs::write(
         &cfg,
@@ -126,6 +127,7 @@ async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
             "--startup-timeout",
             "2m",
         ])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .arg("--provider-config")
         .arg(&cfg)
         .stdout(Stdio::null())
@@ -288,6 +290,8 @@ async fn one_process_runs_a_fleet_of_nodes_over_one_pod_watch() {
             "3",
             "--listen-port",
             "10778",
+            "--metrics-addr",
+            "off",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
