@@ -3,8 +3,10 @@
 //! * `cargo xtask cluster up|down|status|env`: the local Kubernetes control plane
 //!   (see `vk_testkit::LocalCluster`);
 //! * `cargo xtask ci`: everything CI checks, exactly as `.ci/run` runs it;
-//! * `cargo xtask demo`: the README's main job.
+//! * `cargo xtask demo`: the README's main job;
+//! * `cargo xtask bench`: throughput, latency, CPU and memory at scale.
 
+mod bench;
 mod ci;
 mod cluster;
 mod demo;
@@ -33,6 +35,8 @@ enum Command {
     /// tests against the local control plane (started, and stopped again if this run
     /// started it).
     Ci(ci::Args),
+    /// Benchmarks against the local control plane (see `cargo xtask bench --help`).
+    Bench(bench::Args),
     /// The main job: local control plane + a virtual node + a sample Deployment, until
     /// Ctrl-C.
     Demo(demo::Args),
@@ -47,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster { action } => runtime.block_on(cluster::run(action)),
         Command::Ci(args) => runtime.block_on(ci::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
     }
 }

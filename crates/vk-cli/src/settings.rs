@@ -204,7 +204,7 @@ impl Default for Settings {
             provider_config: None,
             listen_port: 10250,
             node_ip: "127.0.0.1".into(),
-            pod_sync_workers: 10,
+            pod_sync_workers: 32,
             full_resync_period: "1m".into(),
             startup_timeout: "0".into(),
             disable_taint: false,
@@ -390,7 +390,7 @@ mod tests {
         let r = Settings::load(&flags(&[])).expect("load");
         assert_eq!(r.settings.nodename, "virtual-kubelet");
         assert_eq!(r.settings.listen_port, 10250);
-        assert_eq!(r.settings.pod_sync_workers, 10);
+        assert_eq!(r.settings.pod_sync_workers, 32);
         assert_eq!(r.resync, Duration::from_secs(60));
         assert_eq!(r.startup_timeout, None);
     }

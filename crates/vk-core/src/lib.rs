@@ -29,6 +29,7 @@
 //! Errors are [`vk_errdefs`] kinds throughout.
 
 pub mod client;
+pub mod compact;
 pub mod env;
 pub mod events;
 pub mod kube_errors;

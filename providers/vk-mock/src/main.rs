@@ -37,6 +37,7 @@ fn main() -> std::process::ExitCode {
             }
             provider.set_host_ip(ctx.template.internal_ip.clone());
             let provider = Arc::new(provider);
+            provider.start_state_writer(std::time::Duration::from_secs(1));
             Ok(vk_cli::Provider {
                 template: ctx.template,
                 pods: provider.clone(),

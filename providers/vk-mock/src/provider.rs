@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use vk_core::compact::Compact;
 use vk_core::{NodeProvider, PodLifecycleHandler, PodNotifier, PodStatusSink};
 use vk_errdefs::{Error, Result};
 
@@ -51,7 +52,9 @@ pub struct CallCounts {
 /// ```
 pub struct MockProvider {
     node_name: String,
-    pods: Mutex<HashMap<(String, String), Pod>>,
+    /// Pods as the core sent them, with their status; JSON-encoded to keep memory low
+    /// with thousands of pods (see `vk_core::compact`).
+    pods: Mutex<HashMap<(String, String), Compact<Pod>>>,
     ips: Mutex<HashMap<String, Ipv4Addr>>,
     next_ip: AtomicU32,
     sink: Mutex<Option<PodStatusSink>>,
@@ -59,6 +62,8 @@ pub struct MockProvider {
     switches: FaultSwitches,
     calls: CallCounts,
     state_file: Option<PathBuf>,
+    /// Set when pods changed since the state file was last written.
+    dirty: std::sync::atomic::AtomicBool,
     host_ip: Mutex<Option<String>>,
     started_at: Timestamp,
 }
@@ -85,6 +90,7 @@ impl MockProvider {
             switches: FaultSwitches::default(),
             calls: CallCounts::default(),
             state_file: None,
+            dirty: std::sync::atomic::AtomicBool::new(false),
             host_ip: Mutex::new(None),
             started_at: Timestamp::now(),
         }
@@ -99,7 +105,7 @@ impl MockProvider {
                 let mut map = self.lock_pods();
                 for pod in pods {
                     let key = key_of(&pod);
-                    map.insert(key, pod);
+                    map.insert(key, Compact::new(&pod));
                 }
                 let n = u32::try_from(map.len()).unwrap_or(u32::MAX);
                 drop(map);
@@ -124,10 +130,11 @@ impl MockProvider {
 
     /// The pods whose phase is Running.
     pub fn running_pods(&self) -> Vec<Pod> {
-        self.lock_pods()
-            .values()
+        let encoded: Vec<Compact<Pod>> = self.lock_pods().values().cloned().collect();
+        encoded
+            .iter()
+            .map(Compact::decode)
             .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .cloned()
             .collect()
     }
 
@@ -157,9 +164,11 @@ impl MockProvider {
 
     /// The pod as the provider holds it (with the env it received).
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
-        self.lock_pods()
+        let encoded = self
+            .lock_pods()
             .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
+            .cloned();
+        encoded.map(|c| c.decode())
     }
 
     /// Removes a pod behind the core's back (as a backend that lost it would), and tells
@@ -175,11 +184,11 @@ impl MockProvider {
 
     /// Adds a pod directly (as if created earlier), without the core knowing.
     pub fn insert_pod(&self, pod: Pod) {
-        self.lock_pods().insert(key_of(&pod), pod);
+        self.lock_pods().insert(key_of(&pod), Compact::new(&pod));
         self.persist();
     }
 
-    fn lock_pods(&self) -> MutexGuard<'_, HashMap<(String, String), Pod>> {
+    fn lock_pods(&self) -> MutexGuard<'_, HashMap<(String, String), Compact<Pod>>> {
         self.pods.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -214,17 +223,52 @@ impl MockProvider {
         })
     }
 
+    /// Notes that the state file is behind. Writing it is debounced (see
+    /// [`MockProvider::start_state_writer`]): rewriting the whole file on every change
+    /// would make bulk creates quadratic.
     fn persist(&self) {
+        if self.state_file.is_some() {
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    /// Writes the state file now if pods changed since the last write.
+    pub fn flush(&self) {
         let Some(path) = &self.state_file else { return };
-        let pods: Vec<Pod> = self.lock_pods().values().cloned().collect();
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let encoded: Vec<Compact<Pod>> = self.lock_pods().values().cloned().collect();
+        let pods: Vec<Pod> = encoded.iter().map(Compact::decode).collect();
         let tmp = path.with_extension("partial");
         let result = serde_json::to_vec(&pods)
             .map_err(std::io::Error::other)
             .and_then(|bytes| std::fs::write(&tmp, bytes))
             .and_then(|()| std::fs::rename(&tmp, path));
         if let Err(e) = result {
+            self.dirty.store(true, Ordering::Release);
             tracing::warn!(path = %path.display(), error = %e, "writing mock state failed");
         }
+    }
+
+    /// Starts a background thread that flushes the state file at most once per
+    /// `interval` while the provider lives (the provider also flushes when dropped).
+    pub fn start_state_writer(self: &Arc<Self>, interval: Duration) {
+        if self.state_file.is_none() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let _ = std::thread::Builder::new()
+            .name("vk-mock-state".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    match weak.upgrade() {
+                        Some(p) => p.flush(),
+                        None => return,
+                    }
+                }
+            });
     }
 
     fn running_status(&self, pod: &Pod, ip: Ipv4Addr) -> PodStatus {
@@ -307,6 +351,12 @@ impl MockProvider {
     }
 }
 
+impl Drop for MockProvider {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 fn key_of(pod: &Pod) -> (String, String) {
     (
         pod.metadata.namespace.clone().unwrap_or_default(),
@@ -369,7 +419,7 @@ impl PodLifecycleHandler for MockProvider {
         let ip = self.ip_for(&uid);
         let mut stored = pod.clone();
         stored.status = Some(self.running_status(pod, ip));
-        self.lock_pods().insert(key_of(pod), stored.clone());
+        self.lock_pods().insert(key_of(pod), Compact::new(&stored));
         self.persist();
         if let Some(sink) = self.sink() {
             sink.notify(stored);
@@ -385,10 +435,10 @@ impl PodLifecycleHandler for MockProvider {
             let Some(existing) = pods.get_mut(&key_of(pod)) else {
                 return Err(Error::not_found("mock: no such pod"));
             };
-            let status = existing.status.take();
-            *existing = pod.clone();
-            existing.status = status;
-            existing.clone()
+            let mut updated = pod.clone();
+            updated.status = existing.decode().status;
+            *existing = Compact::new(&updated);
+            updated
         };
         self.persist();
         if let Some(sink) = self.sink() {
@@ -401,7 +451,7 @@ impl PodLifecycleHandler for MockProvider {
         self.calls.delete.fetch_add(1, Ordering::Relaxed);
         self.inject("delete").await?;
         let removed = self.lock_pods().remove(&key_of(pod));
-        let Some(mut removed) = removed else {
+        let Some(mut removed) = removed.map(|c| c.decode()) else {
             return Err(Error::not_found("mock: no such pod"));
         };
         if let Some(uid) = &removed.metadata.uid {
@@ -427,7 +477,8 @@ impl PodLifecycleHandler for MockProvider {
     }
 
     async fn get_pods(&self) -> Result<Vec<Pod>> {
-        Ok(self.lock_pods().values().cloned().collect())
+        let encoded: Vec<Compact<Pod>> = self.lock_pods().values().cloned().collect();
+        Ok(encoded.iter().map(Compact::decode).collect())
     }
 
     fn pod_notifier(&self) -> Option<&dyn PodNotifier> {
@@ -545,6 +596,7 @@ mod tests {
             .with_state_file(path.clone())
             .expect("state");
         first.create_pod(&pod("a")).await.expect("create");
+        first.flush();
         let second = MockProvider::new("n", Faults::default())
             .with_state_file(path.clone())
             .expect("state");

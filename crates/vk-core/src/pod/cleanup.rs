@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::spec::{provider_copy_is_stale, spec_fingerprint};
 use super::{InProvider, PodKey, Shared, bump};
+use crate::compact::Compact;
 use crate::kube_errors::from_kube;
 
 /// Lists the provider's pods, retrying with backoff until it works. `None` on shutdown.
@@ -45,7 +46,7 @@ pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &Cancellat
                 dangling.push(provider_pod);
                 continue;
             };
-            let Some(api) = entry.api.clone() else {
+            let Some(api) = entry.api.as_ref().map(|c| c.decode()) else {
                 dangling.push(provider_pod);
                 continue;
             };
@@ -55,7 +56,7 @@ pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &Cancellat
             };
             if !same_uid {
                 // An older pod of the same name: delete it, then create the new one.
-                entry.stale_provider_pod = Some(Arc::new(provider_pod));
+                entry.stale_provider_pod = Some(Compact::new(&provider_pod));
                 continue;
             }
             // Adopt. A copy that is behind in a mutable field gets an update (the
@@ -66,7 +67,7 @@ pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &Cancellat
                 spec_fingerprint(&api)
             };
             entry.provider = InProvider::Created { fingerprint };
-            entry.provider_status = provider_pod.status.clone();
+            entry.provider_status = provider_pod.status.as_ref().map(Compact::new);
             bump(&shared.stats.adopted);
         }
     }
@@ -185,8 +186,11 @@ async fn poll_statuses(shared: &Shared) {
             }
             match by_key.remove(key) {
                 Some(p) => {
-                    if p.status.is_some() && p.status != entry.provider_status {
-                        entry.provider_status = p.status;
+                    let Some(status) = p.status.as_ref().map(Compact::new) else {
+                        continue;
+                    };
+                    if entry.provider_status.as_ref() != Some(&status) {
+                        entry.provider_status = Some(status);
                         entry.provider_lost = false;
                         changed.push(key.clone());
                     }

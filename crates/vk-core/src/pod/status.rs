@@ -43,6 +43,22 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// `v` without null and empty-object members (recursively): the API server returns
+/// `lastState: {}` and `lastProbeTime: null` where a provider leaves them out, which
+/// means the same thing and must not count as a difference.
+fn normalized(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalized(v)))
+                .filter(|(_, v)| !v.is_null() && !v.as_object().is_some_and(Map::is_empty))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(normalized).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Conditions equal in everything but their timestamps.
 fn same_condition(a: &PodCondition, b: &PodCondition) -> bool {
     a.type_ == b.type_ && a.status == b.status && a.reason == b.reason && a.message == b.message
@@ -59,7 +75,7 @@ pub fn status_patch(api: &Pod, provider: &PodStatus, host_ip: Option<&str>) -> O
     }
     let mut status = Map::new();
     let mut set = |key: &str, want: Value, have: Value| {
-        if want != have {
+        if normalized(&want) != normalized(&have) {
             status.insert(key.to_owned(), want);
         }
     };
@@ -265,6 +281,16 @@ mod tests {
         let mut newer = running();
         newer["conditions"][0]["lastTransitionTime"] = json!("2026-02-02T00:00:00Z");
         assert_eq!(status_patch(&api, &status(newer), None), None);
+    }
+
+    #[test]
+    fn api_server_normalisations_are_not_differences() {
+        // What the API returns for a status a provider wrote without lastState.
+        let mut echoed = running();
+        echoed["containerStatuses"][0]["lastState"] = json!({});
+        echoed["conditions"][0]["lastProbeTime"] = Value::Null;
+        let api = pod(echoed);
+        assert_eq!(status_patch(&api, &status(running()), None), None);
     }
 
     #[test]

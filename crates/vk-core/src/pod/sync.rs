@@ -42,27 +42,47 @@ struct Snapshot {
     provider_status: Option<PodStatus>,
     provider_lost: bool,
     last_patch: Option<u64>,
+    api_deleted: bool,
 }
 
 impl Shared {
     fn snapshot(&self, key: &PodKey) -> Option<Snapshot> {
-        let entries = self.lock_entries();
-        let e = entries.get(key)?;
+        // Copy the (shared) encodings under the lock, decode outside it.
+        let (api, last_known, stale, status, provider, lost, last_patch, api_deleted) = {
+            let entries = self.lock_entries();
+            let e = entries.get(key)?;
+            (
+                e.api.clone(),
+                e.last_known.clone(),
+                e.stale_provider_pod.clone(),
+                e.provider_status.clone(),
+                e.provider,
+                e.provider_lost,
+                e.last_patch,
+                e.api_deleted,
+            )
+        };
+        let api = api.map(|c| Arc::new(c.decode()));
+        let last_known = match &api {
+            Some(p) => Arc::clone(p),
+            None => Arc::new(last_known.decode()),
+        };
         Some(Snapshot {
-            api: e.api.clone(),
-            last_known: Arc::clone(&e.last_known),
-            provider: e.provider,
-            stale: e.stale_provider_pod.clone(),
-            provider_status: e.provider_status.clone(),
-            provider_lost: e.provider_lost,
-            last_patch: e.last_patch,
+            api,
+            last_known,
+            provider,
+            stale: stale.map(|c| Arc::new(c.decode())),
+            provider_status: status.map(|c| c.decode()),
+            provider_lost: lost,
+            last_patch,
+            api_deleted,
         })
     }
 
     /// Updates the entry if it still describes the pod with `uid`.
     fn update_entry(&self, key: &PodKey, uid: &Option<String>, f: impl FnOnce(&mut super::Entry)) {
         if let Some(entry) = self.lock_entries().get_mut(key)
-            && &entry.last_known.metadata.uid == uid
+            && &entry.uid == uid
         {
             f(entry);
         }
@@ -156,6 +176,10 @@ impl Shared {
 
     /// A pod with a deletionTimestamp.
     async fn sync_deleting(&self, key: &PodKey, pod: &Arc<Pod>, snap: &Snapshot) -> Outcome {
+        if snap.api_deleted {
+            // Already removed with grace 0; the watch's Delete event will follow.
+            return Outcome::Done;
+        }
         let mut state = snap.provider;
         let mut status = snap.provider_status.clone();
         if let InProvider::Created { .. } = state {
@@ -425,11 +449,17 @@ impl Shared {
         match api.delete(&key.name, &params).await {
             Ok(_) => {
                 bump(&self.stats.api_deletes);
-                self.update_entry(key, &pod.metadata.uid, |e| e.provider = InProvider::Gone);
+                self.update_entry(key, &pod.metadata.uid, |e| {
+                    e.provider = InProvider::Gone;
+                    e.api_deleted = true;
+                });
                 true
             }
             Err(e) if is_not_found(&e) || is_conflict(&e) => {
-                self.update_entry(key, &pod.metadata.uid, |e| e.provider = InProvider::Gone);
+                self.update_entry(key, &pod.metadata.uid, |e| {
+                    e.provider = InProvider::Gone;
+                    e.api_deleted = true;
+                });
                 true
             }
             Err(e) => {

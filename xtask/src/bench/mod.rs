@@ -1,0 +1,214 @@
+//! `cargo xtask bench`: throughput, latency, CPU and memory of a virtual node at scale,
+//! against the real local control plane, with the provider (vk-mock, release build) as a
+//! separate process measured through /proc.
+//!
+//! Scenarios: `ceiling` (the API server's own limit, always measured first so the others
+//! can be read as ratios), `churn`, `steady`, `fleet`; `all` runs every one. Results go
+//! to `target/bench/<scenario>.json`, `target/bench/report.md` and
+//! `target/bench/churn-latency.svg`; `--record` also copies them to
+//! `bench/results/<date>.*`.
+//!
+//! Targets are recorded in the results (met or not, with notes), never asserted by tests.
+
+mod agent;
+mod procfs;
+mod report;
+mod scenarios;
+mod stats;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use kube::Client;
+use serde_json::json;
+use vk_testkit::{LocalCluster, UpOptions};
+
+use report::ScenarioResult;
+
+/// Which scenario(s) to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Every scenario.
+    All,
+    /// The API server's limit with an ideal kubelet.
+    Ceiling,
+    /// Pods through one node: throughput, latency, CPU, memory, writes.
+    Churn,
+    /// Many pods held: memory, idle CPU, resync after restart.
+    Steady,
+    /// Many nodes in one process: leases on time, memory.
+    Fleet,
+}
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Scenario to run.
+    #[arg(value_enum, default_value = "all")]
+    pub scenario: Scenario,
+    /// Pods of the churn (and ceiling) scenario.
+    #[arg(long, default_value_t = 2000)]
+    pub pods: usize,
+    /// Pods held by the steady scenario.
+    #[arg(long, default_value_t = 10_000)]
+    pub steady_pods: usize,
+    /// Virtual nodes of the fleet scenario.
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Pods spread over the fleet.
+    #[arg(long, default_value_t = 2000)]
+    pub fleet_pods: usize,
+    /// Minutes the steady and fleet scenarios hold.
+    #[arg(long, default_value_t = 5)]
+    pub minutes: u64,
+    /// Concurrent pod creations (and deletions) by the bench.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// The provider's --kube-api-qps (burst = 2×); unset = the provider's default.
+    #[arg(long, default_value = "1000")]
+    pub qps: Option<f32>,
+    /// Record Normal success events (ProviderCreateSuccess...) as upstream does; off by
+    /// default because the write target counts pod writes only.
+    #[arg(long)]
+    pub success_events: bool,
+    /// Also copy the results to bench/results/<date>.*.
+    #[arg(long)]
+    pub record: bool,
+    /// Run this provider binary instead of the release vk-mock (e.g. a wrapper that
+    /// starts it under a profiler); it must accept vk-mock's flags.
+    #[arg(long, value_name = "PATH")]
+    pub provider_binary: Option<PathBuf>,
+}
+
+/// What every scenario needs.
+pub struct Env {
+    /// Admin client.
+    pub client: Client,
+    /// Admin kubeconfig (for the provider process).
+    pub kubeconfig: PathBuf,
+    /// The provider binary.
+    pub binary: PathBuf,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+fn command_output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn mem_total_gib() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Runs the benchmark.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let cluster = LocalCluster::from_env()?;
+    cluster
+        .up(UpOptions::default())
+        .await
+        .context("starting the local control plane")?;
+    let client = cluster.client().await?;
+    eprintln!("==> building vk-mock (release)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    if !Command::new(&cargo)
+        .args(["build", "--release", "--quiet", "-p", "vk-mock"])
+        .status()?
+        .success()
+    {
+        bail!("building vk-mock failed");
+    }
+    let root = std::env::current_dir()?;
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    let env = Env {
+        client: client.clone(),
+        kubeconfig: cluster.layout().kubeconfig(),
+        binary: args
+            .provider_binary
+            .clone()
+            .unwrap_or_else(|| root.join("target/release/vk-mock")),
+        out: out.clone(),
+    };
+    let server = client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .unwrap_or_default();
+    let date = command_output("date", &["-u", "+%Y-%m-%d"]);
+    let context = json!({
+        "date": command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        "commit": command_output("git", &["rev-parse", "--short", "HEAD"]),
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "memory_gib": (mem_total_gib() * 10.0).round() / 10.0,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "rustc": command_output("rustc", &["--version"]),
+        "kube_apiserver": server,
+        "provider": format!("vk-mock {} (release)", env!("CARGO_PKG_VERSION")),
+    });
+
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    let ceiling = scenarios::ceiling(&env, &args).await?;
+    let ceiling_rate = ceiling
+        .metrics
+        .iter()
+        .find(|(k, _)| k == "pods_per_second")
+        .and_then(|(_, v)| v.as_f64());
+    results.push(ceiling);
+    let s = args.scenario;
+    if matches!(s, Scenario::All | Scenario::Churn) {
+        results.push(scenarios::churn(&env, &args, ceiling_rate).await?);
+    }
+    if matches!(s, Scenario::All | Scenario::Steady) {
+        results.push(scenarios::steady(&env, &args).await?);
+    }
+    if matches!(s, Scenario::All | Scenario::Fleet) {
+        results.push(scenarios::fleet(&env, &args).await?);
+    }
+
+    let mut all = Vec::new();
+    for r in &results {
+        let doc = r.to_json(&context);
+        std::fs::write(
+            out.join(format!("{}.json", r.scenario)),
+            serde_json::to_string_pretty(&doc)?,
+        )?;
+        all.push(doc);
+    }
+    let md = report::markdown(&context, &results);
+    std::fs::write(out.join("report.md"), &md)?;
+    println!("{md}");
+    eprintln!("==> results in {}", out.display());
+    if args.record {
+        let dir = root.join("bench/results");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join(format!("{date}.json")),
+            serde_json::to_string_pretty(&all)?,
+        )?;
+        std::fs::write(dir.join(format!("{date}.md")), &md)?;
+        if out.join("churn-latency.svg").exists() {
+            std::fs::copy(
+                out.join("churn-latency.svg"),
+                dir.join(format!("{date}-churn-latency.svg")),
+            )?;
+        }
+        eprintln!("==> recorded in {}", dir.display());
+    }
+    Ok(())
+}
