@@ -44,7 +44,7 @@ pub mod runtime;
 pub mod stats;
 
 pub use provider::{
-    NaiveNodeProvider, NodeProvider, NodeStatusSink, PodLifecycleHandler, PodNotifier,
+    NaiveNodeProvider, NodeProvider, NodeStatusSink, PodLifecycleHandler, PodNotifier, PodRef,
     PodStatusSink, SharedNodeProvider, SharedPodHandler,
 };
 pub use quantity::Quantity;

@@ -76,9 +76,26 @@ pub trait PodLifecycleHandler: Send + Sync + 'static {
     /// Just the status of a pod, or `None` when the backend does not have it.
     async fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>>;
 
-    /// Every pod the backend runs for this node (used for start-up reconciliation and
-    /// dangling-pod clean-up, and for status polling when there is no notifier).
+    /// Every pod the backend runs for this node (used for start-up reconciliation, and
+    /// for status polling when there is no notifier).
     async fn get_pods(&self) -> Result<Vec<Pod>>;
+
+    /// Calls `visit` with each of the backend's pods, one at a time (start-up
+    /// reconciliation uses it). The default calls [`PodLifecycleHandler::get_pods`]; a
+    /// backend holding many pods can avoid materialising them all at once.
+    async fn visit_pods(&self, visit: &mut (dyn FnMut(Pod) + Send)) -> Result<()> {
+        for pod in self.get_pods().await? {
+            visit(pod);
+        }
+        Ok(())
+    }
+
+    /// Just the identities of the backend's pods, for the periodic dangling-pod check.
+    /// The default derives them from [`PodLifecycleHandler::get_pods`]; a backend that
+    /// holds many pods should answer this more cheaply.
+    async fn get_pod_refs(&self) -> Result<Vec<PodRef>> {
+        Ok(self.get_pods().await?.iter().map(PodRef::of).collect())
+    }
 
     /// The provider's push channel for status changes, if it has one. Implement
     /// [`PodNotifier`] and return `Some(self)`.
@@ -93,6 +110,28 @@ pub trait PodLifecycleHandler: Send + Sync + 'static {
     fn pod_ip_hint(&self, pod: &Pod) -> Option<IpAddr> {
         let _ = pod;
         None
+    }
+}
+
+/// Identifies a pod in the provider's backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PodRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID, when the backend knows it.
+    pub uid: Option<String>,
+}
+
+impl PodRef {
+    /// The identity of `pod`.
+    pub fn of(pod: &Pod) -> Self {
+        Self {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone(),
+        }
     }
 }
 

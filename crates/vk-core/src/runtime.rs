@@ -221,11 +221,7 @@ impl VirtualNode {
         Fleet::run(std::slice::from_ref(self), shutdown).await;
     }
 
-    async fn run_with_feed(
-        &self,
-        feed: mpsc::UnboundedReceiver<FeedEvent>,
-        shutdown: CancellationToken,
-    ) {
+    async fn run_with_feed(&self, feed: mpsc::Receiver<FeedEvent>, shutdown: CancellationToken) {
         tokio::join!(
             self.node.run(shutdown.clone()),
             self.pods.run(feed, shutdown)
@@ -250,7 +246,9 @@ impl Fleet {
         let mut routes = HashMap::new();
         let mut feeds = Vec::new();
         for node in nodes {
-            let (tx, rx) = mpsc::unbounded_channel();
+            // Bounded: when a node's controller falls behind the watch, the watch waits
+            // instead of piling decoded pods up in memory.
+            let (tx, rx) = mpsc::channel(FEED_CAPACITY);
             routes.insert(node.name.clone(), tx);
             feeds.push(rx);
         }
@@ -274,11 +272,14 @@ impl Fleet {
     }
 }
 
+/// Events buffered between the pod watch and one node's controller.
+const FEED_CAPACITY: usize = 256;
+
 /// Watches pods matching `selector` and routes events to the node they are bound to.
 async fn pod_watch(
     client: Client,
     selector: String,
-    routes: HashMap<String, mpsc::UnboundedSender<FeedEvent>>,
+    routes: HashMap<String, mpsc::Sender<FeedEvent>>,
     shutdown: CancellationToken,
 ) {
     let api: Api<Pod> = Api::all(client);
@@ -291,8 +292,11 @@ async fn pod_watch(
             .and_then(|n| routes.get(n))
     };
     let broadcast = |make: fn() -> FeedEvent| {
-        for tx in routes.values() {
-            let _ = tx.send(make());
+        let senders: Vec<mpsc::Sender<FeedEvent>> = routes.values().cloned().collect();
+        async move {
+            for tx in senders {
+                let _ = tx.send(make()).await;
+            }
         }
     };
     loop {
@@ -303,21 +307,21 @@ async fn pod_watch(
         match event {
             None => return,
             Some(Err(e)) => warn!(error = %e, "pod watch failed; retrying with backoff"),
-            Some(Ok(watcher::Event::Init)) => broadcast(|| FeedEvent::InitStart),
-            Some(Ok(watcher::Event::InitDone)) => broadcast(|| FeedEvent::InitDone),
+            Some(Ok(watcher::Event::Init)) => broadcast(|| FeedEvent::InitStart).await,
+            Some(Ok(watcher::Event::InitDone)) => broadcast(|| FeedEvent::InitDone).await,
             Some(Ok(watcher::Event::InitApply(pod))) => {
                 if let Some(tx) = route(&pod) {
-                    let _ = tx.send(FeedEvent::InitApply(pod));
+                    let _ = tx.send(FeedEvent::InitApply(pod)).await;
                 }
             }
             Some(Ok(watcher::Event::Apply(pod))) => {
                 if let Some(tx) = route(&pod) {
-                    let _ = tx.send(FeedEvent::Apply(pod));
+                    let _ = tx.send(FeedEvent::Apply(pod)).await;
                 }
             }
             Some(Ok(watcher::Event::Delete(pod))) => {
                 if let Some(tx) = route(&pod) {
-                    let _ = tx.send(FeedEvent::Delete(pod));
+                    let _ = tx.send(FeedEvent::Delete(pod)).await;
                 }
             }
         }

@@ -70,7 +70,8 @@ pub struct MockConfig {
     /// Fault injection.
     #[serde(default)]
     pub faults: Faults,
-    /// Keep pods in this file across restarts (off by default).
+    /// Keep pods in this file across restarts (off by default; one JSON pod per line,
+    /// written at most once a second and on exit).
     #[serde(default)]
     pub state_file: Option<PathBuf>,
     /// The lines `kubectl logs` shows for every container.

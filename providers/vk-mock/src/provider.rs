@@ -97,15 +97,24 @@ impl MockProvider {
     }
 
     /// Keeps pods in `path` across restarts, loading what it holds now.
+    /// The file holds one JSON pod per line, read one line at a time.
     pub fn with_state_file(mut self, path: PathBuf) -> std::io::Result<Self> {
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let pods: Vec<Pod> = serde_json::from_slice(&bytes)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        use std::io::BufRead as _;
+        match std::fs::File::open(&path) {
+            Ok(file) => {
                 let mut map = self.lock_pods();
-                for pod in pods {
-                    let key = key_of(&pod);
-                    map.insert(key, Compact::new(&pod));
+                for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+                    let line = line?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let pod: Pod = serde_json::from_str(&line).map_err(|e| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{} line {}: {e}", path.display(), i + 1),
+                        )
+                    })?;
+                    map.insert(key_of(&pod), Compact::new(&pod));
                 }
                 let n = u32::try_from(map.len()).unwrap_or(u32::MAX);
                 drop(map);
@@ -238,13 +247,16 @@ impl MockProvider {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return;
         }
+        // One JSON pod per line, written from the stored encodings without decoding
+        // them into structs (10,000 decoded pods would need ~100 MB for a moment).
         let encoded: Vec<Compact<Pod>> = self.lock_pods().values().cloned().collect();
-        let pods: Vec<Pod> = encoded.iter().map(Compact::decode).collect();
+        let mut bytes = Vec::with_capacity(encoded.iter().map(|c| c.len() * 4 + 1).sum::<usize>());
+        for c in &encoded {
+            bytes.extend_from_slice(&c.json());
+            bytes.push(b'\n');
+        }
         let tmp = path.with_extension("partial");
-        let result = serde_json::to_vec(&pods)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, path));
+        let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
         if let Err(e) = result {
             self.dirty.store(true, Ordering::Release);
             tracing::warn!(path = %path.display(), error = %e, "writing mock state failed");
@@ -479,6 +491,26 @@ impl PodLifecycleHandler for MockProvider {
     async fn get_pods(&self) -> Result<Vec<Pod>> {
         let encoded: Vec<Compact<Pod>> = self.lock_pods().values().cloned().collect();
         Ok(encoded.iter().map(Compact::decode).collect())
+    }
+
+    async fn visit_pods(&self, visit: &mut (dyn FnMut(Pod) + Send)) -> Result<()> {
+        let encoded: Vec<Compact<Pod>> = self.lock_pods().values().cloned().collect();
+        for c in encoded {
+            visit(c.decode());
+        }
+        Ok(())
+    }
+
+    async fn get_pod_refs(&self) -> Result<Vec<vk_core::PodRef>> {
+        let pods = self.lock_pods();
+        Ok(pods
+            .iter()
+            .map(|((namespace, name), c)| vk_core::PodRef {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                uid: c.uid(),
+            })
+            .collect())
     }
 
     fn pod_notifier(&self) -> Option<&dyn PodNotifier> {

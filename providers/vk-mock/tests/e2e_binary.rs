@@ -22,7 +22,7 @@ impl Drop for Running {
 }
 
 fn kubectl(ctx: &TestContext, args: &[&str]) -> String {
-    let out = Command::new("kubectl")
+    let out = Command::new(vk_testkit::cluster::kubectl())
         .arg("--kubeconfig")
         .arg(ctx.kubeconfig())
         .args(args)
@@ -177,7 +177,7 @@ async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
     .expect("write");
     let mut applied = false;
     for _ in 0..100 {
-        let out = Command::new("kubectl")
+        let out = Command::new(vk_testkit::cluster::kubectl())
             .arg("--kubeconfig")
             .arg(ctx.kubeconfig())
             .arg("apply")

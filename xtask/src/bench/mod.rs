@@ -159,7 +159,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "rustc": command_output("rustc", &["--version"]),
         "kube_apiserver": server,
-        "provider": format!("vk-mock {} (release)", env!("CARGO_PKG_VERSION")),
+        "provider": format!("{} (release)", command_output(&env.binary.display().to_string(), &["--version"])),
     });
 
     let mut results: Vec<ScenarioResult> = Vec::new();

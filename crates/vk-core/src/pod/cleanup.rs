@@ -14,41 +14,26 @@ use super::spec::{provider_copy_is_stale, spec_fingerprint};
 use super::{InProvider, PodKey, Shared, bump};
 use crate::compact::Compact;
 use crate::kube_errors::from_kube;
-
-/// Lists the provider's pods, retrying with backoff until it works. `None` on shutdown.
-async fn provider_pods(shared: &Shared, shutdown: &CancellationToken) -> Option<Vec<Pod>> {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match shared.provider.get_pods().await {
-            Ok(pods) => return Some(pods),
-            Err(e) => warn!(error = %e, "listing the provider's pods failed; retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(30));
-    }
-}
+use crate::provider::PodRef;
 
 /// Before any worker runs: adopt provider pods the API has, delete those it does not.
-/// Returns false on shutdown.
+/// Returns false on shutdown. The provider's pods are visited one at a time, so a
+/// backend with thousands of pods is never held in memory all at once.
 pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &CancellationToken) -> bool {
-    let Some(pods) = provider_pods(shared, shutdown).await else {
-        return false;
-    };
-    let mut dangling = Vec::new();
-    {
-        let mut entries = shared.lock_entries();
-        for provider_pod in pods {
+    let mut delay = Duration::from_millis(500);
+    let dangling = loop {
+        let mut dangling = Vec::new();
+        let mut adopted = 0u64;
+        let mut visit = |provider_pod: Pod| {
             let key = PodKey::of(&provider_pod);
+            let mut entries = shared.lock_entries();
             let Some(entry) = entries.get_mut(&key) else {
                 dangling.push(provider_pod);
-                continue;
+                return;
             };
             let Some(api) = entry.api.as_ref().map(|c| c.decode()) else {
                 dangling.push(provider_pod);
-                continue;
+                return;
             };
             let same_uid = match (&provider_pod.metadata.uid, &api.metadata.uid) {
                 (Some(a), Some(b)) => a == b,
@@ -57,7 +42,7 @@ pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &Cancellat
             if !same_uid {
                 // An older pod of the same name: delete it, then create the new one.
                 entry.stale_provider_pod = Some(Compact::new(&provider_pod));
-                continue;
+                return;
             }
             // Adopt. A copy that is behind in a mutable field gets an update (the
             // fingerprint 0 never matches).
@@ -68,17 +53,31 @@ pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &Cancellat
             };
             entry.provider = InProvider::Created { fingerprint };
             entry.provider_status = provider_pod.status.as_ref().map(Compact::new);
-            bump(&shared.stats.adopted);
+            adopted += 1;
+        };
+        match shared.provider.visit_pods(&mut visit).await {
+            Ok(()) => {
+                shared
+                    .stats
+                    .adopted
+                    .fetch_add(adopted, std::sync::atomic::Ordering::Relaxed);
+                if adopted > 0 || !dangling.is_empty() {
+                    info!(
+                        adopted,
+                        dangling = dangling.len(),
+                        "reconciled with the provider's pods"
+                    );
+                }
+                break dangling;
+            }
+            Err(e) => warn!(error = %e, "listing the provider's pods failed; retrying"),
         }
-    }
-    let adopted = super::PodControllerStats::get(&shared.stats.adopted);
-    if adopted > 0 || !dangling.is_empty() {
-        info!(
-            adopted,
-            dangling = dangling.len(),
-            "reconciled with the provider's pods"
-        );
-    }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    };
     delete_dangling(shared, dangling).await;
     true
 }
@@ -86,33 +85,53 @@ pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &Cancellat
 /// Deletes provider pods the API does not have, after confirming with a live GET.
 async fn delete_dangling(shared: &Shared, candidates: Vec<Pod>) {
     for pod in candidates {
-        let key = PodKey::of(&pod);
-        let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
-        match api.get_opt(&key.name).await {
-            Ok(Some(live)) => {
-                let same = match (&live.metadata.uid, &pod.metadata.uid) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                };
-                let ours = live.spec.as_ref().and_then(|s| s.node_name.as_deref())
-                    == Some(shared.node.node_name.as_str());
-                if same && ours {
-                    // The API has it after all (our view was behind): keep it.
-                    continue;
-                }
+        delete_if_dangling(shared, &PodRef::of(&pod), Some(pod)).await;
+    }
+}
+
+/// Deletes the provider pod `r` unless a live GET shows the API has it (bound to this
+/// node, same UID). `pod` is the provider's copy when already at hand.
+async fn delete_if_dangling(shared: &Shared, r: &PodRef, pod: Option<Pod>) {
+    let key = PodKey {
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+    };
+    let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
+    match api.get_opt(&key.name).await {
+        Ok(Some(live)) => {
+            let same = match (&live.metadata.uid, &r.uid) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            let ours = live.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                == Some(shared.node.node_name.as_str());
+            if same && ours {
+                // The API has it after all (our view was behind): keep it.
+                return;
             }
-            Ok(None) => {}
+        }
+        Ok(None) => {}
+        Err(e) => {
+            warn!(pod = %key, error = %from_kube("checking a dangling pod", e), "not deleting");
+            return;
+        }
+    }
+    let pod = match pod {
+        Some(p) => p,
+        None => match shared.provider.get_pod(&key.namespace, &key.name).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
             Err(e) => {
-                warn!(pod = %key, error = %from_kube("checking a dangling pod", e), "not deleting");
-                continue;
+                warn!(pod = %key, error = %e, "reading a dangling pod failed");
+                return;
             }
-        }
-        info!(pod = %key, "deleting dangling pod from the provider");
-        match shared.provider.delete_pod(&pod).await {
-            Ok(()) => bump(&shared.stats.dangling_deleted),
-            Err(e) if vk_errdefs::is_not_found(&e) => {}
-            Err(e) => warn!(pod = %key, error = %e, "deleting dangling pod failed"),
-        }
+        },
+    };
+    info!(pod = %key, "deleting dangling pod from the provider");
+    match shared.provider.delete_pod(&pod).await {
+        Ok(()) => bump(&shared.stats.dangling_deleted),
+        Err(e) if vk_errdefs::is_not_found(&e) => {}
+        Err(e) => warn!(pod = %key, error = %e, "deleting dangling pod failed"),
     }
 }
 
@@ -136,18 +155,21 @@ pub(super) async fn periodic(shared: &Arc<Shared>, shutdown: &CancellationToken)
 }
 
 async fn check_dangling(shared: &Shared) {
-    let pods = match shared.provider.get_pods().await {
-        Ok(p) => p,
+    let refs = match shared.provider.get_pod_refs().await {
+        Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "listing the provider's pods for clean-up failed");
             return;
         }
     };
-    let candidates: Vec<Pod> = {
+    let candidates: Vec<PodRef> = {
         let entries = shared.lock_entries();
-        pods.into_iter()
-            .filter(|p| {
-                let key = PodKey::of(p);
+        refs.into_iter()
+            .filter(|r| {
+                let key = PodKey {
+                    namespace: r.namespace.clone(),
+                    name: r.name.clone(),
+                };
                 match entries.get(&key) {
                     None => true,
                     Some(e) => {
@@ -161,7 +183,9 @@ async fn check_dangling(shared: &Shared) {
             })
             .collect()
     };
-    delete_dangling(shared, candidates).await;
+    for r in candidates {
+        delete_if_dangling(shared, &r, None).await;
+    }
 }
 
 /// One `get_pods` call for all pods: records changed statuses and pods the provider lost.

@@ -323,11 +323,7 @@ impl PodController {
     }
 
     /// Runs until `shutdown` is cancelled or the feed ends.
-    pub async fn run(
-        &self,
-        mut feed: mpsc::UnboundedReceiver<FeedEvent>,
-        shutdown: CancellationToken,
-    ) {
+    pub async fn run(&self, mut feed: mpsc::Receiver<FeedEvent>, shutdown: CancellationToken) {
         let shared = Arc::clone(&self.shared);
         if let Some(notifier) = shared.provider.pod_notifier() {
             let weak = Arc::downgrade(&shared);
@@ -360,11 +356,11 @@ impl PodController {
             shared.queue.add(key);
         }
 
-        // 3. Workers, the delay timer, periodic tasks, and the feed.
+        // 3. The dispatcher, the delay timer, periodic tasks, and the feed.
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..shared.config.workers.max(1) {
+        {
             let s = Arc::clone(&shared);
-            tasks.spawn(async move { s.worker().await });
+            tasks.spawn(async move { s.dispatch().await });
         }
         {
             let s = Arc::clone(&shared);
@@ -500,23 +496,42 @@ impl Shared {
         }
     }
 
-    async fn worker(self: Arc<Self>) {
+    /// Takes keys from the queue and processes each in its own task, at most
+    /// `workers` at a time. Idle nodes hold no worker tasks at all, which matters when
+    /// one process runs a thousand nodes (a parked sync future is ~10 KB).
+    async fn dispatch(self: Arc<Self>) {
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.config.workers.max(1)));
+        let mut running = tokio::task::JoinSet::new();
         while let Some(key) = self.queue.get().await {
-            let outcome = self.sync(&key).await;
-            match outcome {
-                sync::Outcome::Done => self.backoff.forget(&key),
-                sync::Outcome::RequeueAfter(after) => {
-                    self.backoff.forget(&key);
-                    self.queue.add_after(key.clone(), after);
-                }
-                sync::Outcome::Retry => {
-                    bump(&self.stats.failures);
-                    let delay = self.backoff.next_delay(&key);
-                    self.queue.add_after(key.clone(), delay);
-                }
-            }
-            self.queue.done(&key);
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                break;
+            };
+            let this = Arc::clone(&self);
+            running.spawn(async move {
+                this.process(key).await;
+                drop(permit);
+            });
+            // Reap finished tasks so the set does not grow.
+            while running.try_join_next().is_some() {}
         }
+        while running.join_next().await.is_some() {}
+    }
+
+    async fn process(&self, key: PodKey) {
+        let outcome = self.sync(&key).await;
+        match outcome {
+            sync::Outcome::Done => self.backoff.forget(&key),
+            sync::Outcome::RequeueAfter(after) => {
+                self.backoff.forget(&key);
+                self.queue.add_after(key.clone(), after);
+            }
+            sync::Outcome::Retry => {
+                bump(&self.stats.failures);
+                let delay = self.backoff.next_delay(&key);
+                self.queue.add_after(key.clone(), delay);
+            }
+        }
+        self.queue.done(&key);
     }
 }
 

@@ -40,6 +40,17 @@ pub use layout::{KUBERNETES_VERSION, Layout, Ports};
 pub use pki::{CertPair, Pki};
 pub use toolchain::CONTROL_PLANE_BINARIES;
 
+/// The kubectl tests should run: the one on `PATH`, or the one this crate built into
+/// the cache when the machine has none (see `LocalCluster::up`).
+pub fn kubectl() -> PathBuf {
+    toolchain::which("kubectl")
+        .or_else(|| {
+            let cached = Layout::from_env().ok()?.bin_dir().join("kubectl");
+            cached.is_file().then_some(cached)
+        })
+        .unwrap_or_else(|| PathBuf::from("kubectl"))
+}
+
 use fsutil::{create_dir, remove_all, tail};
 use progress::{Progress, format_elapsed};
 
@@ -274,6 +285,13 @@ impl LocalCluster {
         }
         create_dir(l.etcd_data())?;
         let bin = toolchain::ensure_binaries(l)?;
+        let kubectl = toolchain::ensure_kubectl(l)?;
+        if kubectl.starts_with(l.bin_dir()) {
+            eprintln!(
+                "    no kubectl on PATH; using {} (v1.20.2, without WebSocket streaming)",
+                kubectl.display()
+            );
+        }
         let pki = l.pki();
         if !pki.is_complete() {
             let p = Progress::start("generating certificates", None);

@@ -69,7 +69,7 @@ pub fn ensure_binaries(layout: &Layout) -> Result<PathBuf, ClusterError> {
     let cache = layout.cache();
     create_dir(&cache)?;
     let tree = ensure_source(&cache)?;
-    build(&tree, &cache.join("build.log"))?;
+    build_targets(&tree, &cache.join("build.log"), &CONTROL_PLANE_BINARIES)?;
 
     let partial = cache.join("bin.partial");
     remove_all(&partial)?;
@@ -94,6 +94,39 @@ pub fn ensure_binaries(layout: &Layout) -> Result<PathBuf, ClusterError> {
     // need. The downloaded tarball stays, so a rebuild does not download again.
     remove_all(&cache.join("src"))?;
     Ok(bin)
+}
+
+/// The kubectl end-to-end tests run: the one on `PATH` when there is one, otherwise a
+/// kubectl built once from the same Kubernetes source (v1.20.2; it lacks the WebSocket
+/// streaming of newer clients, so tests of that path need a newer kubectl on `PATH`).
+pub fn ensure_kubectl(layout: &Layout) -> Result<PathBuf, ClusterError> {
+    if let Some(path) = which("kubectl") {
+        return Ok(path);
+    }
+    let cached = layout.bin_dir().join("kubectl");
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    ensure_packages(BUILD_PACKAGES)?;
+    let cache = layout.cache();
+    create_dir(&cache)?;
+    let tree = ensure_source(&cache)?;
+    build_targets(&tree, &cache.join("build-kubectl.log"), &["kubectl"])?;
+    let from = tree.join("_output/bin/kubectl");
+    let tmp = layout.bin_dir().join("kubectl.partial");
+    create_dir(&layout.bin_dir())?;
+    std::fs::copy(&from, &tmp).map_err(|source| ClusterError::Io {
+        operation: "copy built kubectl",
+        path: from.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, &cached).map_err(|source| ClusterError::Io {
+        operation: "move kubectl into place",
+        path: cached.clone(),
+        source,
+    })?;
+    remove_all(&cache.join("src"))?;
+    Ok(cached)
 }
 
 fn binaries_complete(bin: &Path) -> bool {
@@ -249,8 +282,8 @@ fn enable_deb_src() -> Result<(), ClusterError> {
 
 /// `make WHAT="cmd/kube-apiserver ..."` inside the tree (it generates code first, which
 /// a plain `go build` would not), with a progress line.
-fn build(tree: &Path, log: &Path) -> Result<(), ClusterError> {
-    let what = CONTROL_PLANE_BINARIES
+fn build_targets(tree: &Path, log: &Path, targets: &[&str]) -> Result<(), ClusterError> {
+    let what = targets
         .iter()
         .map(|b| format!("cmd/{b}"))
         .collect::<Vec<_>>()
@@ -267,7 +300,8 @@ fn build(tree: &Path, log: &Path) -> Result<(), ClusterError> {
     })?;
     let progress = Progress::start(
         format!(
-            "building Kubernetes {KUBERNETES_VERSION} control plane (once; about 8 minutes on 2 cores)"
+            "building Kubernetes {KUBERNETES_VERSION} {} (once; several minutes on 2 cores)",
+            targets.join(", ")
         ),
         Some(log.to_owned()),
     );

@@ -275,7 +275,7 @@ impl Harness {
 
     /// Runs kubectl against the cluster and returns its stdout (panics on failure).
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let output = std::process::Command::new("kubectl")
+        let output = std::process::Command::new(crate::cluster::kubectl())
             .arg("--kubeconfig")
             .arg(self.ctx.kubeconfig())
             .args(args)
