@@ -23,6 +23,7 @@
 pub mod cluster;
 pub mod conformance;
 mod context;
+pub mod http;
 
 pub use cluster::{ClusterError, Layout, LocalCluster, UpOptions, UpOutcome};
 pub use context::{ContextError, TestContext, TestNamespace, unique_name};

@@ -366,16 +366,7 @@ pub async fn steady(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     eprintln!("    steady: restarting the provider process");
     agent.restart()?;
     let resync = agent.wait_ready(Duration::from_secs(600)).await?;
-    let (_, metrics) = {
-        let port = agent.metrics_port;
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-            .await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        ((), out)
-    };
+    let (_, metrics) = vk_testkit::http::get(agent.metrics_port, "/metrics").await?;
     let creates_after_restart = provider_counter(
         &metrics,
         "vk_pod_provider_calls_total",

@@ -94,7 +94,7 @@ impl Shared {
         };
         if let Some(stale) = &snap.stale {
             match self.provider_delete(stale, false).await {
-                Ok(()) => {
+                Ok(_) => {
                     if let Some(e) = self.lock_entries().get_mut(key) {
                         e.stale_provider_pod = None;
                     }
@@ -183,32 +183,11 @@ impl Shared {
         let mut state = snap.provider;
         let mut status = snap.provider_status.clone();
         if let InProvider::Created { .. } = state {
-            match self.provider.delete_pod(pod).await {
-                Ok(()) => {
-                    bump(&self.stats.deletes);
-                    self.success_event(
-                        pod,
-                        reasons::PROVIDER_DELETE_SUCCESS,
-                        "Delete pod in provider successfully",
-                    );
-                    state = InProvider::Deleting;
-                }
-                Err(e) if vk_errdefs::is_not_found(&e) => {
-                    bump(&self.stats.deletes);
-                    state = InProvider::Gone;
-                }
-                Err(e) => {
-                    warn!(pod = %key, error = %e, "provider delete failed");
-                    self.events.record(
-                        pod_ref(pod),
-                        true,
-                        reasons::PROVIDER_DELETE_FAILED,
-                        "Delete",
-                        e.to_string(),
-                    );
-                    return Outcome::Retry;
-                }
-            }
+            state = match self.provider_delete(pod, true).await {
+                Ok(true) => InProvider::Deleting,
+                Ok(false) => InProvider::Gone,
+                Err(()) => return Outcome::Retry,
+            };
             self.update_entry(key, &pod.metadata.uid, |e| e.provider = state);
         }
         let mut finished =
@@ -370,22 +349,22 @@ impl Shared {
         }
     }
 
-    /// Calls `delete_pod` for a pod the API no longer has (or an older pod of the same
-    /// name). NotFound counts as success.
-    async fn provider_delete(&self, pod: &Pod, announce: bool) -> Result<(), ()> {
+    /// Calls the provider's `delete_pod`; `Ok(true)` when it had the pod, `Ok(false)` on
+    /// NotFound (already gone). Failures are logged and recorded as a Warning event; with
+    /// `announce`, success is recorded as a Normal event.
+    async fn provider_delete(&self, pod: &Pod, announce: bool) -> Result<bool, ()> {
         match self.provider.delete_pod(pod).await {
             Ok(()) => {
                 bump(&self.stats.deletes);
                 if announce {
-                    self.success_event(
-                        pod,
-                        reasons::PROVIDER_DELETE_SUCCESS,
-                        "Delete pod in provider successfully",
-                    );
+                    self.success_event(pod, reasons::PROVIDER_DELETE_SUCCESS, "Delete pod in provider successfully");
                 }
-                Ok(())
+                Ok(true)
             }
-            Err(e) if vk_errdefs::is_not_found(&e) => Ok(()),
+            Err(e) if vk_errdefs::is_not_found(&e) => {
+                bump(&self.stats.deletes);
+                Ok(false)
+            }
             Err(e) => {
                 warn!(pod = %PodKey::of(pod), error = %e, "provider delete failed");
                 self.events.record(

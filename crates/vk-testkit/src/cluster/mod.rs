@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 pub use daemon::{Daemon, DaemonState};
 pub use error::ClusterError;
@@ -605,33 +604,16 @@ where
         })?
 }
 
-/// A plain-HTTP GET on loopback whose body must contain `expect`.
+/// A plain-HTTP GET on loopback that must answer 200 with `expect` in the body.
 async fn http_health(port: u16, path: &str, expect: &str) -> Result<(), String> {
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-            .await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    let response = tokio::time::timeout(Duration::from_secs(5), fetch)
+    let (code, body) = tokio::time::timeout(Duration::from_secs(5), crate::http::get(port, path))
         .await
         .map_err(|_| "timed out".to_owned())?
         .map_err(|e| e.to_string())?;
-    let ok_status = response
-        .lines()
-        .next()
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("200"));
-    if ok_status && response.contains(expect) {
+    if code == 200 && body.contains(expect) {
         Ok(())
     } else {
-        Err(response
-            .lines()
-            .next()
-            .unwrap_or("empty response")
-            .to_owned())
+        Err(format!("HTTP {code}: {}", body.trim()))
     }
 }
 
