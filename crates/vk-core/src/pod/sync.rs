@@ -357,7 +357,11 @@ impl Shared {
             Ok(()) => {
                 bump(&self.stats.deletes);
                 if announce {
-                    self.success_event(pod, reasons::PROVIDER_DELETE_SUCCESS, "Delete pod in provider successfully");
+                    self.success_event(
+                        pod,
+                        reasons::PROVIDER_DELETE_SUCCESS,
+                        "Delete pod in provider successfully",
+                    );
                 }
                 Ok(true)
             }
