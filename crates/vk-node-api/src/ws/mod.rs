@@ -1,0 +1,1 @@
+//! The Kubernetes WebSocket channel protocols (server side). Being written.
