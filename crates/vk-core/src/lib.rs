@@ -28,6 +28,7 @@
 //!
 //! Errors are [`vk_errdefs`] kinds throughout.
 
+pub mod capabilities;
 pub mod client;
 pub mod compact;
 pub mod env;

@@ -103,6 +103,32 @@ pub trait PodLifecycleHandler: Send + Sync + 'static {
         None
     }
 
+    /// Container logs, if the provider offers them (`kubectl logs`).
+    fn container_logs(&self) -> Option<&dyn crate::capabilities::ContainerLogs> {
+        None
+    }
+
+    /// Exec, if the provider offers it (`kubectl exec`).
+    fn exec(&self) -> Option<&dyn crate::capabilities::ContainerExec> {
+        None
+    }
+
+    /// Attach, if the provider offers it (`kubectl attach`).
+    fn attach(&self) -> Option<&dyn crate::capabilities::ContainerAttach> {
+        None
+    }
+
+    /// Port-forward, if the provider offers it (`kubectl port-forward`).
+    fn port_forward(&self) -> Option<&dyn crate::capabilities::PortForward> {
+        None
+    }
+
+    /// Usage statistics, if the provider measures them (`/stats/summary`,
+    /// `/metrics/resource`, `kubectl top`).
+    fn stats(&self) -> Option<&dyn crate::stats::StatsProvider> {
+        None
+    }
+
     /// The IP address the backend will give `pod`, if it can tell before `create_pod`.
     /// Used to resolve `fieldRef: status.podIP` in the pod's environment (which a real
     /// kubelet knows before starting containers). Return `None` when unknown; the

@@ -7,5 +7,21 @@
 //!
 //! Work in progress.
 
+pub mod auth;
+pub mod error;
+pub mod options;
+// (wired once the spdy module lands) pub mod portforward;
+// pub mod remotecommand;
+pub mod resize;
+// pub mod router;
+// pub mod server;
 pub mod spdy;
+pub mod status;
+pub mod tls;
+pub mod upgrade;
 pub mod ws;
+
+#[cfg(test)]
+pub(crate) fn install_crypto_for_tests() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -9,6 +9,7 @@
 //!
 //! The `vk-mock` binary runs it as a virtual node through `vk-cli`.
 
+mod api;
 mod config;
 mod provider;
 pub mod stats;

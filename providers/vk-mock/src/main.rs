@@ -19,7 +19,8 @@ fn main() -> std::process::ExitCode {
                 None => MockConfig::default(),
             };
             ctx.template.capacity = config.capacity_for(&ctx.node_name);
-            let mut provider = MockProvider::new(ctx.node_name.clone(), config.faults.clone());
+            let mut provider = MockProvider::new(ctx.node_name.clone(), config.faults.clone())
+                .with_log_lines(config.log_lines.clone());
             if let Some(state) = &config.state_file {
                 let file = if ctx.node_count > 1 {
                     state.with_file_name(format!(

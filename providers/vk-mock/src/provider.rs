@@ -62,6 +62,7 @@ pub struct MockProvider {
     switches: FaultSwitches,
     calls: CallCounts,
     state_file: Option<PathBuf>,
+    log_lines: Vec<String>,
     /// Set when pods changed since the state file was last written.
     dirty: std::sync::atomic::AtomicBool,
     host_ip: Mutex<Option<String>>,
@@ -90,6 +91,7 @@ impl MockProvider {
             switches: FaultSwitches::default(),
             calls: CallCounts::default(),
             state_file: None,
+            log_lines: crate::config::MockConfig::default().log_lines,
             dirty: std::sync::atomic::AtomicBool::new(false),
             host_ip: Mutex::new(None),
             started_at: Timestamp::now(),
@@ -125,6 +127,17 @@ impl MockProvider {
         }
         self.state_file = Some(path);
         Ok(self)
+    }
+
+    /// Sets the lines `kubectl logs` shows for every container.
+    pub fn with_log_lines(mut self, lines: Vec<String>) -> Self {
+        self.log_lines = lines;
+        self
+    }
+
+    /// The lines `kubectl logs` shows for every container.
+    pub fn log_lines(&self) -> &[String] {
+        &self.log_lines
     }
 
     /// The node this provider serves.
@@ -514,6 +527,26 @@ impl PodLifecycleHandler for MockProvider {
     }
 
     fn pod_notifier(&self) -> Option<&dyn PodNotifier> {
+        Some(self)
+    }
+
+    fn container_logs(&self) -> Option<&dyn vk_core::capabilities::ContainerLogs> {
+        Some(self)
+    }
+
+    fn exec(&self) -> Option<&dyn vk_core::capabilities::ContainerExec> {
+        Some(self)
+    }
+
+    fn attach(&self) -> Option<&dyn vk_core::capabilities::ContainerAttach> {
+        Some(self)
+    }
+
+    fn port_forward(&self) -> Option<&dyn vk_core::capabilities::PortForward> {
+        Some(self)
+    }
+
+    fn stats(&self) -> Option<&dyn vk_core::stats::StatsProvider> {
         Some(self)
     }
 
