@@ -29,17 +29,19 @@
 
 pub mod admin;
 mod duration;
+mod kubelet_api;
 mod settings;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 use k8s_openapi::api::core::v1::Taint;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 use vk_core::node::{NodeControllerConfig, NodeTemplate};
 use vk_core::pod::PodControllerConfig;
 use vk_core::runtime::{Fleet, VirtualNode};
@@ -121,6 +123,9 @@ pub enum CliError {
     /// The node did not become ready in time.
     #[error("the node(s) did not register and sync within --startup-timeout {0:?}")]
     StartupTimeout(Duration),
+    /// The kubelet API could not be set up.
+    #[error("kubelet API: {0}")]
+    KubeletApi(String),
     /// The admin listener could not bind.
     #[error("--metrics-addr {addr}: cannot listen: {source} (pick another address or \"off\")")]
     Admin {
@@ -182,6 +187,8 @@ fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: log files and collectors get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -220,15 +227,15 @@ where
             .unwrap_or(100u32.saturating_mul(scale)),
     };
     let config = kube_config(&settings).await?;
+    let client_ca = if settings.no_kubelet_api {
+        None
+    } else {
+        kubelet_api::client_ca(&resolved, &config)?
+    };
     let (client, api_stats) = vk_core::client::build(config, limits)?;
 
-    if settings.tls_cert_file.is_none() {
-        warn!(
-            "no --tls-cert-file/--tls-private-key-file: the kubelet API is not served by this version"
-        );
-    }
-
     let mut nodes = Vec::with_capacity(n);
+    let mut endpoints = Vec::new();
     for i in 0..n {
         let name = if n == 1 {
             settings.nodename.clone()
@@ -238,7 +245,8 @@ where
         let mut template = NodeTemplate::new(name.clone(), info.name);
         template.set_os(settings.os.clone());
         template.internal_ip = Some(settings.node_ip.clone());
-        template.kubelet_port = i32::from(settings.listen_port);
+        let port = node_port(settings.listen_port, i)?;
+        template.kubelet_port = i32::from(port);
         template.taints = if settings.disable_taint {
             Vec::new()
         } else {
@@ -268,6 +276,19 @@ where
             node: name.clone(),
             source,
         })?;
+        if !settings.no_kubelet_api {
+            endpoints.push(
+                kubelet_api::endpoint(
+                    &resolved,
+                    &name,
+                    port,
+                    Arc::clone(&provider.pods),
+                    client.clone(),
+                    client_ca.clone(),
+                )
+                .await?,
+            );
+        }
         // The factory may have changed the template (capacity); rebuild with it.
         let mut builder = VirtualNode::builder(client.clone(), provider.template)
             .pod_handler(provider.pods)
@@ -312,6 +333,9 @@ where
         }
         None => None,
     };
+    for endpoint in endpoints {
+        tokio::spawn(endpoint.serve(shutdown.clone()));
+    }
     info!(nodes = n, provider = info.name, "starting virtual node(s)");
     let names: Vec<String> = nodes.iter().map(|n| n.name().to_owned()).collect();
     let run = Fleet::run(&nodes, shutdown.clone());
@@ -358,6 +382,18 @@ where
         let _ = a.await;
     }
     Ok(())
+}
+
+/// The kubelet API port of node `i` of a fleet.
+fn node_port(base: u16, i: usize) -> Result<u16, CliError> {
+    u16::try_from(i)
+        .ok()
+        .and_then(|i| base.checked_add(i))
+        .ok_or_else(|| {
+            CliError::KubeletApi(format!(
+                "--listen-port {base} + node index {i} exceeds 65535"
+            ))
+        })
 }
 
 async fn wait_for_signal() {

@@ -137,6 +137,38 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<String>,
 
+    /// Address the kubelet API listens on (its port is --listen-port; with --nodes N,
+    /// node i listens on --listen-port + i).
+    #[arg(long, value_name = "IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+
+    /// Do not serve the kubelet API at all (logs, exec... then fail through the API
+    /// server).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_kubelet_api: bool,
+
+    /// Let kubelet API requests without credentials through as system:anonymous.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous_auth: bool,
+
+    /// Check bearer tokens of kubelet API callers with TokenReview (true/false).
+    #[arg(long, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication_token_webhook: Option<bool>,
+
+    /// Kubelet API authorization: Webhook (SubjectAccessReview) or AlwaysAllow.
+    #[arg(long, value_name = "MODE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_mode: Option<String>,
+
+    /// Close exec/attach/port-forward sessions idle for this long.
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streaming_connection_idle_timeout: Option<String>,
+
     /// Do not record Normal events for successful provider operations (saves one API
     /// write per operation).
     #[arg(long)]
@@ -190,6 +222,18 @@ pub struct Settings {
     pub client_ca_file: Option<PathBuf>,
     /// See [`Flags::metrics_addr`].
     pub metrics_addr: String,
+    /// See [`Flags::address`].
+    pub address: String,
+    /// See [`Flags::no_kubelet_api`].
+    pub no_kubelet_api: bool,
+    /// See [`Flags::anonymous_auth`].
+    pub anonymous_auth: bool,
+    /// See [`Flags::authentication_token_webhook`].
+    pub authentication_token_webhook: bool,
+    /// See [`Flags::authorization_mode`].
+    pub authorization_mode: String,
+    /// See [`Flags::streaming_connection_idle_timeout`].
+    pub streaming_connection_idle_timeout: String,
     /// See [`Flags::no_success_events`].
     pub no_success_events: bool,
 }
@@ -218,6 +262,12 @@ impl Default for Settings {
             tls_private_key_file: None,
             client_ca_file: None,
             metrics_addr: "127.0.0.1:10255".into(),
+            address: "0.0.0.0".into(),
+            no_kubelet_api: false,
+            anonymous_auth: false,
+            authentication_token_webhook: true,
+            authorization_mode: "Webhook".into(),
+            streaming_connection_idle_timeout: "4h".into(),
             no_success_events: false,
         }
     }
@@ -252,6 +302,10 @@ pub struct Resolved {
     pub startup_timeout: Option<Duration>,
     /// `metrics-addr` (`None` = off).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `address`.
+    pub address: std::net::IpAddr,
+    /// `streaming-connection-idle-timeout`.
+    pub streaming_idle_timeout: Duration,
 }
 
 impl Settings {
@@ -353,7 +407,31 @@ impl Settings {
                 )
             })?),
         };
+        let address = self.address.parse().map_err(|_| {
+            invalid(
+                "address",
+                &self.address,
+                "is not an IP address (e.g. 0.0.0.0)",
+            )
+        })?;
+        if !["Webhook", "AlwaysAllow"].contains(&self.authorization_mode.as_str()) {
+            return Err(invalid(
+                "authorization-mode",
+                &self.authorization_mode,
+                "must be Webhook or AlwaysAllow",
+            ));
+        }
+        let streaming_idle_timeout = parse_duration(&self.streaming_connection_idle_timeout)
+            .map_err(|e| {
+                invalid(
+                    "streaming-connection-idle-timeout",
+                    &self.streaming_connection_idle_timeout,
+                    &e,
+                )
+            })?;
         Ok(Resolved {
+            address,
+            streaming_idle_timeout,
             metrics_addr,
             startup_timeout: (!startup.is_zero()).then_some(startup),
             resync,

@@ -10,11 +10,11 @@
 pub mod auth;
 pub mod error;
 pub mod options;
-// (wired once the spdy module lands) pub mod portforward;
-// pub mod remotecommand;
+pub mod portforward;
+pub mod remotecommand;
 pub mod resize;
-// pub mod router;
-// pub mod server;
+pub mod router;
+pub mod server;
 pub mod spdy;
 pub mod status;
 pub mod tls;

@@ -115,14 +115,23 @@ pub struct StreamOptions {
 }
 
 /// Parses the stream options of an exec/attach request.
+///
+/// The API server forwards kubectl's `stdin`/`stdout`/`stderr` as the kubelet's
+/// `input`/`output`/`error` parameters (`=1`); both spellings are accepted so that
+/// direct callers using the pod-API names work too. With a TTY there is no separate
+/// stderr (the kubelet drops it the same way).
 pub fn stream_options(query: &Query) -> Result<StreamOptions, ApiError> {
+    let either = |kubelet: &str, api: &str| -> Result<bool, ApiError> {
+        Ok(flag(kubelet, query)? || flag(api, query)?)
+    };
     let tty = flag("tty", query)?;
-    let stdin = flag("stdin", query)?;
-    let stdout = flag("stdout", query)?;
-    let stderr = flag("stderr", query)? && !tty;
+    let stdin = either("input", "stdin")?;
+    let stdout = either("output", "stdout")?;
+    let stderr = either("error", "stderr")? && !tty;
     if !stdin && !stdout && !stderr {
         return Err(ApiError::BadRequest(
-            "you must specify at least 1 of stdin, stdout, stderr".into(),
+            "you must specify at least 1 of stdin, stdout, stderr (query parameters input=1, output=1, error=1)"
+                .into(),
         ));
     }
     Ok(StreamOptions {
@@ -248,6 +257,10 @@ mod tests {
         assert!(stream_options(&q(&[("tty", "1")])).is_err());
         let o = stream_options(&q(&[("output", "1"), ("stdout", "true")])).expect("ok");
         assert!(o.stdout && !o.stdin);
+        let o = stream_options(&q(&[("input", "1"), ("output", "1"), ("error", "1")])).expect("ok");
+        assert!(o.stdin && o.stdout && o.stderr && !o.tty);
+        assert!(stream_options(&q(&[("error", "0")])).is_err());
+        assert!(stream_options(&q(&[("output", "maybe")])).is_err());
     }
 
     #[test]

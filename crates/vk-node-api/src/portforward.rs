@@ -35,7 +35,13 @@ pub async fn port_forward_uid(
     respond(api, namespace, pod, Some(uid), req).await
 }
 
-async fn respond(api: Arc<NodeApi>, namespace: String, pod: String, uid: Option<String>, req: Request) -> Response {
+async fn respond(
+    api: Arc<NodeApi>,
+    namespace: String,
+    pod: String,
+    uid: Option<String>,
+    req: Request,
+) -> Response {
     match start(api, namespace, pod, uid, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -50,7 +56,9 @@ async fn start(
     mut req: Request,
 ) -> Result<Response, ApiError> {
     if api.provider.port_forward().is_none() {
-        return Err(ApiError::NotImplemented("port-forward is not supported by this provider".into()));
+        return Err(ApiError::NotImplemented(
+            "port-forward is not supported by this provider".into(),
+        ));
     }
     check_uid(&api, &namespace, &pod, uid.as_deref()).await?;
     let headers = req.headers().clone();
@@ -75,7 +83,9 @@ async fn start(
         return Ok(upgrade::into_axum(response));
     }
     if !upgrade::is_spdy_upgrade(&headers) {
-        return Err(ApiError::BadRequest("unable to upgrade: missing upgrade headers in request".into()));
+        return Err(ApiError::BadRequest(
+            "unable to upgrade: missing upgrade headers in request".into(),
+        ));
     }
     let protocol = upgrade::negotiate(&headers, &[PORT_FORWARD_PROTOCOL])?;
     let on = upgrade::on_upgrade(&mut req)?;
@@ -85,7 +95,9 @@ async fn start(
             session(api, namespace, pod, io).await;
         }
     });
-    Ok(upgrade::spdy_switching_protocols(protocol.or(Some(PORT_FORWARD_PROTOCOL))))
+    Ok(upgrade::spdy_switching_protocols(
+        protocol.or(Some(PORT_FORWARD_PROTOCOL)),
+    ))
 }
 
 /// One half of a request's stream pair, waiting for the other.
@@ -112,10 +124,18 @@ where
         let kind = headers.get("streamtype").unwrap_or_default().to_owned();
         let port = headers.get("port").map(str::to_owned);
         // Clients older than requestID pair streams by id: error = n, data = n + 2.
-        let request = headers.get("requestid").map(str::to_owned).unwrap_or_else(|| {
-            let id = stream.id();
-            if kind == "data" { id.saturating_sub(2) } else { id }.to_string()
-        });
+        let request = headers
+            .get("requestid")
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                let id = stream.id();
+                if kind == "data" {
+                    id.saturating_sub(2)
+                } else {
+                    id
+                }
+                .to_string()
+            });
         if stream.reply().await.is_err() {
             break;
         }
@@ -132,8 +152,13 @@ where
                 continue;
             }
         }
-        if pair.error.is_some() && pair.data.is_some()
-            && let Some(Pair { error: Some(error), data: Some(data), port }) = pairs.remove(&request)
+        if pair.error.is_some()
+            && pair.data.is_some()
+            && let Some(Pair {
+                error: Some(error),
+                data: Some(data),
+                port,
+            }) = pairs.remove(&request)
         {
             let api = Arc::clone(&api);
             let (namespace, pod) = (namespace.clone(), pod.clone());
@@ -154,17 +179,31 @@ async fn forward(
     let result = match port.as_deref().map(str::parse::<u16>) {
         Some(Ok(p)) if p > 0 => match api.provider.port_forward() {
             Some(pf) => pf
-                .port_forward(&namespace, &pod, p, Box::new(tokio::io::join(reader, writer)))
+                .port_forward(
+                    &namespace,
+                    &pod,
+                    p,
+                    Box::new(tokio::io::join(reader, writer)),
+                )
                 .await
                 .map_err(|e| e.to_string()),
             None => Err("port-forward is not supported by this provider".to_owned()),
         },
-        _ => Err(format!("invalid port {:?}: a port number between 1 and 65535 is required", port.unwrap_or_default())),
+        _ => Err(format!(
+            "invalid port {:?}: a port number between 1 and 65535 is required",
+            port_text(&port)
+        )),
     };
     if let Err(message) = result {
         tracing::debug!(%pod, %message, "port-forward failed");
         let _ = error
-            .write_all(format!("error forwarding port {:?} to pod {namespace}/{pod}: {message}", port_text(&port)).as_bytes())
+            .write_all(
+                format!(
+                    "error forwarding port {:?} to pod {namespace}/{pod}: {message}",
+                    port_text(&port)
+                )
+                .as_bytes(),
+            )
             .await;
     }
     let _ = error.shutdown().await;

@@ -44,7 +44,12 @@ pub async fn exec(
     Path((namespace, pod, container)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    let target = Target { namespace, pod, uid: None, container };
+    let target = Target {
+        namespace,
+        pod,
+        uid: None,
+        container,
+    };
     respond(api, target, true, req).await
 }
 
@@ -54,7 +59,12 @@ pub async fn exec_uid(
     Path((namespace, pod, uid, container)): Path<(String, String, String, String)>,
     req: Request,
 ) -> Response {
-    let target = Target { namespace, pod, uid: Some(uid), container };
+    let target = Target {
+        namespace,
+        pod,
+        uid: Some(uid),
+        container,
+    };
     respond(api, target, true, req).await
 }
 
@@ -64,7 +74,12 @@ pub async fn attach(
     Path((namespace, pod, container)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    let target = Target { namespace, pod, uid: None, container };
+    let target = Target {
+        namespace,
+        pod,
+        uid: None,
+        container,
+    };
     respond(api, target, false, req).await
 }
 
@@ -74,7 +89,12 @@ pub async fn attach_uid(
     Path((namespace, pod, uid, container)): Path<(String, String, String, String)>,
     req: Request,
 ) -> Response {
-    let target = Target { namespace, pod, uid: Some(uid), container };
+    let target = Target {
+        namespace,
+        pod,
+        uid: Some(uid),
+        container,
+    };
     respond(api, target, false, req).await
 }
 
@@ -86,16 +106,28 @@ async fn respond(api: Arc<NodeApi>, target: Target, is_exec: bool, req: Request)
 }
 
 /// Checks a pod-with-UID path: the pod must be the one with that UID.
-pub(crate) async fn check_uid(api: &NodeApi, namespace: &str, pod: &str, uid: Option<&str>) -> Result<(), ApiError> {
+pub(crate) async fn check_uid(
+    api: &NodeApi,
+    namespace: &str,
+    pod: &str,
+    uid: Option<&str>,
+) -> Result<(), ApiError> {
     let Some(uid) = uid else { return Ok(()) };
     let found = api.provider.get_pod(namespace, pod).await?;
     match found.and_then(|p| p.metadata.uid) {
         Some(u) if u == uid => Ok(()),
-        _ => Err(ApiError::NotFound(format!("pod {namespace}/{pod} with UID {uid} not found"))),
+        _ => Err(ApiError::NotFound(format!(
+            "pod {namespace}/{pod} with UID {uid} not found"
+        ))),
     }
 }
 
-async fn start(api: Arc<NodeApi>, target: Target, is_exec: bool, mut req: Request) -> Result<Response, ApiError> {
+async fn start(
+    api: Arc<NodeApi>,
+    target: Target,
+    is_exec: bool,
+    mut req: Request,
+) -> Result<Response, ApiError> {
     let query: HashMap<String, String> = req
         .uri()
         .query()
@@ -111,12 +143,16 @@ async fn start(api: Arc<NodeApi>, target: Target, is_exec: bool, mut req: Reques
     let opts = options::stream_options(&query)?;
     let action = if is_exec {
         if api.provider.exec().is_none() {
-            return Err(ApiError::NotImplemented("exec is not supported by this provider".into()));
+            return Err(ApiError::NotImplemented(
+                "exec is not supported by this provider".into(),
+            ));
         }
         Action::Exec(options::command(req.uri().query())?)
     } else {
         if api.provider.attach().is_none() {
-            return Err(ApiError::NotImplemented("attach is not supported by this provider".into()));
+            return Err(ApiError::NotImplemented(
+                "attach is not supported by this provider".into(),
+            ));
         }
         Action::Attach
     };
@@ -142,7 +178,9 @@ async fn start(api: Arc<NodeApi>, target: Target, is_exec: bool, mut req: Reques
         return Ok(upgrade::into_axum(response));
     }
     if !upgrade::is_spdy_upgrade(&headers) {
-        return Err(ApiError::BadRequest("unable to upgrade: missing upgrade headers in request".into()));
+        return Err(ApiError::BadRequest(
+            "unable to upgrade: missing upgrade headers in request".into(),
+        ));
     }
     let protocol = upgrade::negotiate(&headers, &REMOTE_COMMAND_PROTOCOLS)?;
     let on = upgrade::on_upgrade(&mut req)?;
@@ -162,7 +200,10 @@ fn json_status(version: &str) -> bool {
 }
 
 fn supports_resize(version: &str) -> bool {
-    matches!(version, "v3.channel.k8s.io" | "v4.channel.k8s.io" | "v5.channel.k8s.io")
+    matches!(
+        version,
+        "v3.channel.k8s.io" | "v4.channel.k8s.io" | "v5.channel.k8s.io"
+    )
 }
 
 /// The streams of a session, gathered from whichever transport.
@@ -201,7 +242,13 @@ async fn run(
         match &action {
             Action::Exec(command) => match api.provider.exec() {
                 Some(e) => e
-                    .exec(&target.namespace, &target.pod, &target.container, command.clone(), io)
+                    .exec(
+                        &target.namespace,
+                        &target.pod,
+                        &target.container,
+                        command.clone(),
+                        io,
+                    )
                     .await
                     .map(Outcome::from_exit),
                 None => Err(vk_errdefs::Error::not_implemented("exec")),
@@ -223,7 +270,8 @@ async fn run(
         }
     };
     tracing::debug!(pod = %target.pod, ?outcome, "streaming session ended");
-    if let (Some(mut error), Some(bytes)) = (streams.error.take(), outcome.error_stream_bytes(json)) {
+    if let (Some(mut error), Some(bytes)) = (streams.error.take(), outcome.error_stream_bytes(json))
+    {
         let _ = error.write_all(&bytes).await;
         let _ = error.shutdown().await;
     } else if let Some(mut error) = streams.error.take() {
@@ -241,9 +289,17 @@ async fn websocket_session(
 ) {
     let mut conn = ws::ChannelConn::server(io, protocol).await;
     let streams = Streams {
-        stdin: opts.stdin.then(|| conn.reader(ws::STDIN)).flatten().map(|r| Box::new(r) as Input),
-        stdout: opts.stdout.then(|| Box::new(conn.writer(ws::STDOUT)) as Output),
-        stderr: opts.stderr.then(|| Box::new(conn.writer(ws::STDERR)) as Output),
+        stdin: opts
+            .stdin
+            .then(|| conn.reader(ws::STDIN))
+            .flatten()
+            .map(|r| Box::new(r) as Input),
+        stdout: opts
+            .stdout
+            .then(|| Box::new(conn.writer(ws::STDOUT)) as Output),
+        stderr: opts
+            .stderr
+            .then(|| Box::new(conn.writer(ws::STDERR)) as Output),
         error: Some(Box::new(conn.writer(ws::ERROR))),
         resize: (opts.tty && protocol.supports_resize())
             .then(|| conn.reader(ws::RESIZE))
@@ -252,7 +308,16 @@ async fn websocket_session(
     };
     let _ = conn.send_ready(opts.stdout, opts.stderr).await;
     let gone = conn.closed();
-    run(&api, &target, action, opts.tty, protocol.status_is_json(), streams, gone).await;
+    run(
+        &api,
+        &target,
+        action,
+        opts.tty,
+        protocol.status_is_json(),
+        streams,
+        gone,
+    )
+    .await;
     conn.close().await;
 }
 
@@ -270,7 +335,11 @@ async fn spdy_session(
     };
     let (session, mut incoming) = spdy::serve(io, config);
     let resize = opts.tty && supports_resize(version);
-    let expected = 1 + usize::from(opts.stdin) + usize::from(opts.stdout) + usize::from(opts.stderr) + usize::from(resize);
+    let expected = 1
+        + usize::from(opts.stdin)
+        + usize::from(opts.stdout)
+        + usize::from(opts.stderr)
+        + usize::from(resize);
     let mut streams = Streams {
         stdin: None,
         stdout: None,
@@ -284,7 +353,11 @@ async fn spdy_session(
             let Some(stream) = incoming.accept().await else {
                 return false;
             };
-            let kind = stream.headers().get("streamtype").unwrap_or_default().to_owned();
+            let kind = stream
+                .headers()
+                .get("streamtype")
+                .unwrap_or_default()
+                .to_owned();
             if stream.reply().await.is_err() {
                 return false;
             }
@@ -311,7 +384,16 @@ async fn spdy_session(
         return;
     }
     let gone = session.closed();
-    run(&api, &target, action, opts.tty, json_status(version), streams, gone).await;
+    run(
+        &api,
+        &target,
+        action,
+        opts.tty,
+        json_status(version),
+        streams,
+        gone,
+    )
+    .await;
     // Give the error stream's last frames a moment to leave before closing.
     tokio::time::sleep(Duration::from_millis(10)).await;
     session.close().await;

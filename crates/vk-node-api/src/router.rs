@@ -50,14 +50,19 @@ pub struct NodeApi {
 
 impl std::fmt::Debug for NodeApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeApi").field("node", &self.node).finish_non_exhaustive()
+        f.debug_struct("NodeApi")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
     }
 }
 
 /// The router of the kubelet API for `api`. Unknown routes are 404.
 pub fn router(api: Arc<NodeApi>) -> Router {
     Router::new()
-        .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(container_logs),
+        )
         .route(
             "/exec/{namespace}/{pod}/{container}",
             get(crate::remotecommand::exec).post(crate::remotecommand::exec),
@@ -90,7 +95,10 @@ pub fn router(api: Arc<NodeApi>) -> Router {
         .route("/stats/summary/", get(stats_summary))
         .route("/metrics/resource", get(resource_metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(middleware::from_fn_with_state(Arc::clone(&api), authenticate))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&api),
+            authenticate,
+        ))
         .with_state(api)
 }
 
@@ -116,12 +124,13 @@ async fn container_logs(
     Path((namespace, pod, container)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let logs = api
-        .provider
-        .container_logs()
-        .ok_or_else(|| ApiError::NotImplemented("container logs are not supported by this provider".into()))?;
+    let logs = api.provider.container_logs().ok_or_else(|| {
+        ApiError::NotImplemented("container logs are not supported by this provider".into())
+    })?;
     let options = options::log_options(&query)?;
-    let stream = logs.container_logs(&namespace, &pod, &container, &options).await?;
+    let stream = logs
+        .container_logs(&namespace, &pod, &container, &options)
+        .await?;
     let body = Body::from_stream(stream.map(|r| r.map_err(axum::Error::new)));
     Ok((
         StatusCode::OK,
@@ -165,26 +174,32 @@ async fn running_pods(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiEr
 
 /// `GET /stats/summary`: the kubelet's `stats/v1alpha1` Summary.
 async fn stats_summary(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiError> {
-    let stats = api
-        .provider
-        .stats()
-        .ok_or_else(|| ApiError::NotImplemented("statistics are not supported by this provider".into()))?;
+    let stats = api.provider.stats().ok_or_else(|| {
+        ApiError::NotImplemented("statistics are not supported by this provider".into())
+    })?;
     let summary = stats.stats_summary().await?;
     let body = serde_json::to_string(&summary).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /metrics/resource`: the kubelet's resource metrics in the Prometheus text
 /// format (what metrics-server reads).
 async fn resource_metrics(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiError> {
-    let stats = api
-        .provider
-        .stats()
-        .ok_or_else(|| ApiError::NotImplemented("statistics are not supported by this provider".into()))?;
+    let stats = api.provider.stats().ok_or_else(|| {
+        ApiError::NotImplemented("statistics are not supported by this provider".into())
+    })?;
     let summary = stats.stats_summary().await?;
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         vk_core::stats::resource_metrics(&summary),
     )
         .into_response())

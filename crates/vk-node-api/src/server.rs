@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -60,15 +59,16 @@ pub async fn serve_tls(
                 .1
                 .peer_certificates()
                 .map(|c| PeerCertificates(c.iter().map(|c| c.clone().into_owned()).collect()));
-            let service = router.map_request(move |mut req: axum::extract::Request| {
-                if let Some(c) = &certs {
-                    req.extensions_mut().insert(c.clone());
-                }
-                req
-            });
+            let service =
+                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    if let Some(c) = &certs {
+                        req.extensions_mut().insert(c.clone());
+                    }
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                });
             let result = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .http1_only()
-                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "kubelet API connection ended with an error");

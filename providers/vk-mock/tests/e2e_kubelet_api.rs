@@ -1,0 +1,427 @@
+//! The kubelet API of a vk-mock node, used as a user would: kubectl logs, exec, attach,
+//! port-forward and `get --raw .../proxy/...` through the real API server (which checks
+//! the node's serving certificate and presents its kubelet client certificate), over
+//! WebSocket (kubectl's default) and SPDY; plus direct requests for authentication.
+
+use std::io::{Read as _, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::PostParams;
+use tokio::sync::OnceCell;
+use vk_testkit::conformance::harness::eventually;
+use vk_testkit::{LocalCluster, TestContext, unique_name};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vk-mock");
+
+/// The node every test of this file uses: one vk-mock process, started once.
+struct Shared {
+    node: String,
+    namespace: String,
+    kubelet_port: u16,
+    log: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+}
+
+static NODE: OnceCell<Shared> = OnceCell::const_new();
+static CHILD: OnceLock<std::sync::Mutex<Option<Child>>> = OnceLock::new();
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn shared() -> &'static Shared {
+    NODE.get_or_init(|| async {
+        let ctx = TestContext::new().await.expect("control plane");
+        let cluster = LocalCluster::from_env().expect("layout");
+        let pki = cluster.layout().pki();
+        let node = unique_name("vk-api");
+        let namespace = unique_name("vk-api");
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("{node}.log"));
+        // Shared by every test of this binary and never killed by one of them; `timeout`
+        // makes sure it does not outlive the test run for long.
+        let child = Command::new("timeout")
+            .args(["--kill-after=5", "900"])
+            .arg(BIN)
+            .arg("--kubeconfig")
+            .arg(ctx.kubeconfig())
+            .args(["--nodename", &node, "--listen-port", &port.to_string(), "--metrics-addr", "off"])
+            .arg("--tls-cert-file")
+            .arg(pki.kubelet_serving().cert)
+            .arg("--tls-private-key-file")
+            .arg(pki.kubelet_serving().key)
+            .arg("--client-ca-file")
+            .arg(pki.ca().cert)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start vk-mock");
+        let _ = CHILD.set(std::sync::Mutex::new(Some(child)));
+        let nodes: Api<Node> = Api::all(ctx.client());
+        eventually("the node is Ready", || {
+            let nodes = nodes.clone();
+            let node = node.clone();
+            async move {
+                nodes.get_opt(&node).await.ok()??.status?.conditions?.iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+        let ns: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": namespace, "labels": {"vk-testkit.io/test": "true"}}}))
+                .expect("ns");
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace");
+        let pods: Api<Pod> = Api::namespaced(ctx.client(), &namespace);
+        for name in ["web", "attachable"] {
+            let pod: Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "spec": {
+                    "nodeName": node,
+                    "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
+                    "containers": [{"name": "c", "image": "busybox", "stdin": true}]
+                }
+            }))
+            .expect("pod");
+            let mut created = false;
+            for _ in 0..100 {
+                if pods.create(&PostParams::default(), &pod).await.is_ok() {
+                    created = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(created, "create {name}");
+            eventually(&format!("{name} Running"), || {
+                let pods = pods.clone();
+                async move {
+                    (pods.get_opt(name).await.ok()??.status?.phase.as_deref() == Some("Running")).then_some(())
+                }
+            })
+            .await;
+        }
+        Shared {
+            node,
+            namespace,
+            kubelet_port: port,
+            log,
+            kubeconfig: ctx.kubeconfig().to_owned(),
+        }
+    })
+    .await
+}
+
+/// Runs kubectl; returns (exit code, stdout, stderr).
+fn kubectl(
+    s: &Shared,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> (i32, String, String) {
+    let mut cmd = Command::new(vk_testkit::cluster::kubectl());
+    cmd.arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .arg("-n")
+        .arg(&s.namespace)
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("kubectl");
+    if let (Some(data), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(data).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("kubectl output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const WEBSOCKET: &[(&str, &str)] = &[];
+const SPDY: &[(&str, &str)] = &[
+    ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false"),
+    ("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false"),
+];
+
+fn node_log(s: &Shared) -> String {
+    std::fs::read_to_string(&s.log).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_with_every_option() {
+    let s = shared().await;
+    let (code, out, err) = kubectl(s, &[], &["logs", "web"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 10, "{out}");
+    assert!(out.starts_with("mock log line 1\n"));
+    let (_, out, _) = kubectl(s, &[], &["logs", "web", "--tail=3"], None);
+    assert_eq!(out, "mock log line 8\nmock log line 9\nmock log line 10\n");
+    let (_, out, _) = kubectl(s, &[], &["logs", "web", "--since=1h"], None);
+    assert_eq!(out.lines().count(), 10);
+    let (_, out, _) = kubectl(s, &[], &["logs", "web", "--timestamps", "--tail=1"], None);
+    let (ts, rest) = out.trim_end().split_once(' ').expect("timestamp prefix");
+    assert!(ts.parse::<k8s_openapi::jiff::Timestamp>().is_ok(), "{out}");
+    assert_eq!(rest, "mock log line 10");
+    let (_, out, _) = kubectl(s, &[], &["logs", "web", "--limit-bytes=20"], None);
+    assert_eq!(out, "mock log line 1\nmock");
+    let (code, _, err) = kubectl(s, &[], &["logs", "web", "--previous"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("previous terminated container"), "{err}");
+    let (code, _, err) = kubectl(s, &[], &["logs", "web", "-c", "nope"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("not valid") || err.contains("nope"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_streams_lines_as_they_are_written() {
+    let s = shared().await;
+    let mut child = Command::new(vk_testkit::cluster::kubectl())
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["-n", &s.namespace, "logs", "-f", "web", "--tail=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl logs -f");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 256];
+        while !seen.contains("mock follow line 2") {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        seen
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = reader.join().expect("reader");
+    assert!(seen.starts_with("mock log line 10\n"), "{seen}");
+    assert!(
+        seen.contains("mock follow line 1\n") && seen.contains("mock follow line 2"),
+        "{seen}"
+    );
+}
+
+fn exec_suite(s: &Shared, env: &[(&str, &str)]) {
+    let (code, out, err) = kubectl(s, env, &["exec", "web", "--", "echo", "hi"], None);
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "{err}");
+    let (code, _, _) = kubectl(s, env, &["exec", "web", "--", "sh", "-c", "exit 3"], None);
+    assert_eq!(code, 3);
+    let (code, out, _) = kubectl(
+        s,
+        env,
+        &["exec", "-i", "web", "--", "cat"],
+        Some(b"data\nmore data\n"),
+    );
+    assert_eq!((code, out.as_str()), (0, "data\nmore data\n"));
+    let (code, _, err) = kubectl(
+        s,
+        env,
+        &["exec", "web", "--", "definitely-not-a-command"],
+        None,
+    );
+    assert_eq!(code, 127);
+    assert!(err.contains("command not found"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_over_websocket_and_spdy() {
+    let s = shared().await;
+    exec_suite(s, WEBSOCKET);
+    exec_suite(s, SPDY);
+    let log = node_log(s);
+    assert!(
+        log.contains("transport=\"websocket\""),
+        "no WebSocket session in the node log:\n{log}"
+    );
+    assert!(
+        log.contains("transport=\"spdy\""),
+        "no SPDY session in the node log:\n{log}"
+    );
+}
+
+/// `kubectl exec -it` under a real pseudo-terminal (`script` allocates it).
+fn tty_session(s: &Shared, env: &[(&str, &str)]) -> String {
+    let inner = format!(
+        "{} --kubeconfig {} -n {} exec -it web -- sh",
+        vk_testkit::cluster::kubectl().display(),
+        s.kubeconfig.display(),
+        s.namespace
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &inner, "/dev/null"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .env("COLUMNS", "100")
+        .env("LINES", "30")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut input = child.stdin.take().expect("stdin");
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = input.write_all(b"echo tty-ok\r");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = input.write_all(b"stty size\r");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = input.write_all(b"exit 0\r");
+    drop(input);
+    let out = child.wait_with_output().expect("script output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_a_tty_over_websocket_and_spdy() {
+    let s = shared().await;
+    for env in [WEBSOCKET, SPDY] {
+        let out = tty_session(s, env);
+        assert!(out.contains("tty-ok"), "TTY session ({env:?}):\n{out}");
+        assert!(out.contains("$ "), "no prompt ({env:?}):\n{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_round_trips_stdin() {
+    let s = shared().await;
+    for env in [WEBSOCKET, SPDY] {
+        let (code, out, err) = kubectl(
+            s,
+            env,
+            &["attach", "-i", "attachable", "-c", "c"],
+            Some(b"attached hello\n"),
+        );
+        assert_eq!(code, 0, "{env:?}: {err}");
+        assert!(out.contains("attached hello"), "{env:?}: {out} / {err}");
+    }
+}
+
+fn port_forward_round_trip(s: &Shared, env: &[(&str, &str)]) {
+    let local = free_port();
+    let mut cmd = Command::new(vk_testkit::cluster::kubectl());
+    cmd.arg("--kubeconfig").arg(&s.kubeconfig).args([
+        "-n",
+        &s.namespace,
+        "port-forward",
+        "pod/web",
+        &format!("{local}:8080"),
+    ]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("port-forward");
+    let mut connected = None;
+    for _ in 0..100 {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", local)) {
+            connected = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut conn = connected.expect("kubectl port-forward listens");
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let payload = b"GET / HTTP/1.0\r\n\r\nping through the tunnel";
+    conn.write_all(payload).expect("send");
+    let mut got = vec![0u8; payload.len()];
+    conn.read_exact(&mut got).expect("echo");
+    assert_eq!(got, payload);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_over_websocket_and_spdy() {
+    let s = shared().await;
+    port_forward_round_trip(s, WEBSOCKET);
+    port_forward_round_trip(s, SPDY);
+    let log = node_log(s);
+    assert!(log.contains("transport=\"websocket+spdy\""), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_metrics_and_pods_through_the_api_server() {
+    let s = shared().await;
+    let raw = |path: &str| {
+        let (code, out, err) = kubectl(
+            s,
+            &[],
+            &[
+                "get",
+                "--raw",
+                &format!("/api/v1/nodes/{}/proxy/{path}", s.node),
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{path}: {err}");
+        out
+    };
+    let summary: serde_json::Value =
+        serde_json::from_str(&raw("stats/summary")).expect("summary JSON");
+    assert_eq!(summary["node"]["nodeName"], s.node.as_str());
+    let pods = summary["pods"].as_array().expect("pods");
+    assert!(
+        pods.iter()
+            .any(|p| p["podRef"]["name"] == "web"
+                && p["podRef"]["namespace"] == s.namespace.as_str())
+    );
+    assert!(
+        pods[0]["containers"][0]["memory"]["workingSetBytes"]
+            .as_u64()
+            .is_some_and(|m| m > 0)
+    );
+    let metrics = raw("metrics/resource");
+    assert!(
+        metrics.contains("node_cpu_usage_seconds_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "container_memory_working_set_bytes{{container=\"c\",namespace=\"{}\",pod=\"web\"}}",
+            s.namespace
+        )),
+        "{metrics}"
+    );
+    let list: serde_json::Value = serde_json::from_str(&raw("pods")).expect("pods JSON");
+    assert_eq!(list["kind"], "PodList");
+    assert!(
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|p| p["metadata"]["name"] == "web")
+    );
+}
