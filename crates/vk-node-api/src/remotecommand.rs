@@ -133,9 +133,9 @@ async fn start(
         .query()
         .map(|q| {
             q.split('&')
-                .filter_map(|kv| {
+                .map(|kv| {
                     let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    Some((options::decode_component(k), options::decode_component(v)))
+                    (options::decode_component(k), options::decode_component(v))
                 })
                 .collect()
         })

@@ -24,6 +24,8 @@ pub mod cluster;
 pub mod conformance;
 mod context;
 pub mod http;
+pub mod kubelet_client;
+pub mod tied;
 
 pub use cluster::{ClusterError, Layout, LocalCluster, UpOptions, UpOutcome};
 pub use context::{ContextError, TestContext, TestNamespace, unique_name};

@@ -286,7 +286,7 @@ async fn run(argv: Vec<String>, mut io: ExecIo) -> i32 {
             size = Some(s);
         }
     }
-    let code = match builtin(&argv, size) {
+    match builtin(&argv, size) {
         Builtin::Done {
             stdout,
             stderr,
@@ -317,8 +317,7 @@ async fn run(argv: Vec<String>, mut io: ExecIo) -> i32 {
             0
         }
         Builtin::Shell => shell(io, size).await,
-    };
-    code
+    }
 }
 
 /// A line-oriented shell over the builtins. With a TTY it behaves like a terminal's

@@ -8,11 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::PostParams;
 use tokio::sync::OnceCell;
 use vk_testkit::conformance::harness::eventually;
+use vk_testkit::kubelet_client::KubeletClient;
 use vk_testkit::{LocalCluster, TestContext, unique_name};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vk-mock");
@@ -44,12 +47,15 @@ async fn shared() -> &'static Shared {
         let node = unique_name("vk-api");
         let namespace = unique_name("vk-api");
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("{node}.log"));
-        // Shared by every test of this binary and never killed by one of them; `timeout`
-        // makes sure it does not outlive the test run for long.
-        let child = Command::new("timeout")
-            .args(["--kill-after=5", "900"])
-            .arg(BIN)
+        let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{node}.log"));
+        // Shared by every test of this binary and never killed by one of them; it goes
+        // away with the test process, and then its node and namespace are deleted.
+        let cleanup = format!(
+            "'{}' --kubeconfig '{}' delete namespace/{namespace} node/{node} --wait=false",
+            vk_testkit::cluster::kubectl().display(),
+            ctx.kubeconfig().display()
+        );
+        let child = vk_testkit::tied::command_then(BIN.as_ref(), &cleanup)
             .arg("--kubeconfig")
             .arg(ctx.kubeconfig())
             .args(["--nodename", &node, "--listen-port", &port.to_string(), "--metrics-addr", "off"])
@@ -424,4 +430,296 @@ async fn stats_metrics_and_pods_through_the_api_server() {
             .iter()
             .any(|p| p["metadata"]["name"] == "web")
     );
+}
+
+fn kubelet_client(identity: Option<(&str, &str)>) -> KubeletClient {
+    let cluster = LocalCluster::from_env().expect("layout");
+    let ca = std::fs::read_to_string(cluster.layout().pki().ca().cert).expect("CA");
+    KubeletClient::new(&ca, identity).expect("kubelet client")
+}
+
+/// Direct requests on the kubelet port: 401 without credentials, 403 for a user the
+/// API server's RBAC does not allow (decided by SubjectAccessReview with the kubelet's
+/// subresource mapping), 200 once allowed; bearer tokens checked by TokenReview.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_port_authenticates_and_authorizes() {
+    let s = shared().await;
+    let port = s.kubelet_port;
+    let ctx = TestContext::new().await.expect("control plane");
+
+    let (code, body) = kubelet_client(None)
+        .get(port, "/pods")
+        .await
+        .expect("anonymous");
+    assert_eq!(code, 401, "{body}");
+
+    let cluster = LocalCluster::from_env().expect("layout");
+    let pki = cluster.layout().pki();
+    let user = unique_name("alice");
+    let (cert, key) = pki
+        .issue_client_cert(&user, &["vk-e2e-developers"])
+        .expect("client cert");
+    let alice = kubelet_client(Some((&cert, &key)));
+    let (code, body) = alice.get(port, "/pods").await.expect("alice");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains(&user) && body.contains("proxy"), "{body}");
+
+    // Allow alice nodes/stats only: stats become readable, /pods (nodes/proxy) stays 403.
+    let role: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": user},
+        "rules": [{"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["get"]}]
+    }))
+    .expect("role");
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": user},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    }))
+    .expect("binding");
+    let roles: Api<ClusterRole> = Api::all(ctx.client());
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client());
+    roles
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("role");
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding");
+    eventually("alice may read stats", || {
+        let alice = alice.clone();
+        async move {
+            let (code, body) = alice.get(port, "/stats/summary").await.ok()?;
+            (code == 200 && body.contains("nodeName")).then_some(())
+        }
+    })
+    .await;
+    let (code, _) = alice.get(port, "/pods").await.expect("alice");
+    assert_eq!(code, 403);
+    let _ = roles.delete(&user, &Default::default()).await;
+    let _ = bindings.delete(&user, &Default::default()).await;
+
+    // The cluster admin (group system:masters) may do everything.
+    let admin = kubelet_client(Some((
+        &std::fs::read_to_string(pki.admin().cert).expect("admin cert"),
+        &std::fs::read_to_string(pki.admin().key).expect("admin key"),
+    )));
+    let (code, body) = admin.get(port, "/pods").await.expect("admin");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"PodList\""), "{body}");
+
+    // A service account token: authenticated by TokenReview, then denied by RBAC.
+    let sa_name = "default";
+    let sas: Api<ServiceAccount> = Api::namespaced(ctx.client(), &s.namespace);
+    let request: TokenRequest = serde_json::from_value(serde_json::json!({
+        "spec": {"audiences": [], "expirationSeconds": 600}
+    }))
+    .expect("token request");
+    let mut token: Option<String> = None;
+    for _ in 0..100 {
+        if let Ok(t) = sas
+            .create_subresource::<TokenRequest, TokenRequest>(
+                "token",
+                sa_name,
+                &PostParams::default(),
+                &request,
+            )
+            .await
+        {
+            token = t.status.map(|s| s.token);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = token.expect("a service account token");
+    let anonymous = kubelet_client(None);
+    let (code, body) = anonymous
+        .get_with_token(port, "/pods", Some(&token))
+        .await
+        .expect("token");
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains(&format!("system:serviceaccount:{}:{sa_name}", s.namespace)),
+        "{body}"
+    );
+    let (code, _) = anonymous
+        .get_with_token(port, "/pods", Some("not-a-valid-token"))
+        .await
+        .expect("bad token");
+    assert_eq!(code, 401);
+}
+
+fn admin_kube_client(port: u16) -> kube::Client {
+    let cluster = LocalCluster::from_env().expect("layout");
+    let pki = cluster.layout().pki();
+    let kubeconfig: kube::config::Kubeconfig = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kubelet", "cluster": {
+            "server": format!("https://127.0.0.1:{port}"),
+            "certificate-authority": pki.ca().cert,
+        }}],
+        "users": [{"name": "admin", "user": {
+            "client-certificate": pki.admin().cert,
+            "client-key": pki.admin().key,
+        }}],
+        "contexts": [{"name": "kubelet", "context": {"cluster": "kubelet", "user": "admin"}}],
+        "current-context": "kubelet",
+    }))
+    .expect("kubeconfig");
+    let config = futures::executor::block_on(kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &Default::default(),
+    ))
+    .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
+
+/// kube-rs' kubelet client straight on the kubelet port: it offers v5 and v4 over
+/// WebSocket and gets v5; stdout, stdin and the exit status round-trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_client_exec_directly_on_the_kubelet_port() {
+    use kube::api::AttachParams;
+    use kube::core::kubelet_debug::KubeletDebugParams;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s = shared().await;
+    let client = admin_kube_client(s.kubelet_port);
+    let params = KubeletDebugParams {
+        name: "web",
+        namespace: &s.namespace,
+        ..Default::default()
+    };
+    let mut attached = client
+        .kubelet_node_exec(
+            &params,
+            "c",
+            vec!["echo", "direct", "hello"],
+            &AttachParams::default().stderr(false),
+        )
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    attached
+        .stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    let status = attached
+        .take_status()
+        .expect("status")
+        .await
+        .expect("a status");
+    attached.join().await.expect("join");
+    assert_eq!(out, "direct hello\n");
+    assert_eq!(status.status.as_deref(), Some("Success"));
+
+    let mut attached = client
+        .kubelet_node_exec(
+            &params,
+            "c",
+            vec!["sh", "-c", "cat"],
+            &AttachParams::default().stdin(true).stderr(false),
+        )
+        .await
+        .expect("exec cat");
+    let mut stdin = attached.stdin().expect("stdin");
+    let mut stdout = attached.stdout().expect("stdout");
+    stdin.write_all(b"through kube-rs\n").await.expect("write");
+    // EOF on stdin: kube-rs sends v5's close signal for channel 0.
+    stdin.shutdown().await.expect("close stdin");
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).await.expect("read");
+    assert_eq!(out, "through kube-rs\n");
+    attached.join().await.expect("join");
+
+    let attached = client
+        .kubelet_node_exec(
+            &params,
+            "c",
+            vec!["sh", "-c", "exit 7"],
+            &AttachParams::default().stderr(false),
+        )
+        .await
+        .expect("exec exit");
+    let mut attached = attached;
+    let status = attached
+        .take_status()
+        .expect("status")
+        .await
+        .expect("a status");
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    let causes = status.details.and_then(|d| d.causes).unwrap_or_default();
+    assert!(
+        causes
+            .iter()
+            .any(|c| c.reason.as_deref() == Some("ExitCode") && c.message.as_deref() == Some("7")),
+        "{causes:?}"
+    );
+}
+
+/// WebSocket `v4.channel.k8s.io` (no close signal, JSON status on channel 3) and the
+/// base64 protocol, with a client offering only that protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_v4_and_base64_directly_on_the_kubelet_port() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let s = shared().await;
+    let cluster = LocalCluster::from_env().expect("layout");
+    let pki = cluster.layout().pki();
+    let admin = kubelet_client(Some((
+        &std::fs::read_to_string(pki.admin().cert).expect("admin cert"),
+        &std::fs::read_to_string(pki.admin().key).expect("admin key"),
+    )));
+    let path = format!(
+        "/exec/{}/web/c?command=sh&command=-c&command=exit+4&input=1&output=1&error=1",
+        s.namespace
+    );
+
+    let (mut ws, chosen) = admin
+        .websocket(s.kubelet_port, &path, &["v4.channel.k8s.io"])
+        .await
+        .expect("v4 upgrade");
+    assert_eq!(chosen.as_deref(), Some("v4.channel.k8s.io"));
+    ws.send(Message::Binary(vec![0u8].into()))
+        .await
+        .expect("stdin channel");
+    let mut status = None;
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Binary(data) = msg
+            && data.first() == Some(&3)
+            && data.len() > 1
+        {
+            status =
+                Some(serde_json::from_slice::<serde_json::Value>(&data[1..]).expect("JSON status"));
+        }
+    }
+    let status = status.expect("a status on the error channel");
+    assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
+    assert_eq!(status["details"]["causes"][0]["reason"], "ExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "4");
+
+    let path = format!(
+        "/exec/{}/web/c?command=echo&command=b64&output=1",
+        s.namespace
+    );
+    let (mut ws, chosen) = admin
+        .websocket(s.kubelet_port, &path, &["base64.channel.k8s.io"])
+        .await
+        .expect("base64 upgrade");
+    assert_eq!(chosen.as_deref(), Some("base64.channel.k8s.io"));
+    let mut stdout = Vec::new();
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Text(text) = msg
+            && let Some(b64) = text.strip_prefix('1')
+        {
+            use base64::Engine as _;
+            stdout.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .expect("base64"),
+            );
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&stdout), "b64\n");
 }
