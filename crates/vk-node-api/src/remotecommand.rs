@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use vk_core::capabilities::{ExecIo, Input, Output};
 
 use crate::error::ApiError;
+use crate::idle::{Activity, IdleIo};
 use crate::options::{self, StreamOptions};
 use crate::resize::decode_resizes;
 use crate::router::NodeApi;
@@ -287,7 +288,8 @@ async fn websocket_session(
     protocol: ws::ChannelProtocol,
     io: upgrade::Upgraded,
 ) {
-    let mut conn = ws::ChannelConn::server(io, protocol).await;
+    let activity = Activity::new();
+    let mut conn = ws::ChannelConn::server(IdleIo::new(io, Arc::clone(&activity)), protocol).await;
     let streams = Streams {
         stdin: opts
             .stdin
@@ -307,7 +309,16 @@ async fn websocket_session(
             .map(|r| Box::new(r) as Input),
     };
     let _ = conn.send_ready(opts.stdout, opts.stderr).await;
-    let gone = conn.closed();
+    let closed = conn.closed();
+    let idle_timeout = api.streaming.idle_timeout;
+    let gone = async move {
+        tokio::select! {
+            () = closed => {}
+            () = activity.expired(idle_timeout) => {
+                tracing::info!(?idle_timeout, "closing an idle streaming session");
+            }
+        }
+    };
     run(
         &api,
         &target,
