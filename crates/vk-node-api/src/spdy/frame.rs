@@ -774,6 +774,7 @@ impl Encoder<Frame> for FrameCodec {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may panic on unexpected errors.
 mod tests {
     use futures::{SinkExt, StreamExt};
     use proptest::prelude::*;

@@ -595,6 +595,7 @@ impl HeaderDecompressor {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests may panic on unexpected errors.
 mod tests {
     use super::*;
 

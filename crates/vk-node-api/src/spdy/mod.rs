@@ -57,6 +57,8 @@ mod error;
 pub mod frame;
 pub mod headers;
 mod session;
+#[cfg(test)]
+mod tests;
 
 pub use error::SpdyError;
 pub use frame::{Frame, FrameCodec, GoAwayStatus, RstStatus, Setting};

@@ -71,6 +71,11 @@ const WRITE_BUF_TARGET: usize = 64 * 1024;
 const READ_RESERVE: usize = 16 * 1024;
 /// Streams opened by the peer but not yet accepted; more are refused.
 const MAX_PENDING_ACCEPT: usize = 1024;
+/// Frames waiting in the send queues (both) beyond which the session stops reading
+/// until the writes catch up. Frames the peer makes us send (PING answers, RST_STREAM
+/// for frames on unknown streams...) would otherwise pile up without bound when the
+/// peer sends them faster than it reads, or never reads.
+const MAX_QUEUED_FRAMES: usize = 1024;
 /// How long queued frames, our GOAWAY and the connection shutdown may take once the
 /// session is closing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -930,11 +935,17 @@ impl Inner {
             self.reset_stream(id, RstStatus::CANCEL);
         }
         self.streams.remove(&id);
+        if self.peer_goaway {
+            // The I/O task ends the session once the peer sent GOAWAY and no stream is
+            // left, but only checks when it runs: a stream closed in both directions
+            // goes without queueing a frame, so nothing else would wake it.
+            self.wake_io();
+        }
     }
 
     /// Whether `id` is a stream the peer never opened (ours would be even).
     fn never_opened(&self, id: u32) -> bool {
-        id % 2 == 0 || id > self.last_peer_stream_id
+        id.is_multiple_of(2) || id > self.last_peer_stream_id
     }
 
     /// A frame for a stream we do not know: reset it if it was never opened, ignore it
@@ -1172,7 +1183,7 @@ impl Inner {
         flags: u8,
         headers: Headers,
     ) -> Result<(), SpdyError> {
-        if id == 0 || id % 2 == 0 {
+        if id == 0 || id.is_multiple_of(2) {
             return Err(SpdyError::Protocol {
                 reason: format!("SYN_STREAM with stream id {id} (a client's are odd)"),
             });
@@ -1506,6 +1517,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             {
                 let inner = self.shared.lock();
                 if inner.read_paused || inner.state != State::Open {
+                    return Ok(progress);
+                }
+                // No waker needed: the queues only shrink by our own writes, which make
+                // progress (and loop back here) or wait for the connection to wake us.
+                if inner.urgent.len() + inner.queue.len() >= MAX_QUEUED_FRAMES {
                     return Ok(progress);
                 }
             }
