@@ -1,7 +1,9 @@
 //! `cargo xtask demo`: the README's main job. Starts the local control plane, runs a
-//! virtual node (vk-mock for now), deploys a sample Deployment to it, shows what to try,
-//! and stops what it started on Ctrl-C.
+//! vk-process virtual node (pods run as local processes), deploys a sample Deployment of
+//! two `python3 -m http.server` replicas to it, shows what to try, and stops what it
+//! started on Ctrl-C.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,15 +59,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
     let layout = cluster.layout();
     let kubeconfig = layout.kubeconfig();
-    eprintln!("==> building vk-mock");
+    eprintln!("==> building vk-process");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
-        .args(["build", "--quiet", "-p", "vk-mock"])
+        .args(["build", "--quiet", "-p", "vk-process"])
         .status()?;
     if !status.success() {
-        bail!("building vk-mock failed");
+        bail!("building vk-process failed");
     }
-    let bin = std::env::current_dir()?.join("target/debug/vk-mock");
+    let bin = std::env::current_dir()?.join("target/debug/vk-process");
+    let state_dir = layout.log_dir().join("vk-demo-state");
+    let config_path = layout.log_dir().join("vk-demo-process.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "state_dir = {:?}\n[images]\n\"python:3\" = [\"python3\"]\n",
+            state_dir.display().to_string()
+        ),
+    )?;
     let log_path = layout.log_dir().join("vk-demo.log");
     let log = std::fs::File::create(&log_path)?;
     let pki = layout.pki();
@@ -77,9 +88,14 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["--nodename", NODE, "--metrics-addr", "127.0.0.1:10255"])
+        .arg("--provider-config")
+        .arg(&config_path)
         .env("APISERVER_CERT_LOCATION", pki.kubelet_serving().cert)
         .env("APISERVER_KEY_LOCATION", pki.kubelet_serving().key)
         .env("APISERVER_CA_CERT_LOCATION", pki.ca().cert)
+        // Its own process group: Ctrl-C reaches only the demo, which deletes the
+        // Deployment (the node stops the replicas' processes) before stopping the node.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -113,7 +129,14 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
                 "spec": {
                     "nodeSelector": {"kubernetes.io/hostname": NODE},
                     "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
-                    "containers": [{"name": "web", "image": "python:3", "command": ["python3", "-m", "http.server", "8080"]}]
+                    // Replicas share the host's network: each takes the first free
+                    // port from 8080 (http.server exits when the port is taken).
+                    "containers": [{
+                        "name": "web",
+                        "image": "python:3",
+                        "command": ["sh", "-c", "for port in 8080 8081 8082 8083 8084; do python3 -m http.server $port; done"],
+                        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+                    }]
                 }
             }
         }
@@ -144,22 +167,51 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
     })
     .await?;
 
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut tries = String::new();
+    for pod in pods
+        .list(&ListParams::default().labels(&format!("app={DEPLOYMENT}")))
+        .await?
+        .items
+    {
+        let name = pod.metadata.name.unwrap_or_default();
+        let port = served_port(&pods, &name).await;
+        tries.push_str(&format!(
+            "  kubectl port-forward pod/{name} 9000:{port} &   # then: curl localhost:9000\n  \
+             kubectl logs {name} -f\n"
+        ));
+    }
     println!(
-        "\nThe virtual node {NODE} is Ready and runs the Deployment {DEPLOYMENT}. Try:\n\n  \
+        "\nThe virtual node {NODE} is Ready and runs the Deployment {DEPLOYMENT} as local \
+         processes. Try:\n\n  \
          export KUBECONFIG={}\n  \
-         kubectl get nodes,pods -o wide\n  \
-         kubectl describe node {NODE}\n  \
-         kubectl get events --field-selector involvedObject.kind=Pod\n  \
-         kubectl scale deployment {DEPLOYMENT} --replicas=5\n\n\
-         (kubectl logs/exec/port-forward arrive with the kubelet API.)\n\
+         kubectl get nodes,pods -o wide\n\
+         {tries}  \
+         kubectl exec -it deployment/{DEPLOYMENT} -- sh\n  \
+         kubectl get --raw /api/v1/nodes/{NODE}/proxy/stats/summary\n  \
+         kubectl scale deployment {DEPLOYMENT} --replicas=3\n\n\
+         Node log: {}\n\
          Press Ctrl-C to stop.",
-        kubeconfig.display()
+        kubeconfig.display(),
+        log_path.display()
     );
     tokio::signal::ctrl_c().await?;
     eprintln!("\n==> cleaning up");
     let _ = deployments
         .delete(DEPLOYMENT, &DeleteParams::default())
         .await;
+    // Let the node stop the replicas' processes before it goes.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for _ in 0..60 {
+        let left = pods
+            .list(&ListParams::default().labels(&format!("app={DEPLOYMENT}")))
+            .await
+            .map_or(0, |l| l.items.len());
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     drop(agent);
     let _ = Api::<Node>::all(client)
         .delete(NODE, &DeleteParams::default())
@@ -195,4 +247,22 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The port a replica's http.server listens on, from its log ("Serving HTTP on ... port
+/// N"); 8080 when the log does not say yet.
+async fn served_port(pods: &Api<Pod>, name: &str) -> u16 {
+    for _ in 0..20 {
+        if let Ok(log) = pods.logs(name, &Default::default()).await
+            && let Some(port) = log
+                .lines()
+                .filter_map(|l| l.split(" port ").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .find_map(|p| p.parse::<u16>().ok())
+        {
+            return port;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    8080
 }

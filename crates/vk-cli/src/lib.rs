@@ -123,6 +123,9 @@ pub enum CliError {
     /// The node did not become ready in time.
     #[error("the node(s) did not register and sync within --startup-timeout {0:?}")]
     StartupTimeout(Duration),
+    /// Logging or span export could not be set up.
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] vk_trace::TraceError),
     /// The kubelet API could not be set up.
     #[error("kubelet API: {0}")]
     KubeletApi(String),
@@ -170,26 +173,46 @@ where
     Fut: Future<Output = Result<Provider, BoxError>>,
 {
     let resolved = Settings::load(&flags)?;
-    init_logging(&resolved.settings.log_level);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    runtime.block_on(run_async(info, resolved, factory))
+    runtime.block_on(async {
+        // Inside the runtime: the OTLP exporter runs on it.
+        let telemetry = init_telemetry(&info, &resolved)?;
+        let filter = telemetry.as_ref().map(vk_trace::Telemetry::filter);
+        let result = run_async(info, resolved, factory, filter).await;
+        if let Some(t) = telemetry {
+            t.shutdown().await;
+        }
+        result
+    })
 }
 
-fn init_logging(level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: log files and collectors get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+/// Logging and span export from the settings. A process that already has a global
+/// subscriber (several runs in one test process) keeps it and gets no filter handle.
+fn init_telemetry(
+    info: &ProviderInfo,
+    resolved: &Resolved,
+) -> Result<Option<vk_trace::Telemetry>, CliError> {
+    let config = vk_trace::TraceConfig {
+        log_format: resolved.log_format,
+        log_filter: vk_trace::default_filter(&resolved.settings.log_level),
+        otlp: resolved.otlp.clone(),
+        service_name: info.binary.to_owned(),
+    };
+    let otlp = config.otlp.clone();
+    match vk_trace::init(config) {
+        Ok(t) => {
+            if let Some(o) = otlp {
+                info!(endpoint = %o.traces_url(), protocol = ?o.protocol, sample_ratio = o.sample_ratio, "exporting spans with OTLP");
+            }
+            Ok(Some(t))
+        }
+        Err(vk_trace::TraceError::InstallSubscriber(_)) => Ok(None),
+        Err(e) => Err(CliError::Telemetry(e)),
+    }
 }
 
 async fn kube_config(settings: &Settings) -> Result<kube::Config, CliError> {
@@ -211,6 +234,7 @@ async fn run_async<F, Fut>(
     info: ProviderInfo,
     resolved: Resolved,
     factory: F,
+    log_filter: Option<vk_trace::FilterHandle>,
 ) -> Result<(), CliError>
 where
     F: Fn(ProviderContext) -> Fut,
@@ -324,11 +348,12 @@ where
             let state = std::sync::Arc::new(admin::AdminState {
                 registry,
                 ready: Box::new(move || ready_nodes.iter().all(VirtualNode::is_ready)),
+                log_filter: log_filter.clone(),
             });
             let server = admin::bind(addr, state, shutdown.clone())
                 .await
                 .map_err(|source| CliError::Admin { addr, source })?;
-            info!(%addr, "admin listener: /metrics /healthz /readyz");
+            info!(%addr, "admin listener: /metrics /healthz /readyz /debug/log-filter");
             Some(tokio::spawn(server))
         }
         None => None,

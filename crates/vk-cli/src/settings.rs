@@ -116,6 +116,36 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
 
+    /// Log line format: text (human-readable) or json (one object per line, with span
+    /// fields).
+    #[arg(long, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+
+    /// Export spans with OTLP to this collector URL (e.g. http://127.0.0.1:4318);
+    /// default from OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; unset = no export.
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP transport: grpc, http/protobuf or http/json (default from
+    /// OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf).
+    #[arg(long, value_name = "PROTOCOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_protocol: Option<String>,
+
+    /// Extra OTLP request headers, key=value[,key=value] (default from
+    /// OTEL_EXPORTER_OTLP_HEADERS).
+    #[arg(long, value_name = "HEADERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_headers: Option<String>,
+
+    /// Fraction of traces exported, 0.0-1.0 (default from OTEL_TRACES_SAMPLER_ARG, else
+    /// 1.0).
+    #[arg(long, value_name = "RATIO")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_sample_ratio: Option<f64>,
+
     /// Serving certificate of the kubelet API (PEM).
     #[arg(long, value_name = "FILE", env = "APISERVER_CERT_LOCATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,6 +244,16 @@ pub struct Settings {
     pub kube_api_burst: Option<u32>,
     /// See [`Flags::log_level`].
     pub log_level: String,
+    /// See [`Flags::log_format`].
+    pub log_format: String,
+    /// See [`Flags::otlp_endpoint`].
+    pub otlp_endpoint: Option<String>,
+    /// See [`Flags::otlp_protocol`].
+    pub otlp_protocol: Option<String>,
+    /// See [`Flags::otlp_headers`].
+    pub otlp_headers: Option<String>,
+    /// See [`Flags::trace_sample_ratio`].
+    pub trace_sample_ratio: Option<f64>,
     /// See [`Flags::tls_cert_file`].
     pub tls_cert_file: Option<PathBuf>,
     /// See [`Flags::tls_private_key_file`].
@@ -258,6 +298,11 @@ impl Default for Settings {
             kube_api_qps: None,
             kube_api_burst: None,
             log_level: "info".into(),
+            log_format: "text".into(),
+            otlp_endpoint: None,
+            otlp_protocol: None,
+            otlp_headers: None,
+            trace_sample_ratio: None,
             tls_cert_file: None,
             tls_private_key_file: None,
             client_ca_file: None,
@@ -306,6 +351,10 @@ pub struct Resolved {
     pub address: std::net::IpAddr,
     /// `streaming-connection-idle-timeout`.
     pub streaming_idle_timeout: Duration,
+    /// `log-format`.
+    pub log_format: vk_trace::LogFormat,
+    /// Span export (`otlp-*` flags or `OTEL_*` variables), if configured.
+    pub otlp: Option<vk_trace::OtlpConfig>,
 }
 
 impl Settings {
@@ -429,7 +478,14 @@ impl Settings {
                     &e,
                 )
             })?;
+        let log_format = self
+            .log_format
+            .parse::<vk_trace::LogFormat>()
+            .map_err(|_| invalid("log-format", &self.log_format, "must be text or json"))?;
+        let otlp = self.otlp_config(&invalid)?;
         Ok(Resolved {
+            log_format,
+            otlp,
             address,
             streaming_idle_timeout,
             metrics_addr,
@@ -437,6 +493,61 @@ impl Settings {
             resync,
             settings: self,
         })
+    }
+}
+
+impl Settings {
+    /// Span export: the OTLP flags, each falling back to the standard `OTEL_*` variable.
+    fn otlp_config(
+        &self,
+        invalid: &dyn Fn(&'static str, &str, &str) -> SettingsError,
+    ) -> Result<Option<vk_trace::OtlpConfig>, SettingsError> {
+        let from_env = vk_trace::OtlpConfig::from_env("");
+        let mut config = match (&self.otlp_endpoint, from_env) {
+            (Some(e), env) if !e.trim().is_empty() => {
+                let mut c = env.unwrap_or(vk_trace::OtlpConfig {
+                    endpoint: String::new(),
+                    protocol: vk_trace::OtlpProtocol::default(),
+                    headers: Default::default(),
+                    sample_ratio: 1.0,
+                });
+                c.endpoint = e.trim().to_owned();
+                c
+            }
+            (_, Some(env)) => env,
+            (_, None) => return Ok(None),
+        };
+        if !(config.endpoint.starts_with("http://") || config.endpoint.starts_with("https://")) {
+            return Err(invalid(
+                "otlp-endpoint",
+                &config.endpoint,
+                "must be an http:// or https:// URL (e.g. http://127.0.0.1:4318)",
+            ));
+        }
+        if let Some(p) = &self.otlp_protocol {
+            config.protocol = p.parse().map_err(|_| {
+                invalid(
+                    "otlp-protocol",
+                    p,
+                    "must be grpc, http/protobuf or http/json",
+                )
+            })?;
+        }
+        if let Some(h) = &self.otlp_headers {
+            config.headers = vk_trace::OtlpConfig::headers_from(h)
+                .map_err(|e| invalid("otlp-headers", h, &e.to_string()))?;
+        }
+        if let Some(r) = self.trace_sample_ratio {
+            config.sample_ratio =
+                vk_trace::OtlpConfig::ratio_from(&r.to_string()).map_err(|_| {
+                    invalid(
+                        "trace-sample-ratio",
+                        &r.to_string(),
+                        "must be from 0.0 to 1.0",
+                    )
+                })?;
+        }
+        Ok(Some(config))
     }
 }
 

@@ -18,6 +18,8 @@ use http::{Method, Request, Response};
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
+use crate::metrics::histogram::{DurationHistogram, HistogramSnapshot};
+
 /// Client-side limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClientLimits {
@@ -183,35 +185,60 @@ impl RequestKey {
     }
 }
 
-/// Counts of API requests made through a client, by verb, resource and status code.
-/// Cheap to clone; clones share the counts.
+/// Counts of API requests made through a client, by verb, resource and status code,
+/// and their durations by verb and resource. Cheap to clone; clones share the counts.
 #[derive(Debug, Clone, Default)]
 pub struct ApiStats {
-    counts: Arc<Mutex<BTreeMap<RequestKey, u64>>>,
+    inner: Arc<Mutex<Recorded>>,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    counts: BTreeMap<RequestKey, u64>,
+    /// verb → resource → durations (nested so a lookup needs no owned key).
+    durations: BTreeMap<&'static str, BTreeMap<String, DurationHistogram>>,
 }
 
 impl ApiStats {
-    fn record(&self, key: RequestKey) {
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_insert(0) += 1;
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, key: RequestKey, elapsed: Duration) {
+        let mut recorded = self.lock();
+        let by_resource = recorded.durations.entry(key.verb).or_default();
+        match by_resource.get(key.resource.as_str()) {
+            Some(h) => h.observe(elapsed),
+            None => by_resource
+                .entry(key.resource.clone())
+                .or_default()
+                .observe(elapsed),
+        }
+        *recorded.counts.entry(key).or_insert(0) += 1;
     }
 
     /// Records one request (for tests of code that reads the counts).
     #[doc(hidden)]
     pub fn record_for_test(&self, key: RequestKey) {
-        self.record(key);
+        self.record(key, Duration::from_millis(1));
     }
 
     /// A copy of all counts.
     pub fn snapshot(&self) -> BTreeMap<RequestKey, u64> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.lock().counts.clone()
+    }
+
+    /// Request durations (until the response headers arrived) by verb and resource.
+    pub fn durations(&self) -> Vec<(&'static str, String, HistogramSnapshot)> {
+        self.lock()
+            .durations
+            .iter()
+            .flat_map(|(verb, by_resource)| {
+                by_resource
+                    .iter()
+                    .map(|(resource, h)| (*verb, resource.clone(), h.snapshot()))
+            })
+            .collect()
     }
 
     /// Total requests matching `filter`.
@@ -263,15 +290,17 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let (verb, resource) = classify(req.method(), req.uri().path(), req.uri().query());
         let stats = self.stats.clone();
+        let started = std::time::Instant::now();
         self.inner
             .call(req)
             .map(move |result| {
                 let code = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
-                stats.record(RequestKey {
+                let key = RequestKey {
                     verb,
                     resource,
                     code,
-                });
+                };
+                stats.record(key, started.elapsed());
                 result
             })
             .boxed()

@@ -26,6 +26,14 @@
 //!   resourceFieldRef, service links, `$(VAR)`) with upstream's event reasons.
 //! * [`client`]: a client-side QPS/burst limit (kube-rs has none) and request counts.
 //!
+//! ## Observability
+//!
+//! * [`trace_fields`]: the span and field conventions — one INFO `pod.sync` span per
+//!   pod sync (`pod.namespace`, `pod.name`, `pod.uid`, `node.name`, `vk.operation`,
+//!   `vk.result`) with a child span per provider call (`provider.create_pod`, ...,
+//!   `error.kind` on failure), DEBUG `node.status_update` and `node.lease_renew`.
+//! * [`metrics`]: Prometheus collectors over what the controllers count and measure.
+//!
 //! Errors are [`vk_errdefs`] kinds throughout.
 
 pub mod capabilities;
@@ -43,6 +51,7 @@ pub mod queue;
 pub mod resources;
 pub mod runtime;
 pub mod stats;
+pub mod trace_fields;
 
 pub use provider::{
     NaiveNodeProvider, NodeProvider, NodeStatusSink, PodLifecycleHandler, PodNotifier, PodRef,

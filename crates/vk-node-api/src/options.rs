@@ -10,6 +10,19 @@ use crate::error::ApiError;
 /// Query parameters (first value of each name).
 pub type Query = HashMap<String, String>;
 
+/// Parses a raw query string into a [`Query`], percent-decoding names and values and
+/// keeping the first value of a repeated name (as the kubelet's Go code reads them).
+pub fn parse_query(raw: Option<&str>) -> Query {
+    let mut query = Query::new();
+    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        query
+            .entry(decode_component(k))
+            .or_insert_with(|| decode_component(v));
+    }
+    query
+}
+
 /// Go's `strconv.ParseBool`, which is what the kubelet uses for boolean parameters.
 pub fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     match value {
@@ -261,6 +274,15 @@ mod tests {
         assert!(o.stdin && o.stdout && o.stderr && !o.tty);
         assert!(stream_options(&q(&[("error", "0")])).is_err());
         assert!(stream_options(&q(&[("output", "maybe")])).is_err());
+    }
+
+    #[test]
+    fn repeated_parameters_keep_their_first_value() {
+        let q = parse_query(Some("tailLines=1&tailLines=5&&follow&since%54ime=a%2Bb+c"));
+        assert_eq!(q.get("tailLines").map(String::as_str), Some("1"));
+        assert_eq!(q.get("follow").map(String::as_str), Some(""));
+        assert_eq!(q.get("sinceTime").map(String::as_str), Some("a+b c"));
+        assert!(parse_query(None).is_empty());
     }
 
     #[test]

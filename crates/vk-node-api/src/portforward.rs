@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 
 use crate::error::ApiError;
-use crate::remotecommand::check_uid;
+use crate::remotecommand::check_pod;
 use crate::router::NodeApi;
 use crate::upgrade::{self, PORT_FORWARD_PROTOCOL};
 use crate::{spdy, ws};
@@ -60,7 +60,7 @@ async fn start(
             "port-forward is not supported by this provider".into(),
         ));
     }
-    check_uid(&api, &namespace, &pod, uid.as_deref()).await?;
+    check_pod(&api, &namespace, &pod, uid.as_deref()).await?;
     let headers = req.headers().clone();
     if ws::is_websocket_upgrade(&headers) {
         let Some(protocol) = ws::negotiate_port_forward_tunnel(&headers) else {

@@ -4,7 +4,6 @@
 //! (`NonZeroExitCode` with the `ExitCode` cause) from protocol v4 on, plain text before.
 //! If the client goes away the provider's call is dropped (cancelled).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,20 +105,25 @@ async fn respond(api: Arc<NodeApi>, target: Target, is_exec: bool, req: Request)
     }
 }
 
-/// Checks a pod-with-UID path: the pod must be the one with that UID.
-pub(crate) async fn check_uid(
+/// Checks, before upgrading, that the provider runs the pod — and with a UID in the
+/// path, that it is the pod with that UID — so the client gets a plain 404 as from a
+/// kubelet rather than an error after the upgrade.
+pub(crate) async fn check_pod(
     api: &NodeApi,
     namespace: &str,
     pod: &str,
     uid: Option<&str>,
 ) -> Result<(), ApiError> {
-    let Some(uid) = uid else { return Ok(()) };
     let found = api.provider.get_pod(namespace, pod).await?;
-    match found.and_then(|p| p.metadata.uid) {
-        Some(u) if u == uid => Ok(()),
-        _ => Err(ApiError::NotFound(format!(
-            "pod {namespace}/{pod} with UID {uid} not found"
+    match (found, uid) {
+        (None, _) => Err(ApiError::NotFound(format!(
+            "pod {namespace}/{pod} does not exist on node {}",
+            api.node
         ))),
+        (Some(p), Some(uid)) if p.metadata.uid.as_deref() != Some(uid) => Err(ApiError::NotFound(
+            format!("pod {namespace}/{pod} with UID {uid} not found"),
+        )),
+        (Some(_), _) => Ok(()),
     }
 }
 
@@ -129,18 +133,7 @@ async fn start(
     is_exec: bool,
     mut req: Request,
 ) -> Result<Response, ApiError> {
-    let query: HashMap<String, String> = req
-        .uri()
-        .query()
-        .map(|q| {
-            q.split('&')
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    (options::decode_component(k), options::decode_component(v))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = options::parse_query(req.uri().query());
     let opts = options::stream_options(&query)?;
     let action = if is_exec {
         if api.provider.exec().is_none() {
@@ -157,7 +150,7 @@ async fn start(
         }
         Action::Attach
     };
-    check_uid(&api, &target.namespace, &target.pod, target.uid.as_deref()).await?;
+    check_pod(&api, &target.namespace, &target.pod, target.uid.as_deref()).await?;
 
     let headers = req.headers().clone();
     if ws::is_websocket_upgrade(&headers) {

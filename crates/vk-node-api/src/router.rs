@@ -1,12 +1,11 @@
 //! The kubelet API routes and their handlers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -99,7 +98,28 @@ pub fn router(api: Arc<NodeApi>) -> Router {
             Arc::clone(&api),
             authenticate,
         ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&api),
+            trace_request,
+        ))
         .with_state(api)
+}
+
+/// One `kubelet_api.request` span per request, continuing the caller's trace when the
+/// request carries W3C `traceparent`.
+async fn trace_request(State(api): State<Arc<NodeApi>>, req: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "kubelet_api.request",
+        http.method = %req.method(),
+        http.path = %req.uri().path(),
+        node.name = %api.node,
+        http.status_code = tracing::field::Empty,
+    );
+    vk_trace::propagation::set_parent(&span, req.headers());
+    let response = next.run(req).instrument(span.clone()).await;
+    span.record("http.status_code", response.status().as_u16());
+    response
 }
 
 /// Authenticates and authorizes every request before its handler runs.
@@ -122,12 +142,12 @@ async fn authenticate(State(api): State<Arc<NodeApi>>, req: Request, next: Next)
 async fn container_logs(
     State(api): State<Arc<NodeApi>>,
     Path((namespace, pod, container)): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let logs = api.provider.container_logs().ok_or_else(|| {
         ApiError::NotImplemented("container logs are not supported by this provider".into())
     })?;
-    let options = options::log_options(&query)?;
+    let options = options::log_options(&options::parse_query(query.as_deref()))?;
     let stream = logs
         .container_logs(&namespace, &pod, &container, &options)
         .await?;

@@ -12,9 +12,29 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 /// # Ok(()) }
 /// ```
 pub async fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    request(port, "GET", path, "").await
+}
+
+/// `PUT path` with `body` on `127.0.0.1:port`; returns the status code and the body.
+pub async fn put(port: u16, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    request(port, "PUT", path, body).await
+}
+
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .write_all(
+            format!(
+                "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
         .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;

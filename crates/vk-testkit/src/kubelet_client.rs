@@ -110,11 +110,28 @@ impl KubeletClient {
         path: &str,
         token: Option<&str>,
     ) -> Result<(u16, String), KubeletClientError> {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        self.get_with_headers(port, path, &headers).await
+    }
+
+    /// [`get`](Self::get) with extra request headers.
+    pub async fn get_with_headers(
+        &self,
+        port: u16,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String), KubeletClientError> {
         let mut tls = self.connect(port).await?;
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        tls.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n").as_bytes())
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        tls.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{extra}\r\n").as_bytes())
             .await?;
         let mut raw = Vec::new();
         // A TLS peer may close without close_notify; what arrived is still the answer.

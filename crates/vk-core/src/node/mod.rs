@@ -32,7 +32,7 @@ use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{Instrument as _, info, warn};
 
 pub use lease::{LEASE_NAMESPACE, LeaseKeeper, Renewal};
 pub use template::{NodeTemplate, keys, merge_taints};
@@ -84,6 +84,37 @@ pub struct NodeControllerStats {
     pub status_failures: std::sync::atomic::AtomicU64,
     /// Times the Node was (re-)created.
     pub registrations: std::sync::atomic::AtomicU64,
+    /// When the Lease was last renewed: Unix time in seconds as `f64` bits (0 = never;
+    /// read with [`NodeControllerStats::last_lease_renewal`]).
+    pub lease_last_renewal: std::sync::atomic::AtomicU64,
+    /// When the status was last written: Unix time in seconds as `f64` bits (0 = never;
+    /// read with [`NodeControllerStats::last_status_update`]).
+    pub status_last_update: std::sync::atomic::AtomicU64,
+}
+
+impl NodeControllerStats {
+    /// Unix time (seconds) of the last successful Lease renewal, if any.
+    pub fn last_lease_renewal(&self) -> Option<f64> {
+        read_time(&self.lease_last_renewal)
+    }
+
+    /// Unix time (seconds) of the last successful status write, if any.
+    pub fn last_status_update(&self) -> Option<f64> {
+        read_time(&self.status_last_update)
+    }
+}
+
+fn read_time(cell: &std::sync::atomic::AtomicU64) -> Option<f64> {
+    let t = f64::from_bits(cell.load(std::sync::atomic::Ordering::Relaxed));
+    (t > 0.0).then_some(t)
+}
+
+fn stamp_now(cell: &std::sync::atomic::AtomicU64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    cell.store(now.to_bits(), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The node controller of one virtual node.
@@ -181,8 +212,15 @@ impl NodeController {
                 _ = shutdown.cancelled() => return,
                 _ = lease_tick.tick() => {
                     let uid = state.uid();
-                    match lease.renew(&uid).await {
-                        Ok(Renewal::Renewed) => bump(&self.stats.lease_renewals),
+                    let span = tracing::debug_span!(
+                        crate::trace_fields::NODE_LEASE_RENEW,
+                        node.name = %self.template.name,
+                    );
+                    match lease.renew(&uid).instrument(span).await {
+                        Ok(Renewal::Renewed) => {
+                            bump(&self.stats.lease_renewals);
+                            stamp_now(&self.stats.lease_last_renewal);
+                        }
                         Ok(Renewal::Missing) => {
                             bump(&self.stats.lease_failures);
                             lease.reset();
@@ -322,6 +360,14 @@ impl NodeController {
     }
 
     async fn write_status(&self, nodes: &Api<Node>, state: &mut State) {
+        let span = tracing::debug_span!(
+            crate::trace_fields::NODE_STATUS_UPDATE,
+            node.name = %self.template.name,
+        );
+        self.write_status_inner(nodes, state).instrument(span).await;
+    }
+
+    async fn write_status_inner(&self, nodes: &Api<Node>, state: &mut State) {
         let conditions =
             state.conditions(state.current.as_ref(), self.config.ping_failure_threshold);
         let mut status = serde_json::to_value(state.template.status()).unwrap_or_default();
@@ -337,6 +383,7 @@ impl NodeController {
         {
             Ok(node) => {
                 bump(&self.stats.status_updates);
+                stamp_now(&self.stats.status_last_update);
                 state.current = Some(node);
             }
             Err(e) if is_not_found(&e) => {

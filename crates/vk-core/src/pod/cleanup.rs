@@ -10,6 +10,7 @@ use kube::Api;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::observe::{self, CallTarget, ProviderOp};
 use super::spec::{provider_copy_is_stale, spec_fingerprint};
 use super::{InProvider, PodKey, Shared, bump};
 use crate::compact::Compact;
@@ -128,7 +129,9 @@ async fn delete_if_dangling(shared: &Shared, r: &PodRef, pod: Option<Pod>) {
         },
     };
     info!(pod = %key, "deleting dangling pod from the provider");
-    match shared.provider.delete_pod(&pod).await {
+    let call = shared.provider.delete_pod(&pod);
+    let target = CallTarget::pod(&pod, &shared.node.node_name);
+    match observe::provider_call(&shared.metrics, ProviderOp::DeletePod, target, call).await {
         Ok(()) => bump(&shared.stats.dangling_deleted),
         Err(e) if vk_errdefs::is_not_found(&e) => {}
         Err(e) => warn!(pod = %key, error = %e, "deleting dangling pod failed"),
@@ -190,13 +193,21 @@ async fn check_dangling(shared: &Shared) {
 
 /// One `get_pods` call for all pods: records changed statuses and pods the provider lost.
 async fn poll_statuses(shared: &Shared) {
-    let pods = match shared.provider.get_pods().await {
-        Ok(p) => p,
-        Err(e) => {
-            warn!(error = %e, "polling the provider's pod statuses failed");
-            return;
-        }
+    let target = CallTarget {
+        namespace: "",
+        name: "",
+        uid: "",
+        node: &shared.node.node_name,
     };
+    let call = shared.provider.get_pods();
+    let pods =
+        match observe::provider_call(&shared.metrics, ProviderOp::GetPods, target, call).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "polling the provider's pod statuses failed");
+                return;
+            }
+        };
     let mut by_key: HashMap<PodKey, Pod> = pods.into_iter().map(|p| (PodKey::of(&p), p)).collect();
     let mut changed = Vec::new();
     {

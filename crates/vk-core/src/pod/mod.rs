@@ -37,6 +37,9 @@
 //! API stores them.
 
 mod cleanup;
+pub mod observe;
+#[cfg(test)]
+mod span_tests;
 pub mod spec;
 pub mod status;
 mod sync;
@@ -44,13 +47,15 @@ mod sync;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::Client;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
+use self::observe::{Phase, PodMetrics, SyncResult};
 use crate::compact::Compact;
 use crate::events::EventSink;
 use crate::provider::{PodStatusReceiver, PodStatusSink, SharedPodHandler};
@@ -154,6 +159,8 @@ struct Entry {
     last_known: Compact<Pod>,
     /// UID of `last_known`.
     uid: Option<String>,
+    /// Phase of `last_known` (counted in [`PodMetrics`] while the entry exists).
+    phase: Phase,
     provider: InProvider,
     /// An older pod of the same name (different UID) the provider still runs.
     stale_provider_pod: Option<Compact<Pod>>,
@@ -185,7 +192,7 @@ pub struct PodControllerStats {
     pub status_patches: AtomicU64,
     /// Final API deletions (grace 0) issued.
     pub api_deletes: AtomicU64,
-    /// Provider operations that failed.
+    /// Syncs that failed and were queued for a retry with backoff.
     pub failures: AtomicU64,
 }
 
@@ -261,6 +268,7 @@ struct Shared {
     has_notifier: AtomicBool,
     synced: watch::Sender<bool>,
     stats: Arc<PodControllerStats>,
+    metrics: Arc<PodMetrics>,
     relist_seen: Mutex<Option<HashSet<PodKey>>>,
 }
 
@@ -289,6 +297,7 @@ impl PodController {
                 has_notifier: AtomicBool::new(false),
                 synced: watch::Sender::new(false),
                 stats: Arc::new(PodControllerStats::default()),
+                metrics: Arc::new(PodMetrics::default()),
                 relist_seen: Mutex::new(None),
             }),
         }
@@ -297,6 +306,11 @@ impl PodController {
     /// Counters of what the controller did.
     pub fn stats(&self) -> Arc<PodControllerStats> {
         Arc::clone(&self.shared.stats)
+    }
+
+    /// Sync and provider-call measurements and pods by phase (for metrics).
+    pub fn metrics(&self) -> Arc<PodMetrics> {
+        Arc::clone(&self.shared.metrics)
     }
 
     /// A cheap handle reading the queue depth and tracked pods (for metrics).
@@ -446,6 +460,7 @@ impl Shared {
         pod.metadata.managed_fields = None;
         let key = PodKey::of(&pod);
         let uid = pod.metadata.uid.clone();
+        let phase = Phase::of(&pod);
         let pod = Compact::new(&pod);
         {
             let mut entries = self.lock_entries();
@@ -468,14 +483,18 @@ impl Shared {
                     }
                     entry.api = Some(pod.clone());
                     entry.last_known = pod;
+                    self.metrics.move_phase(Some(entry.phase), Some(phase));
+                    entry.phase = phase;
                 }
                 None => {
+                    self.metrics.move_phase(None, Some(phase));
                     entries.insert(
                         key.clone(),
                         Entry {
                             api: Some(pod.clone()),
                             last_known: pod,
                             uid,
+                            phase,
                             provider: InProvider::Absent,
                             stale_provider_pod: None,
                             provider_status: None,
@@ -517,20 +536,43 @@ impl Shared {
         while running.join_next().await.is_some() {}
     }
 
+    /// One sync of `key` in its `pod.sync` span, measured, then requeued as it asks.
     async fn process(&self, key: PodKey) {
-        let outcome = self.sync(&key).await;
-        match outcome {
-            sync::Outcome::Done => self.backoff.forget(&key),
+        let span = tracing::info_span!(
+            crate::trace_fields::POD_SYNC,
+            pod.namespace = %key.namespace,
+            pod.name = %key.name,
+            pod.uid = tracing::field::Empty,
+            node.name = %self.node.node_name,
+            vk.operation = tracing::field::Empty,
+            vk.result = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let (outcome, operation) = observe::tracking_operation(self.sync(&key))
+            .instrument(span.clone())
+            .await;
+        let result = match outcome {
+            sync::Outcome::Done => {
+                self.backoff.forget(&key);
+                SyncResult::Ok
+            }
             sync::Outcome::RequeueAfter(after) => {
                 self.backoff.forget(&key);
                 self.queue.add_after(key.clone(), after);
+                SyncResult::Requeue
             }
             sync::Outcome::Retry => {
                 bump(&self.stats.failures);
                 let delay = self.backoff.next_delay(&key);
                 self.queue.add_after(key.clone(), delay);
+                SyncResult::Retry
             }
-        }
+        };
+        let elapsed = started.elapsed();
+        self.metrics.observe_sync(operation, result, elapsed);
+        span.record(crate::trace_fields::OPERATION, operation.as_str());
+        span.record(crate::trace_fields::RESULT, result.as_str());
+        span.in_scope(|| tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, "pod synced"));
         self.queue.done(&key);
     }
 }
@@ -576,5 +618,151 @@ impl PodStatusReceiver for Shared {
         if known {
             self.enqueue(key);
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::atomic::Ordering;
+
+    use async_trait::async_trait;
+    use k8s_openapi::api::core::v1::{Pod, PodStatus};
+
+    use super::observe::{Phase, ProviderOp, SyncOperation, SyncResult};
+    use super::*;
+    use crate::metrics::histogram::HistogramSnapshot;
+    use crate::provider::PodLifecycleHandler;
+
+    /// A client whose every request gets a 404 (the tests below make none that matter).
+    pub(crate) fn offline_client() -> Client {
+        let svc = tower::service_fn(|_req: http::Request<kube::client::Body>| async {
+            http::Response::builder()
+                .status(404)
+                .body(kube::client::Body::from(Vec::new()))
+        });
+        Client::new(svc, "default")
+    }
+
+    /// A provider whose deletes fail with Unavailable.
+    pub(crate) struct Failing;
+
+    #[async_trait]
+    impl PodLifecycleHandler for Failing {
+        async fn create_pod(&self, _pod: &Pod) -> vk_errdefs::Result<()> {
+            Ok(())
+        }
+        async fn update_pod(&self, _pod: &Pod) -> vk_errdefs::Result<()> {
+            Ok(())
+        }
+        async fn delete_pod(&self, _pod: &Pod) -> vk_errdefs::Result<()> {
+            Err(vk_errdefs::Error::unavailable("backend down"))
+        }
+        async fn get_pod(&self, _ns: &str, _name: &str) -> vk_errdefs::Result<Option<Pod>> {
+            Ok(None)
+        }
+        async fn get_pod_status(
+            &self,
+            _ns: &str,
+            _name: &str,
+        ) -> vk_errdefs::Result<Option<PodStatus>> {
+            Ok(None)
+        }
+        async fn get_pods(&self) -> vk_errdefs::Result<Vec<Pod>> {
+            Ok(Vec::new())
+        }
+    }
+
+    pub(crate) fn controller() -> PodController {
+        let client = offline_client();
+        PodController::new(
+            client.clone(),
+            PodNodeInfo {
+                node_name: "n1".into(),
+                ..Default::default()
+            },
+            Arc::new(Failing),
+            ResourceAccess::new(client, "n1"),
+            EventSink::disabled(),
+            PodControllerConfig::default(),
+        )
+    }
+
+    pub(crate) fn pod(name: &str, uid: &str, phase: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "ns", "name": name, "uid": uid},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": phase},
+        }))
+        .expect("pod")
+    }
+
+    pub(crate) fn key(name: &str) -> PodKey {
+        PodKey {
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    fn syncs(m: &PodMetrics, op: SyncOperation, res: SyncResult) -> u64 {
+        let mut h = HistogramSnapshot::default();
+        m.add_sync(op, res, &mut h);
+        h.count()
+    }
+
+    #[tokio::test]
+    async fn pods_are_counted_by_phase_until_their_entry_goes() {
+        let c = controller();
+        let (s, m) = (&c.shared, c.metrics());
+        s.apply_feed(FeedEvent::Apply(pod("a", "u1", "Pending")));
+        s.apply_feed(FeedEvent::Apply(pod("b", "u2", "Pending")));
+        s.apply_feed(FeedEvent::Apply(pod("a", "u1", "Running")));
+        s.apply_feed(FeedEvent::Apply(pod("a", "u1", "Running")));
+        assert_eq!(
+            (m.pods_in(Phase::Pending), m.pods_in(Phase::Running)),
+            (1, 1)
+        );
+        // Same name, new pod: the entry is reused, the phase moves.
+        s.apply_feed(FeedEvent::Apply(pod("a", "u3", "Pending")));
+        assert_eq!(
+            (m.pods_in(Phase::Pending), m.pods_in(Phase::Running)),
+            (2, 0)
+        );
+        // A relist without `b`: gone from the API, still tracked until synced.
+        s.apply_feed(FeedEvent::InitStart);
+        s.apply_feed(FeedEvent::InitApply(pod("a", "u3", "Succeeded")));
+        s.apply_feed(FeedEvent::InitDone);
+        assert_eq!(m.pods_in(Phase::Pending), 1);
+        assert_eq!(m.pods_in(Phase::Succeeded), 1);
+        // The sync of `b` (never in the provider) forgets it.
+        s.process(key("b")).await;
+        assert_eq!(m.pods_in(Phase::Pending), 0);
+        assert_eq!(c.tracked_pods(), 1);
+        s.apply_feed(FeedEvent::Delete(pod("a", "u3", "Succeeded")));
+        s.process(key("a")).await;
+        for p in Phase::ALL {
+            assert_eq!(m.pods_in(p), 0, "{p:?}");
+        }
+        assert_eq!(c.tracked_pods(), 0);
+        assert_eq!(syncs(&m, SyncOperation::None, SyncResult::Ok), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_provider_delete_is_measured_as_a_retried_delete() {
+        let c = controller();
+        let (s, m) = (&c.shared, c.metrics());
+        s.apply_feed(FeedEvent::Apply(pod("a", "u1", "Running")));
+        if let Some(e) = s.lock_entries().get_mut(&key("a")) {
+            e.provider = InProvider::Created { fingerprint: 1 };
+        }
+        s.apply_feed(FeedEvent::Delete(pod("a", "u1", "Running")));
+        s.process(key("a")).await;
+        assert_eq!(syncs(&m, SyncOperation::Delete, SyncResult::Retry), 1);
+        assert_eq!(m.provider_errors(ProviderOp::DeletePod, "unavailable"), 1);
+        let mut calls = HistogramSnapshot::default();
+        m.add_provider_call(ProviderOp::DeletePod, &mut calls);
+        assert_eq!(calls.count(), 1);
+        assert_eq!(c.stats().failures.load(Ordering::Relaxed), 1);
+        // Still tracked (the provider may still run it), still counted.
+        assert_eq!(m.pods_in(Phase::Running), 1);
     }
 }

@@ -12,6 +12,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use tracing::{debug, info, warn};
 
+use super::observe::{self, CallTarget, ProviderOp, SyncOperation};
 use super::spec::spec_fingerprint;
 use super::status::{
     is_terminal_phase, not_found_patch, phase, provider_failed_patch, reports_terminated,
@@ -92,6 +93,9 @@ impl Shared {
         let Some(snap) = self.snapshot(key) else {
             return Outcome::Done;
         };
+        if let Some(uid) = snap.last_known.metadata.uid.as_deref() {
+            tracing::Span::current().record(crate::trace_fields::POD_UID, uid);
+        }
         if let Some(stale) = &snap.stale {
             match self.provider_delete(stale, false).await {
                 Ok(_) => {
@@ -128,8 +132,10 @@ impl Shared {
             }
         }
         let mut entries = self.lock_entries();
-        if entries.get(key).is_some_and(|e| e.api.is_none()) {
-            entries.remove(key);
+        if entries.get(key).is_some_and(|e| e.api.is_none())
+            && let Some(gone) = entries.remove(key)
+        {
+            self.metrics.move_phase(Some(gone.phase), None);
         }
         Outcome::Done
     }
@@ -197,9 +203,9 @@ impl Shared {
         }
         if !finished && !self.has_notifier.load(std::sync::atomic::Ordering::SeqCst) {
             // No notifier: ask the provider directly.
-            match self
-                .provider
-                .get_pod_status(&key.namespace, &key.name)
+            let call = self.provider.get_pod_status(&key.namespace, &key.name);
+            let target = CallTarget::pod(pod, &self.node.node_name);
+            match observe::provider_call(&self.metrics, ProviderOp::GetPodStatus, target, call)
                 .await
             {
                 Ok(None) => finished = true,
@@ -289,10 +295,15 @@ impl Shared {
                 ev.message,
             );
         }
+        let target = CallTarget::pod(pod, &self.node.node_name);
         let result = if create {
-            self.provider.create_pod(&resolved.pod).await
+            observe::note(SyncOperation::Create);
+            let call = self.provider.create_pod(&resolved.pod);
+            observe::provider_call(&self.metrics, ProviderOp::CreatePod, target, call).await
         } else {
-            self.provider.update_pod(&resolved.pod).await
+            observe::note(SyncOperation::Update);
+            let call = self.provider.update_pod(&resolved.pod);
+            observe::provider_call(&self.metrics, ProviderOp::UpdatePod, target, call).await
         };
         match result {
             Ok(()) => {}
@@ -353,7 +364,10 @@ impl Shared {
     /// NotFound (already gone). Failures are logged and recorded as a Warning event; with
     /// `announce`, success is recorded as a Normal event.
     async fn provider_delete(&self, pod: &Pod, announce: bool) -> Result<bool, ()> {
-        match self.provider.delete_pod(pod).await {
+        observe::note(SyncOperation::Delete);
+        let call = self.provider.delete_pod(pod);
+        let target = CallTarget::pod(pod, &self.node.node_name);
+        match observe::provider_call(&self.metrics, ProviderOp::DeletePod, target, call).await {
             Ok(()) => {
                 bump(&self.stats.deletes);
                 if announce {
@@ -398,6 +412,7 @@ impl Shared {
         if last == Some(fp) {
             return true;
         }
+        observe::note(SyncOperation::Status);
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
         match api
             .patch_status(&key.name, &PatchParams::default(), &Patch::Strategic(patch))
@@ -420,6 +435,7 @@ impl Shared {
 
     /// Removes the pod from the API with grace 0, only if it is still the same pod.
     async fn final_delete(&self, key: &PodKey, pod: &Pod) -> bool {
+        observe::note(SyncOperation::Delete);
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
         let params = DeleteParams {
             grace_period_seconds: Some(0),

@@ -1,0 +1,177 @@
+//! vk-process's configuration file (`--provider-config`, TOML or JSON by extension).
+//!
+//! ```toml
+//! state_dir = "/var/lib/vk-process"
+//! volume_refresh_seconds = 15
+//!
+//! [images]
+//! "python:3" = ["python3"]
+//! "busybox" = []            # no prefix: the pod's command runs as given
+//!
+//! [capacity]                # defaults: the host's CPUs and memory, 110 pods
+//! cpu = "4"
+//! memory = "8Gi"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading vk-process config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("parsing vk-process config {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (with the field name).
+        reason: String,
+    },
+}
+
+/// The whole configuration; every field has a default.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// Where pods' working directories, logs, volumes and run records live.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Image name → command prefix. A container without `command` runs
+    /// `prefix + args`; a container with `command` runs it as given.
+    #[serde(default)]
+    pub images: BTreeMap<String, Vec<String>>,
+    /// Capacity overrides (`cpu`, `memory`, `pods`, ...); missing keys default to the
+    /// host's CPUs and memory and 110 pods.
+    #[serde(default)]
+    pub capacity: BTreeMap<String, String>,
+    /// How often configMap, secret, downwardAPI and projected volumes are refreshed.
+    #[serde(default = "default_refresh")]
+    pub volume_refresh_seconds: u64,
+    /// A delegated cgroup v2 directory under which per-container cgroups are created to
+    /// enforce CPU and memory limits. Unset (the default): limits are not enforced.
+    #[serde(default)]
+    pub cgroup_parent: Option<PathBuf>,
+}
+
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("vk-process")
+}
+
+fn default_refresh() -> u64 {
+    15
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: default_state_dir(),
+            images: BTreeMap::new(),
+            capacity: BTreeMap::new(),
+            volume_refresh_seconds: default_refresh(),
+            cgroup_parent: None,
+        }
+    }
+}
+
+impl ProcessConfig {
+    /// Reads `path`: JSON when it ends in `.json`, TOML otherwise.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses `text` as the format `path`'s extension says.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let parsed = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(text).map_err(|e| e.to_string())
+        };
+        parsed.map_err(|reason| ConfigError::Parse {
+            path: path.to_owned(),
+            reason,
+        })
+    }
+
+    /// How often projected sources are refreshed (at least one second).
+    pub fn volume_refresh(&self) -> Duration {
+        Duration::from_secs(self.volume_refresh_seconds.max(1))
+    }
+
+    /// The node capacity: host CPUs and memory (from /proc) and 110 pods, overridden by
+    /// the `capacity` table.
+    pub fn capacity(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        out.insert("cpu".to_owned(), cpus.to_string());
+        if let Some(kib) = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| meminfo_total_kib(&m))
+        {
+            out.insert("memory".to_owned(), format!("{kib}Ki"));
+        }
+        out.insert("pods".to_owned(), "110".to_owned());
+        out.extend(self.capacity.clone());
+        out
+    }
+}
+
+/// `MemTotal` of a /proc/meminfo text, in KiB.
+pub(crate) fn meminfo_total_kib(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_and_json_parse_with_defaults() {
+        let c = ProcessConfig::parse(
+            Path::new("c.toml"),
+            "state_dir = \"/s\"\n[images]\n\"python:3\" = [\"python3\"]\n[capacity]\ncpu = \"3\"\n",
+        )
+        .expect("toml");
+        assert_eq!(c.state_dir, PathBuf::from("/s"));
+        assert_eq!(c.images["python:3"], vec!["python3".to_owned()]);
+        assert_eq!(c.capacity()["cpu"], "3");
+        assert_eq!(c.capacity()["pods"], "110");
+        assert_eq!(c.volume_refresh(), Duration::from_secs(15));
+        let j = ProcessConfig::parse(Path::new("c.json"), r#"{"images": {"a": ["b", "c"]}}"#)
+            .expect("json");
+        assert_eq!(j.images["a"].len(), 2);
+        let e = ProcessConfig::parse(Path::new("c.toml"), "nope = 1").expect_err("unknown");
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn meminfo_total_is_read() {
+        assert_eq!(
+            meminfo_total_kib("MemTotal:       16384 kB\nMemFree: 1 kB\n"),
+            Some(16384)
+        );
+        assert_eq!(meminfo_total_kib("MemFree: 1 kB\n"), None);
+    }
+}

@@ -1,0 +1,507 @@
+//! Volumes as directories, and mount paths as symlinks in the pod's root.
+//!
+//! * `emptyDir`: a directory; with `medium: Memory` it lives under `/dev/shm` (tmpfs)
+//!   when that exists, else it is a plain directory.
+//! * `configMap`, `secret`, `downwardAPI`, `projected`: files written from the source
+//!   objects, and **re-written when the sources change** (see [`Materialiser::refresh`];
+//!   the provider calls it every `volume_refresh_seconds`). Files are replaced
+//!   atomically; keys that disappeared are removed.
+//! * `hostPath`: a symlink to the host path (created first for `DirectoryOrCreate`).
+//!
+//! No mount namespace is used: each `volumeMounts[]` entry becomes a symlink
+//! `<pod>/root/<mountPath>` → the volume directory (or its `subPath`), and the process
+//! finds it through `VK_POD_ROOT` and `VK_MOUNT_<PATH>` (see [`crate::layout`]).
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume, VolumeMount,
+};
+
+use crate::error::ProcessError;
+use crate::layout::PodDir;
+
+/// Where ConfigMaps and Secrets come from (the core's read-only
+/// [`vk_core::ResourceAccess`] in the binary; a map in tests).
+#[async_trait]
+pub trait ObjectSource: Send + Sync {
+    /// A ConfigMap, or `None` when absent.
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> vk_errdefs::Result<Option<ConfigMap>>;
+    /// A Secret, or `None` when absent.
+    async fn secret(&self, namespace: &str, name: &str) -> vk_errdefs::Result<Option<Secret>>;
+}
+
+#[async_trait]
+impl ObjectSource for vk_core::ResourceAccess {
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> vk_errdefs::Result<Option<ConfigMap>> {
+        vk_core::ResourceAccess::config_map(self, namespace, name).await
+    }
+    async fn secret(&self, namespace: &str, name: &str) -> vk_errdefs::Result<Option<Secret>> {
+        vk_core::ResourceAccess::secret(self, namespace, name).await
+    }
+}
+
+/// The files of a projected volume: relative path → content.
+pub type Files = BTreeMap<PathBuf, Vec<u8>>;
+
+/// Writes a pod's volumes and keeps them up to date.
+pub struct Materialiser<'a> {
+    /// The pod.
+    pub pod: &'a Pod,
+    /// Its directories.
+    pub dir: &'a PodDir,
+    /// ConfigMaps and Secrets.
+    pub source: &'a dyn ObjectSource,
+}
+
+fn volume_error(volume: &Volume, reason: impl std::fmt::Display) -> ProcessError {
+    ProcessError::Volume {
+        volume: volume.name.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+fn prepare(path: &Path, r: std::io::Result<()>) -> Result<(), ProcessError> {
+    r.map_err(|source| ProcessError::Prepare {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl Materialiser<'_> {
+    fn namespace(&self) -> &str {
+        self.pod.metadata.namespace.as_deref().unwrap_or("default")
+    }
+
+    fn volumes(&self) -> &[Volume] {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// Creates every volume and the pod root's mount symlinks.
+    pub async fn create(&self) -> Result<(), ProcessError> {
+        for v in self.volumes() {
+            let dir = self.dir.volume(&v.name);
+            if let Some(empty) = &v.empty_dir {
+                self.empty_dir(v, &dir, empty.medium.as_deref() == Some("Memory"))?;
+            } else if let Some(host) = &v.host_path {
+                let target = PathBuf::from(&host.path);
+                if matches!(host.type_.as_deref(), Some("DirectoryOrCreate")) {
+                    prepare(&target, std::fs::create_dir_all(&target))?;
+                }
+                if let Some(parent) = dir.parent() {
+                    prepare(parent, std::fs::create_dir_all(parent))?;
+                }
+                replace_symlink(&target, &dir).map_err(|e| volume_error(v, e))?;
+            } else {
+                prepare(&dir, std::fs::create_dir_all(&dir))?;
+            }
+        }
+        self.refresh().await?;
+        self.link_mounts()
+    }
+
+    fn empty_dir(&self, v: &Volume, dir: &Path, memory: bool) -> Result<(), ProcessError> {
+        let shm = Path::new("/dev/shm");
+        if memory && shm.is_dir() {
+            let uid = self.pod.metadata.uid.as_deref().unwrap_or("pod");
+            let backing = shm.join("vk-process").join(uid).join(&v.name);
+            prepare(&backing, std::fs::create_dir_all(&backing))?;
+            if let Some(parent) = dir.parent() {
+                prepare(parent, std::fs::create_dir_all(parent))?;
+            }
+            return replace_symlink(&backing, dir).map_err(|e| volume_error(v, e));
+        }
+        prepare(dir, std::fs::create_dir_all(dir))
+    }
+
+    /// Re-reads the sources of configMap, secret, downwardAPI and projected volumes and
+    /// rewrites files whose content changed. Returns how many files changed.
+    pub async fn refresh(&self) -> Result<usize, ProcessError> {
+        let mut changed = 0;
+        for v in self.volumes() {
+            let files = match self.files_of(v).await? {
+                Some(files) => files,
+                None => continue,
+            };
+            changed +=
+                write_files(&self.dir.volume(&v.name), &files).map_err(|e| volume_error(v, e))?;
+        }
+        Ok(changed)
+    }
+
+    async fn files_of(&self, v: &Volume) -> Result<Option<Files>, ProcessError> {
+        let ns = self.namespace();
+        let mut files = Files::new();
+        if let Some(cm) = &v.config_map {
+            let found = self
+                .source
+                .config_map(ns, &cm.name)
+                .await
+                .map_err(|e| volume_error(v, e))?;
+            match found {
+                Some(obj) => add_keys(&mut files, config_map_data(&obj), cm.items.as_deref()),
+                None if cm.optional == Some(true) => {}
+                None => {
+                    return Err(volume_error(
+                        v,
+                        format!("configmap {ns}/{} not found", cm.name),
+                    ));
+                }
+            }
+        } else if let Some(sec) = &v.secret {
+            let name = sec.secret_name.clone().unwrap_or_default();
+            let found = self
+                .source
+                .secret(ns, &name)
+                .await
+                .map_err(|e| volume_error(v, e))?;
+            match found {
+                Some(obj) => add_keys(&mut files, secret_data(&obj), sec.items.as_deref()),
+                None if sec.optional == Some(true) => {}
+                None => return Err(volume_error(v, format!("secret {ns}/{name} not found"))),
+            }
+        } else if let Some(d) = &v.downward_api {
+            add_downward(&mut files, self.pod, d.items.as_deref().unwrap_or_default());
+        } else if let Some(p) = &v.projected {
+            for src in p.sources.iter().flatten() {
+                if let Some(cm) = &src.config_map {
+                    match self
+                        .source
+                        .config_map(ns, &cm.name)
+                        .await
+                        .map_err(|e| volume_error(v, e))?
+                    {
+                        Some(obj) => {
+                            add_keys(&mut files, config_map_data(&obj), cm.items.as_deref())
+                        }
+                        None if cm.optional == Some(true) => {}
+                        None => {
+                            return Err(volume_error(
+                                v,
+                                format!("configmap {ns}/{} not found", cm.name),
+                            ));
+                        }
+                    }
+                }
+                if let Some(sec) = &src.secret {
+                    match self
+                        .source
+                        .secret(ns, &sec.name)
+                        .await
+                        .map_err(|e| volume_error(v, e))?
+                    {
+                        Some(obj) => add_keys(&mut files, secret_data(&obj), sec.items.as_deref()),
+                        None if sec.optional == Some(true) => {}
+                        None => {
+                            return Err(volume_error(
+                                v,
+                                format!("secret {ns}/{} not found", sec.name),
+                            ));
+                        }
+                    }
+                }
+                if let Some(d) = &src.downward_api {
+                    add_downward(&mut files, self.pod, d.items.as_deref().unwrap_or_default());
+                }
+            }
+        } else {
+            return Ok(None);
+        }
+        Ok(Some(files))
+    }
+
+    /// Creates `<root>/<mountPath>` → volume (or subPath) symlinks for every container.
+    fn link_mounts(&self) -> Result<(), ProcessError> {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let containers = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten());
+        for c in containers {
+            for m in c.volume_mounts.iter().flatten() {
+                let link = self.mount_link(m);
+                let target = self.mount_target(m);
+                if let Some(parent) = link.parent() {
+                    prepare(parent, std::fs::create_dir_all(parent))?;
+                }
+                if m.sub_path.as_deref().is_some_and(|s| !s.is_empty()) && !target.exists() {
+                    prepare(&target, std::fs::create_dir_all(&target))?;
+                }
+                replace_symlink(&target, &link).map_err(|source| ProcessError::Prepare {
+                    path: link.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a mount's path appears in the pod root.
+    pub fn mount_link(&self, m: &VolumeMount) -> PathBuf {
+        self.dir.root().join(safe_relative(&m.mount_path))
+    }
+
+    fn mount_target(&self, m: &VolumeMount) -> PathBuf {
+        let base = self.dir.volume(&m.name);
+        match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => base.join(safe_relative(sub)),
+            None => base,
+        }
+    }
+}
+
+/// `path` without its root and without `..` components.
+pub fn safe_relative(path: &str) -> PathBuf {
+    Path::new(path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+fn replace_symlink(target: &Path, link: &Path) -> std::io::Result<()> {
+    if std::fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(link) {
+        if meta.is_dir() {
+            std::fs::remove_dir_all(link)?;
+        } else {
+            std::fs::remove_file(link)?;
+        }
+    }
+    std::os::unix::fs::symlink(target, link)
+}
+
+fn config_map_data(cm: &ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let mut out: BTreeMap<String, Vec<u8>> = cm
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
+    for (k, v) in cm.binary_data.iter().flatten() {
+        out.insert(k.clone(), v.0.clone());
+    }
+    out
+}
+
+fn secret_data(s: &Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut out: BTreeMap<String, Vec<u8>> = s
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for (k, v) in s.string_data.iter().flatten() {
+        out.insert(k.clone(), v.clone().into_bytes());
+    }
+    out
+}
+
+fn add_keys(files: &mut Files, data: BTreeMap<String, Vec<u8>>, items: Option<&[KeyToPath]>) {
+    match items {
+        Some(items) if !items.is_empty() => {
+            for item in items {
+                if let Some(v) = data.get(&item.key) {
+                    files.insert(safe_relative(&item.path), v.clone());
+                }
+            }
+        }
+        _ => {
+            for (k, v) in data {
+                files.insert(safe_relative(&k), v);
+            }
+        }
+    }
+}
+
+fn add_downward(files: &mut Files, pod: &Pod, items: &[DownwardAPIVolumeFile]) {
+    for item in items {
+        let Some(field) = &item.field_ref else {
+            continue;
+        };
+        let meta = &pod.metadata;
+        let map_text = |m: Option<&BTreeMap<String, String>>| {
+            m.into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={v:?}\n"))
+                .collect::<String>()
+        };
+        let value = match field.field_path.as_str() {
+            "metadata.name" => meta.name.clone().unwrap_or_default(),
+            "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+            "metadata.uid" => meta.uid.clone().unwrap_or_default(),
+            "metadata.labels" => map_text(meta.labels.as_ref()),
+            "metadata.annotations" => map_text(meta.annotations.as_ref()),
+            other => match other
+                .strip_prefix("metadata.labels['")
+                .map(|k| (k, meta.labels.as_ref()))
+                .or_else(|| {
+                    other
+                        .strip_prefix("metadata.annotations['")
+                        .map(|k| (k, meta.annotations.as_ref()))
+                }) {
+                Some((key, map)) => key
+                    .strip_suffix("']")
+                    .and_then(|k| map.and_then(|m| m.get(k)))
+                    .cloned()
+                    .unwrap_or_default(),
+                None => continue,
+            },
+        };
+        files.insert(safe_relative(&item.path), value.into_bytes());
+    }
+}
+
+const MANIFEST: &str = ".vk-files.json";
+
+/// Makes `dir` hold exactly `files` (plus anything the process wrote that was never
+/// ours): writes changed files atomically, removes files a previous write created that
+/// are no longer wanted. Returns how many files were written or removed.
+pub fn write_files(dir: &Path, files: &Files) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let manifest = dir.join(MANIFEST);
+    let previous: Vec<PathBuf> = crate::shim::read_json(&manifest).unwrap_or_default();
+    let mut changed = 0;
+    for (rel, content) in files {
+        let path = dir.join(rel);
+        if std::fs::read(&path).is_ok_and(|old| &old == content) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        ));
+        std::fs::write(&tmp, content)?;
+        std::fs::rename(&tmp, &path)?;
+        changed += 1;
+    }
+    for old in previous.iter().filter(|p| !files.contains_key(*p)) {
+        if std::fs::remove_file(dir.join(old)).is_ok() {
+            changed += 1;
+        }
+    }
+    let now: Vec<&PathBuf> = files.keys().collect();
+    crate::shim::write_json(&manifest, &now)?;
+    Ok(changed)
+}
+
+/// Decodes base64 (for tests and tools that hand secrets around as text).
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Objects {
+        maps: Mutex<BTreeMap<String, ConfigMap>>,
+    }
+
+    #[async_trait]
+    impl ObjectSource for Objects {
+        async fn config_map(&self, _ns: &str, name: &str) -> vk_errdefs::Result<Option<ConfigMap>> {
+            Ok(self.maps.lock().expect("lock").get(name).cloned())
+        }
+        async fn secret(&self, _ns: &str, name: &str) -> vk_errdefs::Result<Option<Secret>> {
+            let data = BTreeMap::from([(
+                "token".to_owned(),
+                k8s_openapi::ByteString(decode_base64("c2VjcmV0").expect("b64")),
+            )]);
+            Ok((name == "s").then(|| Secret {
+                data: Some(data),
+                ..Default::default()
+            }))
+        }
+    }
+
+    fn cm(value: &str) -> ConfigMap {
+        ConfigMap {
+            data: Some(BTreeMap::from([("app.conf".to_owned(), value.to_owned())])),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn volumes_are_written_linked_and_refreshed() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"a": "b"}},
+            "spec": {
+                "containers": [{"name": "c", "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/etc/cfg"},
+                    {"name": "sec", "mountPath": "/var/run/secret"},
+                    {"name": "info", "mountPath": "/info"},
+                    {"name": "scratch", "mountPath": "/data", "subPath": "sub"},
+                ]}],
+                "volumes": [
+                    {"name": "cfg", "configMap": {"name": "m"}},
+                    {"name": "sec", "secret": {"secretName": "s"}},
+                    {"name": "info", "downwardAPI": {"items": [
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                    {"name": "scratch", "emptyDir": {}},
+                ]
+            }
+        }))
+        .expect("pod");
+        let objects = Objects::default();
+        objects
+            .maps
+            .lock()
+            .expect("lock")
+            .insert("m".into(), cm("v1"));
+        let dir = PodDir::new(tmp.path(), "ns", "p", "u");
+        let m = Materialiser {
+            pod: &pod,
+            dir: &dir,
+            source: &objects,
+        };
+        m.create().await.expect("create");
+        let root = dir.root();
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).expect(p);
+        assert_eq!(read("etc/cfg/app.conf"), "v1");
+        assert_eq!(read("var/run/secret/token"), "secret");
+        assert_eq!(read("info/name"), "p");
+        assert_eq!(read("info/labels"), "a=\"b\"\n");
+        assert!(root.join("data").is_dir());
+        assert!(dir.volume("scratch").join("sub").is_dir());
+        assert_eq!(m.refresh().await.expect("refresh"), 0);
+        objects
+            .maps
+            .lock()
+            .expect("lock")
+            .insert("m".into(), cm("v2"));
+        assert_eq!(m.refresh().await.expect("refresh"), 1);
+        assert_eq!(read("etc/cfg/app.conf"), "v2");
+    }
+
+    #[test]
+    fn paths_cannot_escape() {
+        assert_eq!(safe_relative("/a/../b/./c"), PathBuf::from("a/b/c"));
+    }
+}

@@ -1,0 +1,541 @@
+//! vk-process against the real control plane, used through kubectl as a user would:
+//! crash loops with back-off and `logs --previous`, `restartPolicy: Never`, probes,
+//! configMap updates on disk, exec exit codes over WebSocket and SPDY, deletion leaving
+//! no process, adoption across a restart of the binary, and stats.
+//!
+//! Needs `cargo xtask cluster up`. Timings are never asserted; waits poll generously.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use tokio::sync::OnceCell;
+use vk_testkit::conformance::harness::eventually;
+use vk_testkit::{LocalCluster, TestContext, unique_name};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vk-process");
+
+struct Node1 {
+    node: String,
+    namespace: String,
+    kubeconfig: PathBuf,
+    client: kube::Client,
+}
+
+static SHARED: OnceCell<Node1> = OnceCell::const_new();
+static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts a vk-process node; returns the child (tied to this test process).
+fn start_node(
+    ctx_kubeconfig: &Path,
+    node: &str,
+    namespace: &str,
+    port: u16,
+    state: &Path,
+) -> Child {
+    let cluster = LocalCluster::from_env().expect("layout");
+    let pki = cluster.layout().pki();
+    let config = state.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\nvolume_refresh_seconds = 2\n",
+            state.display().to_string()
+        ),
+    )
+    .expect("config");
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{node}-{port}.log"));
+    let cleanup = format!(
+        "'{}' --kubeconfig '{}' delete namespace/{namespace} node/{node} --wait=false",
+        vk_testkit::cluster::kubectl().display(),
+        ctx_kubeconfig.display()
+    );
+    vk_testkit::tied::command_then(BIN.as_ref(), &cleanup)
+        .arg("--kubeconfig")
+        .arg(ctx_kubeconfig)
+        .args([
+            "--nodename",
+            node,
+            "--listen-port",
+            &port.to_string(),
+            "--metrics-addr",
+            "off",
+        ])
+        .arg("--provider-config")
+        .arg(&config)
+        .arg("--tls-cert-file")
+        .arg(pki.kubelet_serving().cert)
+        .arg("--tls-private-key-file")
+        .arg(pki.kubelet_serving().key)
+        .arg("--client-ca-file")
+        .arg(pki.ca().cert)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start vk-process")
+}
+
+async fn node_ready(client: &kube::Client, node: &str) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    eventually("the node is Ready", || {
+        let nodes = nodes.clone();
+        async move {
+            nodes
+                .get_opt(node)
+                .await
+                .ok()??
+                .status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+async fn shared() -> &'static Node1 {
+    SHARED
+        .get_or_init(|| async {
+            let ctx = TestContext::new().await.expect("control plane");
+            let node = unique_name("vk-proc");
+            let namespace = unique_name("vk-proc");
+            let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&node);
+            let child = start_node(ctx.kubeconfig(), &node, &namespace, free_port(), &state);
+            CHILDREN.lock().expect("lock").push(child);
+            node_ready(&ctx.client(), &node).await;
+            let s = Node1 {
+                node,
+                namespace,
+                kubeconfig: ctx.kubeconfig().to_owned(),
+                client: ctx.client(),
+            };
+            let (code, _, err) = kubectl(&s, &[], &["create", "namespace", &s.namespace], None);
+            assert_eq!(code, 0, "{err}");
+            s
+        })
+        .await
+}
+
+fn kubectl(
+    s: &Node1,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut cmd = Command::new(vk_testkit::cluster::kubectl());
+    cmd.arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .arg("-n")
+        .arg(&s.namespace)
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("kubectl");
+    if let (Some(data), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(data.as_bytes()).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("kubectl output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Applies a pod on the shared node from its `spec` JSON.
+fn apply_pod(s: &Node1, name: &str, spec: serde_json::Value) {
+    let mut spec = spec;
+    spec["nodeName"] = s.node.clone().into();
+    spec["tolerations"] =
+        serde_json::json!([{"key": "virtual-kubelet.io/provider", "operator": "Exists"}]);
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec});
+    let (code, _, err) = kubectl(s, &[], &["apply", "-f", "-"], Some(&pod.to_string()));
+    assert_eq!(code, 0, "{err}");
+}
+
+async fn pod_where<T>(s: &Node1, name: &str, what: &str, f: impl Fn(&Pod) -> Option<T>) -> T {
+    let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.namespace);
+    eventually(&format!("{name}: {what}"), || {
+        let pods = pods.clone();
+        let r = async move { pods.get_opt(name).await.ok().flatten() };
+        let f = &f;
+        async move { f(&r.await?) }
+    })
+    .await
+}
+
+fn container_pid(pod: &Pod, container: &str) -> Option<i32> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == container)?
+        .container_id
+        .as_deref()?
+        .strip_prefix("process://")?
+        .parse()
+        .ok()
+}
+
+fn group_alive(pgid: i32) -> bool {
+    vk_process::procfs::group_members(pgid)
+        .into_iter()
+        .next()
+        .is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_backs_off_and_keeps_the_previous_log() {
+    let s = shared().await;
+    apply_pod(
+        s,
+        "crash",
+        serde_json::json!({
+            "restartPolicy": "OnFailure",
+            "containers": [{"name": "c", "image": "x", "command": ["sh", "-c", "echo start; sleep 1; exit 2"]}]
+        }),
+    );
+    let last = pod_where(s, "crash", "restarted with lastState exit code 2", |p| {
+        let c = p
+            .status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .clone();
+        let t = c.last_state?.terminated?;
+        (c.restart_count >= 1 && t.exit_code == 2).then_some(t)
+    })
+    .await;
+    assert_eq!(last.reason.as_deref(), Some("Error"));
+    let (code, out, err) = kubectl(s, &[], &["logs", "crash", "--previous"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "start\n");
+    let (_, out, _) = kubectl(
+        s,
+        &[],
+        &[
+            "get",
+            "pod",
+            "crash",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.reason}{.status.containerStatuses[0].state.running}",
+        ],
+        None,
+    );
+    assert!(!out.is_empty(), "waiting or running: {out}");
+    kubectl(s, &[], &["delete", "pod", "crash", "--wait=false"], None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policy_never_ends_failed() {
+    let s = shared().await;
+    apply_pod(
+        s,
+        "never",
+        serde_json::json!({
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "x", "command": ["sh", "-c", "echo start; exit 2"]}]
+        }),
+    );
+    let code = pod_where(s, "never", "Failed", |p| {
+        let st = p.status.as_ref()?;
+        (st.phase.as_deref() == Some("Failed")).then(|| {
+            st.container_statuses
+                .as_ref()?
+                .first()?
+                .state
+                .as_ref()?
+                .terminated
+                .as_ref()
+                .map(|t| t.exit_code)
+        })?
+    })
+    .await;
+    assert_eq!(code, 2);
+    let (_, out, _) = kubectl(s, &[], &["logs", "never"], None);
+    assert_eq!(out, "start\n");
+    kubectl(s, &[], &["delete", "pod", "never", "--wait=false"], None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_and_liveness_probes() {
+    let s = shared().await;
+    apply_pod(
+        s,
+        "probed",
+        serde_json::json!({
+            "containers": [
+                {"name": "live", "image": "x", "command": ["sleep", "3600"],
+                 "livenessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2}},
+                {"name": "unready", "image": "x", "command": ["sleep", "3600"],
+                 "readinessProbe": {"tcpSocket": {"port": 1}, "periodSeconds": 1}}
+            ]
+        }),
+    );
+    pod_where(s, "probed", "liveness restarts the container", |p| {
+        let cs = p.status.as_ref()?.container_statuses.as_ref()?;
+        cs.iter()
+            .find(|c| c.name == "live")
+            .filter(|c| c.restart_count >= 1)
+            .map(|_| ())
+    })
+    .await;
+    let p = pod_where(s, "probed", "Running", |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then(|| p.clone())
+    })
+    .await;
+    let st = p.status.expect("status");
+    let ready = st
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    assert_eq!(ready.status, "False");
+    let unready = st
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == "unready")
+        .expect("unready");
+    assert!(!unready.ready);
+    kubectl(s, &[], &["delete", "pod", "probed", "--wait=false"], None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_map_volumes_follow_edits() {
+    let s = shared().await;
+    let (code, _, err) = kubectl(
+        s,
+        &[],
+        &["create", "configmap", "cfg", "--from-literal=app.conf=one"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    apply_pod(
+        s,
+        "mounted",
+        serde_json::json!({
+            "containers": [{"name": "c", "image": "x", "command": ["sleep", "3600"],
+                "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}]}],
+            "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]
+        }),
+    );
+    pod_where(s, "mounted", "Running", |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let read = || {
+        kubectl(
+            s,
+            &[],
+            &[
+                "exec",
+                "mounted",
+                "--",
+                "sh",
+                "-c",
+                "cat \"$VK_MOUNT_ETC_APP/app.conf\"",
+            ],
+            None,
+        )
+    };
+    assert_eq!(read().1, "one");
+    let patch = r#"{"data":{"app.conf":"two"}}"#;
+    let (code, _, err) = kubectl(s, &[], &["patch", "configmap", "cfg", "-p", patch], None);
+    assert_eq!(code, 0, "{err}");
+    eventually("the file changes on disk", || async {
+        (read().1 == "two").then_some(())
+    })
+    .await;
+    kubectl(s, &[], &["delete", "pod", "mounted", "--wait=false"], None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_exit_codes_tty_and_delete_leaves_no_process() {
+    let s = shared().await;
+    apply_pod(
+        s,
+        "shell",
+        serde_json::json!({
+            "terminationGracePeriodSeconds": 5,
+            "containers": [{"name": "c", "image": "x", "command": ["sh", "-c", "trap '' TERM; sleep 3600 & wait"]}]
+        }),
+    );
+    let pid = pod_where(s, "shell", "Running with a PID", |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then(|| container_pid(p, "c"))?
+    })
+    .await;
+    assert!(group_alive(pid));
+    for env in [
+        &[][..],
+        &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")][..],
+    ] {
+        let (code, _, err) = kubectl(s, env, &["exec", "shell", "--", "sh", "-c", "exit 7"], None);
+        assert_eq!(code, 7, "{env:?}: {err}");
+        let (code, out, _) = kubectl(
+            s,
+            env,
+            &["exec", "-i", "shell", "--", "cat"],
+            Some("piped\n"),
+        );
+        assert_eq!((code, out.as_str()), (0, "piped\n"), "{env:?}");
+    }
+    // A TTY: `tty` names a terminal device; `script` gives kubectl a terminal.
+    let (code, out, err) = kubectl(
+        s,
+        &[],
+        &["exec", "-i", "-t", "shell", "--", "sh", "-c", "tty; exit 3"],
+        Some(""),
+    );
+    if err.contains("Unable to use a TTY") {
+        // kubectl only allocates a TTY when its own stdin is one; then the remote
+        // command still runs (without a terminal).
+        assert_eq!(code, 3, "{err}");
+    } else {
+        assert!(out.contains("/dev/pts/"), "{out} {err}");
+    }
+    // The container ignores SIGTERM: deletion must SIGKILL the whole group.
+    let (code, _, err) = kubectl(
+        s,
+        &[],
+        &["delete", "pod", "shell", "--wait=true", "--timeout=120s"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    eventually("no process is left in the container's group", || async {
+        (!group_alive(pid)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_show_a_busy_container() {
+    let s = shared().await;
+    apply_pod(
+        s,
+        "busy",
+        serde_json::json!({
+            "containers": [{"name": "spin", "image": "x", "command": ["sh", "-c", "while :; do :; done"]}]
+        }),
+    );
+    pod_where(s, "busy", "Running", |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let path = format!("/api/v1/nodes/{}/proxy/stats/summary", s.node);
+    eventually("non-zero CPU and memory for the busy container", || {
+        let path = path.clone();
+        async move {
+            let (code, out, _) = kubectl(s, &[], &["get", "--raw", &path], None);
+            if code != 0 {
+                return None;
+            }
+            let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+            let pod = v["pods"]
+                .as_array()?
+                .iter()
+                .find(|p| p["podRef"]["name"] == "busy")?
+                .clone();
+            let c = pod["containers"].as_array()?.first()?.clone();
+            let cpu = c["cpu"]["usageCoreNanoSeconds"].as_u64()?;
+            let mem = c["memory"]["workingSetBytes"].as_u64()?;
+            (cpu > 0 && mem > 0).then_some(())
+        }
+    })
+    .await;
+    kubectl(s, &[], &["delete", "pod", "busy", "--wait=false"], None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_binary_adopts_running_processes() {
+    let ctx = TestContext::new().await.expect("control plane");
+    let node = unique_name("vk-proc-restart");
+    let namespace = unique_name("vk-proc-restart");
+    let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&node);
+    let port = free_port();
+    let mut first = start_node(ctx.kubeconfig(), &node, &namespace, port, &state);
+    node_ready(&ctx.client(), &node).await;
+    let s = Node1 {
+        node: node.clone(),
+        namespace: namespace.clone(),
+        kubeconfig: ctx.kubeconfig().to_owned(),
+        client: ctx.client(),
+    };
+    kubectl(&s, &[], &["create", "namespace", &namespace], None);
+    apply_pod(
+        &s,
+        "steady",
+        serde_json::json!({
+            "containers": [{"name": "c", "image": "x", "command": ["sleep", "3600"]}]
+        }),
+    );
+    let pid = pod_where(&s, "steady", "Running with a PID", |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then(|| container_pid(p, "c"))?
+    })
+    .await;
+    // Kill the node's watchdog and the node itself, as a crash would.
+    let _ = first.kill();
+    let _ = first.wait();
+    let agent_gone = || {
+        !vk_process::procfs::all().iter().any(|p| {
+            std::fs::read_to_string(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|c| c.contains(&node) && c.contains("--nodename"))
+        })
+    };
+    eventually("the old node process is gone", || async {
+        agent_gone().then_some(())
+    })
+    .await;
+    assert!(group_alive(pid), "the container survives the provider");
+    let second = start_node(ctx.kubeconfig(), &node, &namespace, port, &state);
+    CHILDREN.lock().expect("lock").push(second);
+    // Still Running, same PID, no restart — checked a few times after the restart.
+    for _ in 0..5 {
+        let p = pod_where(&s, "steady", "Running", |p| {
+            (p.status.as_ref()?.phase.as_deref() == Some("Running")).then(|| p.clone())
+        })
+        .await;
+        assert_eq!(container_pid(&p, "c"), Some(pid));
+        let restarts = p
+            .status
+            .and_then(|s| s.container_statuses)
+            .and_then(|c| c.first().map(|c| c.restart_count));
+        assert_eq!(restarts, Some(0));
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    assert!(group_alive(pid));
+    let (code, _, err) = kubectl(
+        &s,
+        &[],
+        &["delete", "pod", "steady", "--wait=true", "--timeout=120s"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    eventually("the adopted process is stopped on delete", || async {
+        (!group_alive(pid)).then_some(())
+    })
+    .await;
+}
