@@ -603,8 +603,37 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag() {
-        let cases: [(&[&str], &str); 5] = [
+        let cases: [(&[&str], &str); 12] = [
             (&["--nodename", "Not_Valid"], "--nodename"),
+            (&["--log-format", "xml"], "--log-format"),
+            (&["--otlp-endpoint", "collector:4317"], "--otlp-endpoint"),
+            (
+                &["--otlp-endpoint", "http://c:4318", "--otlp-protocol", "udp"],
+                "--otlp-protocol",
+            ),
+            (
+                &[
+                    "--otlp-endpoint",
+                    "http://c:4318",
+                    "--otlp-headers",
+                    "novalue",
+                ],
+                "--otlp-headers",
+            ),
+            (
+                &[
+                    "--otlp-endpoint",
+                    "http://c:4318",
+                    "--trace-sample-ratio",
+                    "1.5",
+                ],
+                "--trace-sample-ratio",
+            ),
+            (
+                &["--authorization-mode", "Sometimes"],
+                "--authorization-mode",
+            ),
+            (&["--address", "everywhere"], "--address"),
             (&["--full-resync-period", "soon"], "--full-resync-period"),
             (&["--taint-effect", "Sometimes"], "--taint-effect"),
             (&["--node-ip", "nope"], "--node-ip"),
@@ -619,6 +648,29 @@ mod tests {
                 .to_string();
             assert!(e.starts_with(want), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn telemetry_flags_resolve() {
+        let r = Settings::load(&flags(&[
+            "--log-format",
+            "json",
+            "--otlp-endpoint",
+            "http://127.0.0.1:4317",
+            "--otlp-protocol",
+            "grpc",
+            "--otlp-headers",
+            "api-key=s3cret",
+            "--trace-sample-ratio",
+            "0.1",
+        ]))
+        .expect("load");
+        assert_eq!(r.log_format, vk_trace::LogFormat::Json);
+        let otlp = r.otlp.expect("otlp");
+        assert_eq!(otlp.protocol, vk_trace::OtlpProtocol::Grpc);
+        assert_eq!(otlp.headers["api-key"], "s3cret");
+        assert_eq!(otlp.sample_ratio, 0.1);
+        assert_eq!(otlp.traces_url(), "http://127.0.0.1:4317");
     }
 
     #[test]

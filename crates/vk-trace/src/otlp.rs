@@ -98,3 +98,46 @@ where
         .boxed();
     Ok((layer, provider))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(protocol: OtlpProtocol, header: (&str, &str)) -> OtlpConfig {
+        OtlpConfig {
+            endpoint: "http://127.0.0.1:4318".into(),
+            protocol,
+            headers: [(header.0.to_owned(), header.1.to_owned())].into(),
+            sample_ratio: 0.5,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_protocol_builds_and_shuts_down() {
+        for protocol in [
+            OtlpProtocol::Grpc,
+            OtlpProtocol::HttpProtobuf,
+            OtlpProtocol::HttpJson,
+        ] {
+            let (_layer, provider) =
+                layer::<tracing_subscriber::Registry>(&config(protocol, ("api-key", "k")), "t")
+                    .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+            // Nothing was recorded: the flush has nothing to send.
+            tokio::task::spawn_blocking(move || provider.shutdown())
+                .await
+                .expect("join")
+                .expect("shutdown");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_invalid_grpc_header_names_the_endpoint() {
+        let Err(e) = layer::<tracing_subscriber::Registry>(
+            &config(OtlpProtocol::Grpc, ("bad key", "v")),
+            "t",
+        ) else {
+            panic!("a header name with a space must be refused");
+        };
+        assert!(e.to_string().contains("http://127.0.0.1:4318"), "{e}");
+    }
+}
