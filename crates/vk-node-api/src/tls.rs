@@ -111,6 +111,7 @@ fn certified(
 pub struct ReloadingCert {
     files: Option<(PathBuf, PathBuf)>,
     state: Mutex<ReloadState>,
+    recheck: Duration,
 }
 
 #[derive(Debug)]
@@ -136,6 +137,7 @@ impl ReloadingCert {
                     pem_key(key)?,
                 )?);
                 Ok(Self {
+                    recheck: RECHECK,
                     files: Some((cert.clone(), key.clone())),
                     state: Mutex::new(ReloadState {
                         current,
@@ -151,6 +153,7 @@ impl ReloadingCert {
                 let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
                     .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
                 Ok(Self {
+                    recheck: RECHECK,
                     files: None,
                     state: Mutex::new(ReloadState {
                         current: Arc::new(certified(chain, key)?),
@@ -166,7 +169,7 @@ impl ReloadingCert {
     pub fn current(&self) -> Arc<CertifiedKey> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((cert, key)) = &self.files
-            && state.checked.elapsed() >= RECHECK
+            && state.checked.elapsed() >= self.recheck
         {
             state.checked = Instant::now();
             let stamp = mtime(cert).zip(mtime(key));
@@ -257,6 +260,48 @@ mod tests {
         let ca = load_client_ca(&dir.join("c.pem")).expect("ca");
         let cfg = server_config(Arc::new(loaded), Some(ca)).expect("config");
         assert_eq!(cfg.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn rotated_files_are_picked_up_and_broken_ones_ignored() {
+        crate::install_crypto_for_tests();
+        let dir = std::env::temp_dir().join(format!("vk-node-api-rot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+        let write = |g: &rcgen::CertifiedKey<rcgen::KeyPair>, stamp: u64| {
+            std::fs::write(&cert, g.cert.pem()).expect("write");
+            std::fs::write(&key, g.signing_key.serialize_pem()).expect("write");
+            // Distinct modification times, whatever the file system's resolution.
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(stamp);
+            for p in [&cert, &key] {
+                std::fs::File::options()
+                    .write(true)
+                    .open(p)
+                    .and_then(|f| f.set_modified(t))
+                    .expect("mtime");
+            }
+        };
+        let first = rcgen::generate_simple_self_signed(vec!["one".into()]).expect("gen");
+        write(&first, 1_000_000);
+        let mut loaded = ReloadingCert::new(&ServingCert::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        })
+        .expect("load");
+        loaded.recheck = Duration::ZERO;
+        assert_eq!(loaded.current().cert[0].as_ref(), first.cert.der().as_ref());
+        let second = rcgen::generate_simple_self_signed(vec!["two".into()]).expect("gen");
+        write(&second, 2_000_000);
+        assert_eq!(
+            loaded.current().cert[0].as_ref(),
+            second.cert.der().as_ref()
+        );
+        // A half-written rotation keeps serving the last good certificate.
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\ngarbage").expect("write");
+        assert_eq!(
+            loaded.current().cert[0].as_ref(),
+            second.cert.der().as_ref()
+        );
     }
 
     #[test]
