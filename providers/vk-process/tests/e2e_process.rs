@@ -21,7 +21,6 @@ struct Node1 {
     node: String,
     namespace: String,
     kubeconfig: PathBuf,
-    client: kube::Client,
 }
 
 static SHARED: OnceCell<Node1> = OnceCell::const_new();
@@ -118,7 +117,6 @@ async fn shared() -> &'static Node1 {
                 node,
                 namespace,
                 kubeconfig: ctx.kubeconfig().to_owned(),
-                client: ctx.client(),
             };
             let (code, _, err) = kubectl(&s, &[], &["create", "namespace", &s.namespace], None);
             assert_eq!(code, 0, "{err}");
@@ -174,12 +172,15 @@ fn apply_pod(s: &Node1, name: &str, spec: serde_json::Value) {
 }
 
 async fn pod_where<T>(s: &Node1, name: &str, what: &str, f: impl Fn(&Pod) -> Option<T>) -> T {
-    let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.namespace);
+    // Through kubectl: a kube client would be tied to the runtime of the test that
+    // created the shared node.
     eventually(&format!("{name}: {what}"), || {
-        let pods = pods.clone();
-        let r = async move { pods.get_opt(name).await.ok().flatten() };
-        let f = &f;
-        async move { f(&r.await?) }
+        let (code, out, _) = kubectl(s, &[], &["get", "pod", name, "-o", "json"], None);
+        let pod = (code == 0)
+            .then(|| serde_json::from_str::<Pod>(&out).ok())
+            .flatten();
+        let result = pod.as_ref().and_then(&f);
+        async move { result }
     })
     .await
 }
@@ -482,7 +483,6 @@ async fn a_restarted_binary_adopts_running_processes() {
         node: node.clone(),
         namespace: namespace.clone(),
         kubeconfig: ctx.kubeconfig().to_owned(),
-        client: ctx.client(),
     };
     kubectl(&s, &[], &["create", "namespace", &namespace], None);
     apply_pod(
@@ -496,17 +496,25 @@ async fn a_restarted_binary_adopts_running_processes() {
         (p.status.as_ref()?.phase.as_deref() == Some("Running")).then(|| container_pid(p, "c"))?
     })
     .await;
-    // Kill the node's watchdog and the node itself, as a crash would.
+    // Kill the node process with SIGKILL, as a crash would: first its watchdog (so
+    // that the watchdog's clean-up does not run), then the node itself.
+    let watchdog = i32::try_from(first.id()).expect("pid");
+    let agent = vk_process::procfs::all()
+        .into_iter()
+        .find(|p| p.ppid == watchdog)
+        .expect("the node process")
+        .pid;
     let _ = first.kill();
     let _ = first.wait();
-    let agent_gone = || {
-        !vk_process::procfs::all().iter().any(|p| {
-            std::fs::read_to_string(format!("/proc/{}/cmdline", p.pid))
-                .is_ok_and(|c| c.contains(&node) && c.contains("--nodename"))
-        })
-    };
+    let status = Command::new("kill")
+        .args(["-KILL", &agent.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
     eventually("the old node process is gone", || async {
-        agent_gone().then_some(())
+        vk_process::procfs::stat(agent)
+            .is_none_or(|p| p.state == 'Z')
+            .then_some(())
     })
     .await;
     assert!(group_alive(pid), "the container survives the provider");
