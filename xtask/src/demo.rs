@@ -59,15 +59,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
     let layout = cluster.layout();
     let kubeconfig = layout.kubeconfig();
+    // The sample Deployment serves pages with Python's http.server.
+    vk_testkit::cluster::ensure_command("python3", "python3")
+        .context("installing python3 for the sample Deployment")?;
     eprintln!("==> building vk-process");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .args(["build", "--quiet", "-p", "vk-process"])
+        .current_dir(crate::paths::workspace_root())
         .status()?;
     if !status.success() {
         bail!("building vk-process failed");
     }
-    let bin = std::env::current_dir()?.join("target/debug/vk-process");
+    let bin = crate::paths::binary("debug", "vk-process");
     let state_dir = layout.log_dir().join("vk-demo-state");
     let config_path = layout.log_dir().join("vk-demo-process.toml");
     std::fs::write(

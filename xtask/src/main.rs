@@ -10,6 +10,7 @@ mod bench;
 mod ci;
 mod cluster;
 mod demo;
+mod paths;
 
 use clap::{Parser, Subcommand};
 

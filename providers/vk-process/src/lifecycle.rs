@@ -53,8 +53,9 @@ impl RestartPolicy {
     }
 }
 
-/// The kubelet's crash-loop back-off: 10 s, doubling, at most 5 minutes; an instance
-/// that ran for 10 minutes resets it.
+/// The kubelet's crash-loop back-off: the first restart is immediate (the kubelet has
+/// no back-off entry for a container's first exit), then 10 s, doubling, at most
+/// 5 minutes; an instance that ran for 10 minutes starts the sequence over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     /// The first delay.
@@ -76,17 +77,21 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay before restart number `attempt` of a crash loop (0 for the first).
+    /// The delay before restart number `restart` of a crash loop (1 for the first).
     ///
     /// ```
     /// use std::time::Duration;
     /// let b = vk_process::lifecycle::Backoff::default();
-    /// assert_eq!(b.delay(0), Duration::from_secs(10));
-    /// assert_eq!(b.delay(3), Duration::from_secs(80));
-    /// assert_eq!(b.delay(10), Duration::from_secs(300));
+    /// assert_eq!(b.delay(1), Duration::ZERO);
+    /// assert_eq!(b.delay(2), Duration::from_secs(10));
+    /// assert_eq!(b.delay(5), Duration::from_secs(80));
+    /// assert_eq!(b.delay(12), Duration::from_secs(300));
     /// ```
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+    pub fn delay(&self, restart: u32) -> Duration {
+        let Some(doublings) = restart.checked_sub(2) else {
+            return Duration::ZERO;
+        };
+        let factor = 1u32.checked_shl(doublings.min(31)).unwrap_or(u32::MAX);
         self.initial.saturating_mul(factor).min(self.max)
     }
 
@@ -221,8 +226,8 @@ mod tests {
     #[test]
     fn backoff_doubles_caps_and_resets() {
         let b = Backoff::default();
-        let delays: Vec<u64> = (0..7).map(|a| b.delay(a).as_secs()).collect();
-        assert_eq!(delays, vec![10, 20, 40, 80, 160, 300, 300]);
+        let delays: Vec<u64> = (0..9).map(|a| b.delay(a).as_secs()).collect();
+        assert_eq!(delays, vec![0, 0, 10, 20, 40, 80, 160, 300, 300]);
         assert_eq!(b.next_attempt(4, Duration::from_secs(5)), 5);
         assert_eq!(b.next_attempt(4, Duration::from_secs(600)), 0);
         assert_eq!(exit_reason(0, false), "Completed");

@@ -519,7 +519,7 @@ async fn run_container(
             container_id: rt.container_status(&name).and_then(|s| s.container_id),
         };
         let next_attempt = ctx.backoff.next_attempt(attempt, ran);
-        let delay = ctx.backoff.delay(next_attempt.saturating_sub(1));
+        let delay = ctx.backoff.delay(next_attempt);
         let stopping = rt.stopping();
         let restart = !stopping
             && !rt.deadline_exceeded.load(Ordering::SeqCst)

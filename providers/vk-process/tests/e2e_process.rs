@@ -246,6 +246,26 @@ async fn crash_loop_backs_off_and_keeps_the_previous_log() {
         None,
     );
     assert!(!out.is_empty(), "waiting or running: {out}");
+    // The first restart is immediate; after the second exit the container waits in
+    // CrashLoopBackOff (10 s) as under a kubelet.
+    let waiting = pod_where(s, "crash", "waiting in CrashLoopBackOff", |p| {
+        let c = p
+            .status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .clone();
+        let w = c.state?.waiting?;
+        (c.restart_count >= 1
+            && w.reason.as_deref() == Some("CrashLoopBackOff")
+            && w.message
+                .as_deref()
+                .is_some_and(|m| m.contains("back-off 10s")))
+        .then_some(w)
+    })
+    .await;
+    assert!(waiting.message.is_some());
     kubectl(s, &[], &["delete", "pod", "crash", "--wait=false"], None);
 }
 

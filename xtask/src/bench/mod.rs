@@ -128,13 +128,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     if !Command::new(&cargo)
         .args(["build", "--release", "--quiet", "-p", "vk-mock"])
+        .current_dir(crate::paths::workspace_root())
         .status()?
         .success()
     {
         bail!("building vk-mock failed");
     }
-    let root = std::env::current_dir()?;
-    let out = root.join("target/bench");
+    let out = crate::paths::target_dir().join("bench");
     std::fs::create_dir_all(&out)?;
     let env = Env {
         client: client.clone(),
@@ -142,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         binary: args
             .provider_binary
             .clone()
-            .unwrap_or_else(|| root.join("target/release/vk-mock")),
+            .unwrap_or_else(|| crate::paths::binary("release", "vk-mock")),
         out: out.clone(),
     };
     let server = client
@@ -195,7 +195,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("{md}");
     eprintln!("==> results in {}", out.display());
     if args.record {
-        let dir = root.join("bench/results");
+        let dir = crate::paths::workspace_root().join("bench/results");
         std::fs::create_dir_all(&dir)?;
         std::fs::write(
             dir.join(format!("{date}.json")),

@@ -37,7 +37,7 @@ pub use error::ClusterError;
 pub use kubeconfig::CONTEXT;
 pub use layout::{KUBERNETES_VERSION, Layout, Ports};
 pub use pki::{CertPair, Pki};
-pub use toolchain::CONTROL_PLANE_BINARIES;
+pub use toolchain::{CONTROL_PLANE_BINARIES, ensure_command};
 
 /// The kubectl tests should run: the one on `PATH`, or the one this crate built into
 /// the cache when the machine has none (see `LocalCluster::up`).

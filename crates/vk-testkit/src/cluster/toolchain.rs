@@ -134,6 +134,19 @@ fn binaries_complete(bin: &Path) -> bool {
 }
 
 /// Installs whichever of `packages` is missing, with apt-get (as root).
+/// Installs the Debian package `package` unless `command` is already on the PATH (for
+/// tools a demo or test needs beyond the control plane, e.g. `python3`).
+///
+/// ```no_run
+/// vk_testkit::cluster::ensure_command("python3", "python3").expect("python3");
+/// ```
+pub fn ensure_command(package: &'static str, command: &'static str) -> Result<(), ClusterError> {
+    ensure_packages(&[Package {
+        name: package,
+        command,
+    }])
+}
+
 fn ensure_packages(packages: &[Package]) -> Result<(), ClusterError> {
     let missing: Vec<&str> = packages
         .iter()
