@@ -79,6 +79,10 @@ pub struct ProviderContext {
     pub template: NodeTemplate,
     /// Read access to ConfigMaps, Secrets, Services and the Node.
     pub resources: ResourceAccess,
+    /// Kubernetes events of this node (the core records its own through the same
+    /// publisher); e.g. `events.record(vk_core::events::pod_ref(&pod), true, "Reason",
+    /// "Action", "what happened")`.
+    pub events: vk_core::events::EventSink,
     /// All settings.
     pub settings: Settings,
 }
@@ -287,7 +291,9 @@ where
             }]
         };
         let builder = VirtualNode::builder(client.clone(), template.clone());
+        let events = vk_core::events::EventSink::start(client.clone(), &name);
         let ctx = ProviderContext {
+            events: events.clone(),
             node_name: name.clone(),
             node_count: n,
             provider_config: settings.provider_config.clone(),
@@ -315,6 +321,7 @@ where
         }
         // The factory may have changed the template (capacity); rebuild with it.
         let mut builder = VirtualNode::builder(client.clone(), provider.template)
+            .event_sink(events)
             .pod_handler(provider.pods)
             .pod_config(PodControllerConfig {
                 workers: settings.pod_sync_workers,

@@ -56,6 +56,7 @@ pub struct VirtualNodeBuilder {
     pod_config: PodControllerConfig,
     node_config: NodeControllerConfig,
     events: bool,
+    event_sink: Option<EventSink>,
 }
 
 impl VirtualNodeBuilder {
@@ -95,6 +96,13 @@ impl VirtualNodeBuilder {
         self
     }
 
+    /// Publish events through `sink` (e.g. one the provider also records to) instead
+    /// of starting a publisher for this node.
+    pub fn event_sink(mut self, sink: EventSink) -> Self {
+        self.event_sink = Some(sink);
+        self
+    }
+
     /// Builds the node. Must be called inside a Tokio runtime (the event publisher
     /// starts here).
     pub fn build(self) -> Result<VirtualNode, BuildError> {
@@ -120,10 +128,10 @@ impl VirtualNodeBuilder {
                 reason: e.to_string(),
             })?;
         }
-        let events = if self.events {
-            EventSink::start(self.client.clone(), &name)
-        } else {
-            EventSink::disabled()
+        let events = match (self.events, self.event_sink) {
+            (false, _) => EventSink::disabled(),
+            (true, Some(sink)) => sink,
+            (true, None) => EventSink::start(self.client.clone(), &name),
         };
         let pods = PodController::new(
             self.client.clone(),
@@ -188,6 +196,7 @@ impl VirtualNode {
             pod_config: PodControllerConfig::default(),
             node_config: NodeControllerConfig::default(),
             events: true,
+            event_sink: None,
         }
     }
 

@@ -407,8 +407,11 @@ impl ContainerAttach for SharedProvider {
                 (Some(mut from), false) => {
                     let _ = tokio::io::copy(&mut from, &mut tokio::io::sink()).await;
                 }
-                (None, _) => std::future::pending::<()>().await,
+                (None, _) => {}
             }
+            // The end of the client's stdin does not end the session: as on a kubelet,
+            // it lasts until the container exits or the client goes away.
+            std::future::pending::<()>().await
         };
         let output = async {
             let mut stdout = io.stdout.take();

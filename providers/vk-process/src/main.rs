@@ -37,13 +37,16 @@ fn main() -> std::process::ExitCode {
                 .internal_ip
                 .clone()
                 .unwrap_or_else(|| "127.0.0.1".to_owned());
-            let provider = Arc::new(ProcessProvider::new(
-                ctx.node_name.clone(),
-                config,
-                shim,
-                Arc::new(ctx.resources.clone()),
-                host_ip,
-            ));
+            let provider = Arc::new(
+                ProcessProvider::new(
+                    ctx.node_name.clone(),
+                    config,
+                    shim,
+                    Arc::new(ctx.resources.clone()),
+                    host_ip,
+                )
+                .with_events(ctx.events.clone()),
+            );
             let adopted = provider.recover();
             if adopted > 0 {
                 tracing::info!(pods = adopted, "adopted pods from the state directory");

@@ -47,7 +47,12 @@ pub struct ProcessProvider {
     pods: Mutex<HashMap<Key, Arc<PodRuntime>>>,
     pub(crate) usage: Mutex<crate::stats::Samples>,
     started_at: k8s_openapi::jiff::Timestamp,
+    events: vk_core::events::EventSink,
 }
+
+/// Reason of the Warning event recorded once per pod whose CPU/memory limits cannot be
+/// enforced on this machine.
+pub const LIMITS_NOT_ENFORCED: &str = "ResourceLimitsNotEnforced";
 
 impl std::fmt::Debug for ProcessProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,8 +99,16 @@ impl ProcessProvider {
             pods: Mutex::new(HashMap::new()),
             usage: Mutex::new(crate::stats::Samples::default()),
             started_at: k8s_openapi::jiff::Timestamp::now(),
+            events: vk_core::events::EventSink::disabled(),
             config,
         }
+    }
+
+    /// Records this provider's Kubernetes events (e.g. limits not enforced) through
+    /// `events` (by default they are only logged).
+    pub fn with_events(mut self, events: vk_core::events::EventSink) -> Self {
+        self.events = events;
+        self
     }
 
     /// Uses `backoff` for crash loops instead of the kubelet's (tests use short ones).
@@ -235,6 +248,13 @@ impl ProcessProvider {
             && let Err(why) = limits::check_parent(self.config.cgroup_parent.as_deref())
         {
             tracing::warn!(pod = %format!("{}/{}", key.0, key.1), "resource limits are not enforced: {why}");
+            self.events.record(
+                vk_core::events::pod_ref(pod),
+                true,
+                LIMITS_NOT_ENFORCED,
+                "Create",
+                format!("CPU and memory limits of this pod are not enforced: {why}"),
+            );
         }
         let rt = Arc::new(PodRuntime::new(stored, dir, None, &self.host_ip));
         self.lock_pods().insert(key, rt.clone());

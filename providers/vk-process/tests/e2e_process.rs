@@ -53,10 +53,17 @@ fn start_node(
     )
     .expect("config");
     let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{node}-{port}.log"));
+    // When the test process ends: stop the container process groups a failed test may
+    // have left (their PIDs are in the state directory), then delete the objects.
     let cleanup = format!(
-        "'{}' --kubeconfig '{}' delete namespace/{namespace} node/{node} --wait=false",
-        vk_testkit::cluster::kubectl().display(),
-        ctx_kubeconfig.display()
+        "for f in $(find '{state}' -name '*.pid.json' 2>/dev/null); do \
+           pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p' \"$f\"); \
+           [ -n \"$pid\" ] && kill -KILL -- -\"$pid\" 2>/dev/null; \
+         done; \
+         '{kubectl}' --kubeconfig '{kubeconfig}' delete namespace/{namespace} node/{node} --wait=false",
+        state = state.display(),
+        kubectl = vk_testkit::cluster::kubectl().display(),
+        kubeconfig = ctx_kubeconfig.display()
     );
     vk_testkit::tied::command_then(BIN.as_ref(), &cleanup)
         .arg("--kubeconfig")
@@ -566,4 +573,113 @@ async fn a_restarted_binary_adopts_running_processes() {
         (!group_alive(pid)).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_deadline_fails_the_pod() {
+    let s = shared().await;
+    apply_pod(
+        s,
+        "deadline",
+        serde_json::json!({
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": 2,
+            "containers": [{"name": "c", "image": "x", "command": ["sleep", "3600"]}]
+        }),
+    );
+    let pid = pod_where(s, "deadline", "running", |p| container_pid(p, "c")).await;
+    let reason = pod_where(s, "deadline", "Failed by its deadline", |p| {
+        let st = p.status.as_ref()?;
+        (st.phase.as_deref() == Some("Failed")).then(|| st.reason.clone().unwrap_or_default())
+    })
+    .await;
+    assert_eq!(reason, "DeadlineExceeded");
+    eventually("the container's processes are gone", || {
+        let alive = group_alive(pid);
+        async move { (!alive).then_some(()) }
+    })
+    .await;
+    kubectl(s, &[], &["delete", "pod", "deadline", "--wait=false"], None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_reaches_a_stdin_container() {
+    let s = shared().await;
+    let websocket: &[(&str, &str)] = &[];
+    let spdy: &[(&str, &str)] = &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")];
+    for (name, env) in [("attach-ws", websocket), ("attach-spdy", spdy)] {
+        apply_pod(
+            s,
+            name,
+            serde_json::json!({
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "c", "image": "x", "stdin": true,
+                    "command": ["sh", "-c", "echo ready; read line; echo \"got $line\""]
+                }]
+            }),
+        );
+        pod_where(s, name, "running", |p| container_pid(p, "c")).await;
+        // The container reads one line, answers, and exits: the session ends with it.
+        let (code, out, err) = kubectl(
+            s,
+            env,
+            &["attach", "-i", name, "-c", "c"],
+            Some("hello attach\n"),
+        );
+        assert_eq!(code, 0, "{env:?}: {err}");
+        assert!(out.contains("got hello attach"), "{env:?}: {out} / {err}");
+        let (_, log, _) = kubectl(s, &[], &["logs", name], None);
+        assert!(
+            log.contains("ready") && log.contains("got hello attach"),
+            "{log}"
+        );
+        kubectl(s, &[], &["delete", "pod", name, "--wait=false"], None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unenforceable_limits_raise_one_warning_event() {
+    let s = shared().await;
+    apply_pod(
+        s,
+        "limited",
+        serde_json::json!({
+            "containers": [{
+                "name": "c", "image": "x", "command": ["sleep", "3600"],
+                "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}}
+            }]
+        }),
+    );
+    pod_where(s, "limited", "running", |p| container_pid(p, "c")).await;
+    let event = eventually("a ResourceLimitsNotEnforced Warning", || {
+        let (code, out, _) = kubectl(
+            s,
+            &[],
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=limited,reason=ResourceLimitsNotEnforced",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        let items = (code == 0)
+            .then(|| serde_json::from_str::<serde_json::Value>(&out).ok())
+            .flatten()
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default();
+        async move { items.into_iter().next() }
+    })
+    .await;
+    assert_eq!(event["type"], "Warning");
+    assert!(
+        event["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not enforced")),
+        "{event}"
+    );
+    kubectl(s, &[], &["delete", "pod", "limited", "--wait=false"], None);
 }
