@@ -258,12 +258,13 @@ pub async fn churn(
     if let Some(c) = ceiling_rate {
         r.metric("ceiling_pods_per_second", c);
         r.metric("ratio_to_ceiling", rate / c);
-        r.targets.push(TargetCheck::at_least(
-            "pods/s to Running",
-            rate,
-            0.8 * c,
-            "pods/s (0.8 × ceiling)",
-        ));
+        r.targets.push(
+            TargetCheck::at_least("pods/s to Running (0.8 × ceiling)", rate, 0.8 * c, "pods/s")
+                .note(format!(
+                    "{:.2} × this run's ceiling of {c:.1} pods/s",
+                    rate / c
+                )),
+        );
     }
     r.targets.push(TargetCheck::at_most(
         "latency p99",
