@@ -4,15 +4,23 @@ use std::path::Path;
 use std::process::Command;
 
 /// The watchdog: runs the command in the background and kills it once the parent
-/// (`$1`) is gone, then runs the clean-up snippet (`$2`, may be empty); exits with the
-/// command's status.
+/// (`$1`) is gone; exits with the command's status. A guard process outlives this shell
+/// by at most a second: once the shell is gone — also when it was SIGKILLed, e.g. by
+/// `Child::kill` on the returned child — it kills the command if still running and runs
+/// the clean-up snippet (`$2`, may be empty).
 const WATCHDOG: &str = r#"parent=$1; after=$2; shift 2
 "$@" & child=$!
+shell=$$
+(
+  trap '' TERM INT HUP
+  while kill -0 "$shell" 2>/dev/null; do sleep 1; done
+  kill "$child" 2>/dev/null
+  if [ -n "$after" ]; then sh -c "$after" >/dev/null 2>&1 </dev/null; fi
+) >/dev/null 2>&1 </dev/null &
 trap 'kill "$child" 2>/dev/null' TERM INT HUP
 while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done
 kill "$child" 2>/dev/null
 wait "$child"; status=$?
-if [ -n "$after" ]; then sh -c "$after" >/dev/null 2>&1 </dev/null; fi
 exit "$status""#;
 
 /// A [`Command`] running `program` (add its arguments to the returned command) that is
@@ -70,6 +78,54 @@ mod tests {
         .status()
         .expect("run");
         assert!(status.success());
+        // The guard runs the clean-up within about a second of the shell's exit.
+        let mut waited = 0;
+        while !marker.exists() && waited < 100 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            waited += 1;
+        }
         assert!(marker.exists());
+    }
+
+    #[test]
+    fn killing_the_returned_child_still_stops_the_program() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("cleaned");
+        let pid_file = dir.path().join("pid");
+        let mut child =
+            super::command_then("/bin/sh".as_ref(), &format!("touch '{}'", marker.display()))
+                .args([
+                    "-c",
+                    &format!("echo $$ > '{}'; exec sleep 600", pid_file.display()),
+                ])
+                .spawn()
+                .expect("spawn");
+        let mut waited = 0;
+        while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty())
+            && waited < 100
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            waited += 1;
+        }
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("number");
+        child.kill().expect("SIGKILL the watchdog");
+        let _ = child.wait();
+        let alive = |pid: i32| {
+            std::path::Path::new(&format!("/proc/{pid}")).exists()
+                && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z ")
+        };
+        let mut waited = 0;
+        while (alive(pid) || !marker.exists()) && waited < 100 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            waited += 1;
+        }
+        assert!(!alive(pid), "the program outlived its killed watchdog");
+        assert!(marker.exists(), "the clean-up did not run");
     }
 }

@@ -40,6 +40,7 @@ fn start_node(
     namespace: &str,
     port: u16,
     state: &Path,
+    cleanup_on_exit: bool,
 ) -> Child {
     let cluster = LocalCluster::from_env().expect("layout");
     let pki = cluster.layout().pki();
@@ -65,6 +66,13 @@ fn start_node(
         kubectl = vk_testkit::cluster::kubectl().display(),
         kubeconfig = ctx_kubeconfig.display()
     );
+    // An instance that a test kills on purpose (to restart the binary) must not take
+    // the pods and the node with it.
+    let cleanup = if cleanup_on_exit {
+        cleanup
+    } else {
+        String::new()
+    };
     vk_testkit::tied::command_then(BIN.as_ref(), &cleanup)
         .arg("--kubeconfig")
         .arg(ctx_kubeconfig)
@@ -117,7 +125,14 @@ async fn shared() -> &'static Node1 {
             let node = unique_name("vk-proc");
             let namespace = unique_name("vk-proc");
             let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&node);
-            let child = start_node(ctx.kubeconfig(), &node, &namespace, free_port(), &state);
+            let child = start_node(
+                ctx.kubeconfig(),
+                &node,
+                &namespace,
+                free_port(),
+                &state,
+                true,
+            );
             CHILDREN.lock().expect("lock").push(child);
             node_ready(&ctx.client(), &node).await;
             let s = Node1 {
@@ -504,7 +519,7 @@ async fn a_restarted_binary_adopts_running_processes() {
     let namespace = unique_name("vk-proc-restart");
     let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&node);
     let port = free_port();
-    let mut first = start_node(ctx.kubeconfig(), &node, &namespace, port, &state);
+    let mut first = start_node(ctx.kubeconfig(), &node, &namespace, port, &state, false);
     node_ready(&ctx.client(), &node).await;
     let s = Node1 {
         node: node.clone(),
@@ -526,18 +541,23 @@ async fn a_restarted_binary_adopts_running_processes() {
     // Kill the node process with SIGKILL, as a crash would: first its watchdog (so
     // that the watchdog's clean-up does not run), then the node itself.
     let watchdog = i32::try_from(first.id()).expect("pid");
+    // The watchdog's children are the node process and its guard (a shell).
     let agent = vk_process::procfs::all()
         .into_iter()
-        .find(|p| p.ppid == watchdog)
+        .find(|p| {
+            p.ppid == watchdog
+                && std::fs::read_link(format!("/proc/{}/exe", p.pid))
+                    .is_ok_and(|e| e.ends_with("vk-process"))
+        })
         .expect("the node process")
         .pid;
-    let _ = first.kill();
-    let _ = first.wait();
     let status = Command::new("kill")
         .args(["-KILL", &agent.to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
+    let _ = first.kill();
+    let _ = first.wait();
     eventually("the old node process is gone", || async {
         vk_process::procfs::stat(agent)
             .is_none_or(|p| p.state == 'Z')
@@ -545,7 +565,7 @@ async fn a_restarted_binary_adopts_running_processes() {
     })
     .await;
     assert!(group_alive(pid), "the container survives the provider");
-    let second = start_node(ctx.kubeconfig(), &node, &namespace, port, &state);
+    let second = start_node(ctx.kubeconfig(), &node, &namespace, port, &state, true);
     CHILDREN.lock().expect("lock").push(second);
     // Still Running, same PID, no restart — checked a few times after the restart.
     for _ in 0..5 {
