@@ -95,24 +95,19 @@ fn log_instance(status: &ContainerStatus, previous: bool) -> Result<(u32, bool)>
     Ok((restarts, state.running.is_some()))
 }
 
-/// Follows `path` from `offset`, rendering complete records, until `exit` appears and
-/// the file has no more data.
-fn follow(
+/// The complete lines appended to the log `path` after `offset` (without their
+/// newline), in batches as they are written, until `exit` appears and the file has no
+/// more data. The one poller behind `logs -f` and attach.
+fn follow_lines(
     path: PathBuf,
     exit: PathBuf,
     offset: u64,
-    timestamps: bool,
-    mut remaining: Option<u64>,
-) -> ByteStream {
-    let stream = futures::stream::unfold(
-        (offset, Vec::<u8>::new(), false),
-        move |(mut offset, mut pending, done)| {
+) -> impl futures::Stream<Item = Vec<Vec<u8>>> + Send {
+    futures::stream::unfold(
+        (offset, Vec::<u8>::new()),
+        move |(mut offset, mut pending)| {
             let (path, exit) = (path.clone(), exit.clone());
-            let remaining_now = remaining;
             async move {
-                if done || remaining_now == Some(0) {
-                    return None;
-                }
                 loop {
                     let ended = exit.exists();
                     let mut chunk = Vec::new();
@@ -123,15 +118,14 @@ fn follow(
                     }
                     offset += chunk.len() as u64;
                     pending.extend_from_slice(&chunk);
-                    let mut out = Vec::new();
+                    let mut lines = Vec::new();
                     while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = pending.drain(..=nl).collect();
-                        if let Some(rec) = logfmt::decode_line(&line[..line.len() - 1]) {
-                            out.extend_from_slice(&logfmt::render(&rec, timestamps));
-                        }
+                        let mut line: Vec<u8> = pending.drain(..=nl).collect();
+                        line.pop();
+                        lines.push(line);
                     }
-                    if !out.is_empty() {
-                        return Some((Ok(Bytes::from(out)), (offset, pending, false)));
+                    if !lines.is_empty() {
+                        return Some((lines, (offset, pending)));
                     }
                     if ended && chunk.is_empty() {
                         return None;
@@ -140,13 +134,39 @@ fn follow(
                 }
             }
         },
-    );
-    let limited = futures::StreamExt::map(stream, move |item: std::io::Result<Bytes>| {
-        item.map(|b| Bytes::from(logfmt::limit(b.to_vec(), &mut remaining)))
-    });
-    Box::pin(futures::StreamExt::take_while(limited, |b| {
-        std::future::ready(b.as_ref().map_or(true, |b| !b.is_empty()))
-    }))
+    )
+}
+
+/// Follows `path` from `offset`, rendering complete records, until `exit` appears and
+/// the file has no more data.
+fn follow(
+    path: PathBuf,
+    exit: PathBuf,
+    offset: u64,
+    timestamps: bool,
+    remaining: Option<u64>,
+) -> ByteStream {
+    use futures::StreamExt as _;
+    let rendered = follow_lines(path, exit, offset)
+        .map(move |lines| {
+            let mut out = Vec::new();
+            for rec in lines.iter().filter_map(|l| logfmt::decode_line(l)) {
+                out.extend_from_slice(&logfmt::render(&rec, timestamps));
+            }
+            out
+        })
+        .filter(|out| std::future::ready(!out.is_empty()));
+    // Stops as soon as `limitBytes` is used up, without waiting for more lines.
+    Box::pin(futures::stream::unfold(
+        (Box::pin(rendered), remaining),
+        |(mut rendered, mut remaining)| async move {
+            if remaining == Some(0) {
+                return None;
+            }
+            let bytes = logfmt::limit(rendered.next().await?, &mut remaining);
+            (!bytes.is_empty()).then(|| (Ok(Bytes::from(bytes)), (rendered, remaining)))
+        },
+    ))
 }
 
 #[async_trait]
@@ -444,40 +464,15 @@ fn follow_records(
     exit: PathBuf,
     offset: u64,
 ) -> std::pin::Pin<Box<dyn futures::Stream<Item = (String, Vec<u8>)> + Send>> {
-    Box::pin(futures::stream::unfold(
-        (offset, Vec::<u8>::new(), std::collections::VecDeque::new()),
-        move |(mut offset, mut pending, mut queue)| {
-            let (path, exit) = (path.clone(), exit.clone());
-            async move {
-                loop {
-                    if let Some(item) = queue.pop_front() {
-                        return Some((item, (offset, pending, queue)));
-                    }
-                    let ended = exit.exists();
-                    let mut chunk = Vec::new();
-                    if let Ok(mut f) = tokio::fs::File::open(&path).await
-                        && f.seek(std::io::SeekFrom::Start(offset)).await.is_ok()
-                    {
-                        let _ = f.read_to_end(&mut chunk).await;
-                    }
-                    offset += chunk.len() as u64;
-                    pending.extend_from_slice(&chunk);
-                    while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = pending.drain(..=nl).collect();
-                        if let Some(rec) = logfmt::decode_line(&line[..line.len() - 1]) {
-                            queue.push_back((rec.stream.to_owned(), logfmt::render(&rec, false)));
-                        }
-                    }
-                    if queue.is_empty() {
-                        if ended && chunk.is_empty() {
-                            return None;
-                        }
-                        tokio::time::sleep(FOLLOW_POLL).await;
-                    }
-                }
-            }
-        },
-    ))
+    use futures::StreamExt as _;
+    Box::pin(follow_lines(path, exit, offset).flat_map(|lines| {
+        let records: Vec<(String, Vec<u8>)> = lines
+            .iter()
+            .filter_map(|l| logfmt::decode_line(l))
+            .map(|rec| (rec.stream.to_owned(), logfmt::render(&rec, false)))
+            .collect();
+        futures::stream::iter(records)
+    }))
 }
 
 #[async_trait]

@@ -15,8 +15,9 @@ use crate::layout::{PodDir, pods_dir};
 use crate::lifecycle::Backoff;
 use crate::shim::{read_json, write_json};
 use crate::supervisor::{Context, PodRuntime, Publisher, run_pod};
-use crate::volumes::{Materialiser, ObjectSource};
+use crate::volumes::Materialiser;
 use crate::{launch, limits};
+use vk_core::env::EnvSource;
 
 type Key = (String, String);
 
@@ -40,7 +41,7 @@ pub struct ProcessProvider {
     node_name: String,
     config: ProcessConfig,
     host_ip: String,
-    source: Arc<dyn ObjectSource>,
+    source: Arc<dyn EnvSource>,
     publisher: Arc<SinkPublisher>,
     launcher: Arc<Launcher>,
     backoff: Backoff,
@@ -81,7 +82,7 @@ impl ProcessProvider {
         node_name: impl Into<String>,
         config: ProcessConfig,
         shim: std::path::PathBuf,
-        source: Arc<dyn ObjectSource>,
+        source: Arc<dyn EnvSource>,
         host_ip: impl Into<String>,
     ) -> Self {
         let launcher = Launcher {

@@ -21,8 +21,9 @@ use crate::layout::PodDir;
 use crate::lifecycle::{Backoff, RestartPolicy, exit_reason, pod_phase};
 use crate::probes::{self, ProbeState, ProbeTarget};
 use crate::shim::{ExitRecord, PidRecord, read_json, write_json};
-use crate::volumes::{Materialiser, ObjectSource};
+use crate::volumes::Materialiser;
 use crate::{launch, limits};
+use vk_core::env::EnvSource;
 
 /// Where a pod's status changes go (the provider forwards them to the core).
 pub trait Publisher: Send + Sync {
@@ -319,7 +320,7 @@ pub struct Context {
     /// Starts instances.
     pub launcher: Arc<Launcher>,
     /// ConfigMaps and Secrets for volume refreshes.
-    pub source: Arc<dyn ObjectSource>,
+    pub source: Arc<dyn EnvSource>,
     /// Status changes go here.
     pub publisher: Arc<dyn Publisher>,
     /// How often projected volumes are refreshed.

@@ -15,42 +15,15 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{
     ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume, VolumeMount,
 };
 
+use vk_core::env::EnvSource;
+
 use crate::error::ProcessError;
 use crate::layout::PodDir;
-
-/// Where ConfigMaps and Secrets come from (the core's read-only
-/// [`vk_core::ResourceAccess`] in the binary; a map in tests).
-#[async_trait]
-pub trait ObjectSource: Send + Sync {
-    /// A ConfigMap, or `None` when absent.
-    async fn config_map(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> vk_errdefs::Result<Option<ConfigMap>>;
-    /// A Secret, or `None` when absent.
-    async fn secret(&self, namespace: &str, name: &str) -> vk_errdefs::Result<Option<Secret>>;
-}
-
-#[async_trait]
-impl ObjectSource for vk_core::ResourceAccess {
-    async fn config_map(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> vk_errdefs::Result<Option<ConfigMap>> {
-        vk_core::ResourceAccess::config_map(self, namespace, name).await
-    }
-    async fn secret(&self, namespace: &str, name: &str) -> vk_errdefs::Result<Option<Secret>> {
-        vk_core::ResourceAccess::secret(self, namespace, name).await
-    }
-}
 
 /// The files of a projected volume: relative path → content.
 pub type Files = BTreeMap<PathBuf, Vec<u8>>;
@@ -61,8 +34,9 @@ pub struct Materialiser<'a> {
     pub pod: &'a Pod,
     /// Its directories.
     pub dir: &'a PodDir,
-    /// ConfigMaps and Secrets.
-    pub source: &'a dyn ObjectSource,
+    /// ConfigMaps and Secrets (the core's read-only [`vk_core::ResourceAccess`] in the
+    /// binary).
+    pub source: &'a dyn EnvSource,
 }
 
 fn volume_error(volume: &Volume, reason: impl std::fmt::Display) -> ProcessError {
@@ -422,8 +396,8 @@ mod tests {
         maps: Mutex<BTreeMap<String, ConfigMap>>,
     }
 
-    #[async_trait]
-    impl ObjectSource for Objects {
+    #[async_trait::async_trait]
+    impl EnvSource for Objects {
         async fn config_map(&self, _ns: &str, name: &str) -> vk_errdefs::Result<Option<ConfigMap>> {
             Ok(self.maps.lock().expect("lock").get(name).cloned())
         }
@@ -436,6 +410,12 @@ mod tests {
                 data: Some(data),
                 ..Default::default()
             }))
+        }
+        async fn services(
+            &self,
+            _ns: &str,
+        ) -> vk_errdefs::Result<Vec<k8s_openapi::api::core::v1::Service>> {
+            Ok(Vec::new())
         }
     }
 
