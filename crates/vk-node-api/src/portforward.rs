@@ -17,22 +17,26 @@ use crate::router::NodeApi;
 use crate::upgrade::{self, PORT_FORWARD_PROTOCOL};
 use crate::{spdy, ws};
 
-/// `/portForward/{namespace}/{pod}`.
-pub async fn port_forward(
-    State(api): State<Arc<NodeApi>>,
-    Path((namespace, pod)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    respond(api, namespace, pod, None, req).await
+/// The target pod, from the path.
+#[derive(Debug, serde::Deserialize)]
+pub struct Target {
+    namespace: String,
+    pod: String,
+    #[serde(default)]
+    uid: Option<String>,
 }
 
-/// `/portForward/{namespace}/{pod}/{uid}`.
-pub async fn port_forward_uid(
+/// `/portForward/{namespace}/{pod}` and `/portForward/{namespace}/{pod}/{uid}`.
+pub async fn port_forward(
     State(api): State<Arc<NodeApi>>,
-    Path((namespace, pod, uid)): Path<(String, String, String)>,
+    Path(Target {
+        namespace,
+        pod,
+        uid,
+    }): Path<Target>,
     req: Request,
 ) -> Response {
-    respond(api, namespace, pod, Some(uid), req).await
+    respond(api, namespace, pod, uid, req).await
 }
 
 async fn respond(

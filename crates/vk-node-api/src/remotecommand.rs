@@ -29,72 +29,33 @@ enum Action {
     Attach,
 }
 
-/// The target container.
-#[derive(Debug, Clone)]
-struct Target {
+/// The target container, from the path (`{uid}` only in the `.../{uid}/{container}`
+/// form).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Target {
     namespace: String,
     pod: String,
+    #[serde(default)]
     uid: Option<String>,
     container: String,
 }
 
-/// `/exec/{namespace}/{pod}/{container}`.
+/// `/exec/{namespace}/{pod}/{container}` and `/exec/{namespace}/{pod}/{uid}/{container}`.
 pub async fn exec(
     State(api): State<Arc<NodeApi>>,
-    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Path(target): Path<Target>,
     req: Request,
 ) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: None,
-        container,
-    };
     respond(api, target, true, req).await
 }
 
-/// `/exec/{namespace}/{pod}/{uid}/{container}`.
-pub async fn exec_uid(
-    State(api): State<Arc<NodeApi>>,
-    Path((namespace, pod, uid, container)): Path<(String, String, String, String)>,
-    req: Request,
-) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: Some(uid),
-        container,
-    };
-    respond(api, target, true, req).await
-}
-
-/// `/attach/{namespace}/{pod}/{container}`.
+/// `/attach/{namespace}/{pod}/{container}` and
+/// `/attach/{namespace}/{pod}/{uid}/{container}`.
 pub async fn attach(
     State(api): State<Arc<NodeApi>>,
-    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Path(target): Path<Target>,
     req: Request,
 ) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: None,
-        container,
-    };
-    respond(api, target, false, req).await
-}
-
-/// `/attach/{namespace}/{pod}/{uid}/{container}`.
-pub async fn attach_uid(
-    State(api): State<Arc<NodeApi>>,
-    Path((namespace, pod, uid, container)): Path<(String, String, String, String)>,
-    req: Request,
-) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: Some(uid),
-        container,
-    };
     respond(api, target, false, req).await
 }
 

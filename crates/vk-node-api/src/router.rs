@@ -68,7 +68,7 @@ pub fn router(api: Arc<NodeApi>) -> Router {
         )
         .route(
             "/exec/{namespace}/{pod}/{uid}/{container}",
-            get(crate::remotecommand::exec_uid).post(crate::remotecommand::exec_uid),
+            get(crate::remotecommand::exec).post(crate::remotecommand::exec),
         )
         .route(
             "/attach/{namespace}/{pod}/{container}",
@@ -76,7 +76,7 @@ pub fn router(api: Arc<NodeApi>) -> Router {
         )
         .route(
             "/attach/{namespace}/{pod}/{uid}/{container}",
-            get(crate::remotecommand::attach_uid).post(crate::remotecommand::attach_uid),
+            get(crate::remotecommand::attach).post(crate::remotecommand::attach),
         )
         .route(
             "/portForward/{namespace}/{pod}",
@@ -84,7 +84,7 @@ pub fn router(api: Arc<NodeApi>) -> Router {
         )
         .route(
             "/portForward/{namespace}/{pod}/{uid}",
-            get(crate::portforward::port_forward_uid).post(crate::portforward::port_forward_uid),
+            get(crate::portforward::port_forward).post(crate::portforward::port_forward),
         )
         .route("/pods", get(pods))
         .route("/pods/", get(pods))
