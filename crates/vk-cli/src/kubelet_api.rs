@@ -50,15 +50,15 @@ pub fn client_ca(
     ))
 }
 
-/// Binds the kubelet API of node `node` on `port`.
-pub async fn endpoint(
+/// The TLS configuration every node's kubelet API serves with (one per process: with
+/// `--nodes N` the nodes share the serving certificate, its reloads and the client CA).
+/// Without certificate files, one self-signed certificate names `node_names`, the node
+/// IP and `localhost`.
+pub fn tls_config(
     resolved: &Resolved,
-    node: &str,
-    port: u16,
-    provider: SharedPodHandler,
-    client: kube::Client,
+    node_names: &[String],
     client_ca: Option<Vec<CertificateDer<'static>>>,
-) -> Result<Endpoint, CliError> {
+) -> Result<Arc<rustls::ServerConfig>, CliError> {
     let s = &resolved.settings;
     let serving = match (&s.tls_cert_file, &s.tls_private_key_file) {
         (Some(cert), Some(key)) => ServingCert::Files {
@@ -67,19 +67,31 @@ pub async fn endpoint(
         },
         _ => {
             warn!(
-                node,
                 "no --tls-cert-file/--tls-private-key-file: serving the kubelet API with a self-signed certificate \
                  (API servers that verify kubelet certificates will refuse it)"
             );
-            ServingCert::SelfSigned {
-                names: vec![node.to_owned(), s.node_ip.clone(), "localhost".into()],
-            }
+            let mut names = node_names.to_vec();
+            names.extend([s.node_ip.clone(), "localhost".into()]);
+            ServingCert::SelfSigned { names }
         }
     };
     let cert =
         Arc::new(ReloadingCert::new(&serving).map_err(|e| CliError::KubeletApi(e.to_string()))?);
-    let tls =
-        Arc::new(server_config(cert, client_ca).map_err(|e| CliError::KubeletApi(e.to_string()))?);
+    Ok(Arc::new(
+        server_config(cert, client_ca).map_err(|e| CliError::KubeletApi(e.to_string()))?,
+    ))
+}
+
+/// Binds the kubelet API of node `node` on `port`, serving with `tls`.
+pub async fn endpoint(
+    resolved: &Resolved,
+    node: &str,
+    port: u16,
+    provider: SharedPodHandler,
+    client: kube::Client,
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<Endpoint, CliError> {
+    let s = &resolved.settings;
     let auth = Authenticator::new(
         AuthConfig {
             anonymous: s.anonymous_auth,

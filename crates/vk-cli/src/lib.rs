@@ -264,12 +264,21 @@ where
 
     let mut nodes = Vec::with_capacity(n);
     let mut endpoints = Vec::new();
-    for i in 0..n {
-        let name = if n == 1 {
-            settings.nodename.clone()
-        } else {
-            format!("{}-{i}", settings.nodename)
-        };
+    let names: Vec<String> = (0..n)
+        .map(|i| {
+            if n == 1 {
+                settings.nodename.clone()
+            } else {
+                format!("{}-{i}", settings.nodename)
+            }
+        })
+        .collect();
+    let tls = if settings.no_kubelet_api {
+        None
+    } else {
+        Some(kubelet_api::tls_config(&resolved, &names, client_ca)?)
+    };
+    for (i, name) in names.iter().cloned().enumerate() {
         let mut template = NodeTemplate::new(name.clone(), info.name);
         template.set_os(settings.os.clone());
         template.internal_ip = Some(settings.node_ip.clone());
@@ -306,7 +315,7 @@ where
             node: name.clone(),
             source,
         })?;
-        if !settings.no_kubelet_api {
+        if let Some(tls) = &tls {
             endpoints.push(
                 kubelet_api::endpoint(
                     &resolved,
@@ -314,7 +323,7 @@ where
                     port,
                     Arc::clone(&provider.pods),
                     client.clone(),
-                    client_ca.clone(),
+                    Arc::clone(tls),
                 )
                 .await?,
             );
@@ -369,7 +378,6 @@ where
         tokio::spawn(endpoint.serve(shutdown.clone()));
     }
     info!(nodes = n, provider = info.name, "starting virtual node(s)");
-    let names: Vec<String> = nodes.iter().map(|n| n.name().to_owned()).collect();
     let run = Fleet::run(&nodes, shutdown.clone());
     let ready = async {
         loop {
