@@ -38,6 +38,11 @@ async fn request(
         .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
+    Ok(parse_response(&response))
+}
+
+/// The status code (0 if unreadable) and the body of a whole HTTP/1.x response.
+pub(crate) fn parse_response(response: &str) -> (u16, String) {
     let code = response
         .split_whitespace()
         .nth(1)
@@ -47,5 +52,5 @@ async fn request(
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    Ok((code, body))
+    (code, body)
 }

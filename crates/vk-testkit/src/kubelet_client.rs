@@ -140,17 +140,7 @@ impl KubeletClient {
         {
             return Err(e.into());
         }
-        let response = String::from_utf8_lossy(&raw);
-        let code = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((code, body))
+        Ok(crate::http::parse_response(&String::from_utf8_lossy(&raw)))
     }
 
     /// Opens a WebSocket on `path` offering exactly `protocols` (comma-separated in one

@@ -36,3 +36,11 @@ pub use context::{ContextError, TestContext, TestNamespace, unique_name};
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it), for listeners
+/// of processes a test starts.
+pub fn free_port() -> std::io::Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+}

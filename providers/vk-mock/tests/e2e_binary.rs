@@ -22,18 +22,10 @@ impl Drop for Running {
 }
 
 fn kubectl(ctx: &TestContext, args: &[&str]) -> String {
-    let out = Command::new(vk_testkit::cluster::kubectl())
-        .arg("--kubeconfig")
-        .arg(ctx.kubeconfig())
-        .args(args)
-        .output()
-        .expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let out =
+        vk_testkit::cluster::run_kubectl(ctx.kubeconfig(), None, &[], args, None).expect("kubectl");
+    assert!(out.code == 0, "kubectl {args:?}: {}", out.stderr);
+    out.stdout
 }
 
 #[test]
@@ -350,10 +342,7 @@ async fn one_process_runs_a_fleet_of_nodes_over_one_pod_watch() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    vk_testkit::free_port().expect("a free port")
 }
 
 async fn http_get(port: u16, path: &str) -> (u16, String) {

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::PostParams;
@@ -33,10 +33,7 @@ static NODE: OnceCell<Shared> = OnceCell::const_new();
 static CHILD: OnceLock<std::sync::Mutex<Option<Child>>> = OnceLock::new();
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    vk_testkit::free_port().expect("a free port")
 }
 
 async fn shared() -> &'static Shared {
@@ -71,17 +68,7 @@ async fn shared() -> &'static Shared {
             .spawn()
             .expect("start vk-mock");
         let _ = CHILD.set(std::sync::Mutex::new(Some(child)));
-        let nodes: Api<Node> = Api::all(ctx.client());
-        eventually("the node is Ready", || {
-            let nodes = nodes.clone();
-            let node = node.clone();
-            async move {
-                nodes.get_opt(&node).await.ok()??.status?.conditions?.iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-                    .then_some(())
-            }
-        })
-        .await;
+        vk_testkit::conformance::harness::wait_node_ready(&ctx.client(), &node).await;
         let ns: k8s_openapi::api::core::v1::Namespace =
             serde_json::from_value(serde_json::json!({"metadata": {"name": namespace, "labels": {"vk-testkit.io/test": "true"}}}))
                 .expect("ns");
@@ -135,32 +122,9 @@ fn kubectl(
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> (i32, String, String) {
-    let mut cmd = Command::new(vk_testkit::cluster::kubectl());
-    cmd.arg("--kubeconfig")
-        .arg(&s.kubeconfig)
-        .arg("-n")
-        .arg(&s.namespace)
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl");
-    if let (Some(data), Some(mut input)) = (stdin, child.stdin.take()) {
-        input.write_all(data).expect("stdin");
-    }
-    let out = child.wait_with_output().expect("kubectl output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = vk_testkit::cluster::run_kubectl(&s.kubeconfig, Some(&s.namespace), env, args, stdin)
+        .expect("kubectl runs");
+    (out.code, out.stdout, out.stderr)
 }
 
 const WEBSOCKET: &[(&str, &str)] = &[];

@@ -91,10 +91,7 @@ async fn scrape(port: u16) -> Metrics {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    vk_testkit::free_port().expect("a free port")
 }
 
 fn unix_now() -> f64 {

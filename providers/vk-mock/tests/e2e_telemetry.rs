@@ -18,10 +18,7 @@ use vk_testkit::{LocalCluster, TestContext, unique_name};
 const BIN: &str = env!("CARGO_BIN_EXE_vk-mock");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    vk_testkit::free_port().expect("a free port")
 }
 
 /// One exported span, flattened from an OTLP/JSON `ExportTraceServiceRequest`.
@@ -150,23 +147,7 @@ async fn spans_json_logs_runtime_filter_and_trace_context() {
         .spawn()
         .expect("start vk-mock");
 
-    let nodes: Api<Node> = Api::all(ctx.client());
-    eventually("the node is Ready", || {
-        let nodes = nodes.clone();
-        let node = node.clone();
-        async move {
-            nodes
-                .get_opt(&node)
-                .await
-                .ok()??
-                .status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-                .then_some(())
-        }
-    })
-    .await;
+    vk_testkit::conformance::harness::wait_node_ready(&ctx.client(), &node).await;
 
     // The filter starts as given and rejects nonsense without changing.
     let (code, body) = vk_testkit::http::get(admin_port, "/debug/log-filter")

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::Api;
+use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::OnceCell;
 use vk_testkit::conformance::harness::eventually;
 use vk_testkit::{LocalCluster, TestContext, unique_name};
@@ -27,10 +26,7 @@ static SHARED: OnceCell<Node1> = OnceCell::const_new();
 static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    vk_testkit::free_port().expect("a free port")
 }
 
 /// Starts a vk-process node; returns the child (tied to this test process).
@@ -100,22 +96,7 @@ fn start_node(
 }
 
 async fn node_ready(client: &kube::Client, node: &str) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    eventually("the node is Ready", || {
-        let nodes = nodes.clone();
-        async move {
-            nodes
-                .get_opt(node)
-                .await
-                .ok()??
-                .status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-                .then_some(())
-        }
-    })
-    .await;
+    vk_testkit::conformance::harness::wait_node_ready(client, node).await;
 }
 
 async fn shared() -> &'static Node1 {
@@ -153,33 +134,15 @@ fn kubectl(
     args: &[&str],
     stdin: Option<&str>,
 ) -> (i32, String, String) {
-    use std::io::Write as _;
-    let mut cmd = Command::new(vk_testkit::cluster::kubectl());
-    cmd.arg("--kubeconfig")
-        .arg(&s.kubeconfig)
-        .arg("-n")
-        .arg(&s.namespace)
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("kubectl");
-    if let (Some(data), Some(mut input)) = (stdin, child.stdin.take()) {
-        input.write_all(data.as_bytes()).expect("stdin");
-    }
-    let out = child.wait_with_output().expect("kubectl output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    let out = vk_testkit::cluster::run_kubectl(
+        &s.kubeconfig,
+        Some(&s.namespace),
+        env,
+        args,
+        stdin.map(str::as_bytes),
     )
+    .expect("kubectl runs");
+    (out.code, out.stdout, out.stderr)
 }
 
 /// Applies a pod on the shared node from its `spec` JSON.

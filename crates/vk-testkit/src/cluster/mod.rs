@@ -50,6 +50,60 @@ pub fn kubectl() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("kubectl"))
 }
 
+/// What a kubectl run printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubectlOutput {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs [`kubectl`] with `--kubeconfig kubeconfig`, `-n namespace` (when given), the
+/// extra environment `env`, `args`, and `stdin` piped in (or no stdin at all).
+///
+/// ```no_run
+/// let out = vk_testkit::cluster::run_kubectl("admin.kubeconfig".as_ref(), Some("default"), &[], &["get", "pods"], None)
+///     .expect("kubectl runs");
+/// assert_eq!(out.code, 0, "{}", out.stderr);
+/// ```
+pub fn run_kubectl(
+    kubeconfig: &Path,
+    namespace: Option<&str>,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> std::io::Result<KubectlOutput> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut cmd = std::process::Command::new(kubectl());
+    cmd.arg("--kubeconfig").arg(kubeconfig);
+    if let Some(ns) = namespace {
+        cmd.args(["-n", ns]);
+    }
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    if let (Some(data), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(data)?;
+    }
+    let out = child.wait_with_output()?;
+    Ok(KubectlOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
 use fsutil::{create_dir, remove_all, tail};
 use progress::{Progress, format_elapsed};
 

@@ -275,18 +275,10 @@ impl Harness {
 
     /// Runs kubectl against the cluster and returns its stdout (panics on failure).
     pub fn kubectl(&self, args: &[&str]) -> String {
-        let output = std::process::Command::new(crate::cluster::kubectl())
-            .arg("--kubeconfig")
-            .arg(self.ctx.kubeconfig())
-            .args(args)
-            .output()
+        let out = crate::cluster::run_kubectl(self.ctx.kubeconfig(), None, &[], args, None)
             .expect("kubectl must be installed");
-        assert!(
-            output.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        assert!(out.code == 0, "kubectl {args:?} failed: {}", out.stderr);
+        out.stdout
     }
 }
 
@@ -308,6 +300,26 @@ pub fn is_running_and_ready(p: &Pod) -> bool {
             .iter()
             .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Waits until Node `node` exists with the Ready condition True (panics after
+/// [`PATIENCE`]), e.g. after starting a provider binary.
+pub async fn wait_node_ready(client: &Client, node: &str) -> Node {
+    let nodes: Api<Node> = Api::all(client.clone());
+    eventually(&format!("node {node} is Ready"), || {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get_opt(node).await.ok()??;
+            n.status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(n)
+        }
+    })
+    .await
 }
 
 /// Polls `probe` until it yields a value, failing after [`PATIENCE`] with `what`.
