@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vk_core::SharedPodHandler;
 use vk_node_api::auth::{AuthConfig, Authenticator, AuthzMode};
-use vk_node_api::router::{NodeApi, StreamingConfig, router};
+use vk_node_api::node_api::{NodeApi, StreamingConfig};
+use vk_node_api::router::router;
 use vk_node_api::tls::{ReloadingCert, ServingCert, load_client_ca, server_config};
 
 use crate::{CliError, Resolved};
@@ -105,15 +106,12 @@ pub async fn endpoint(
         node,
         Some(client),
     );
-    let api = Arc::new(NodeApi {
-        node: node.to_owned(),
-        provider,
-        auth,
-        streaming: StreamingConfig {
-            idle_timeout: resolved.streaming_idle_timeout,
-            ..Default::default()
-        },
-    });
+    let streaming = StreamingConfig {
+        idle_timeout: resolved.streaming_idle_timeout,
+        ..Default::default()
+    };
+    let api = Arc::new(NodeApi::new(node, provider, auth, streaming));
+    info!(node, capabilities = ?api.capabilities(), "kubelet API capabilities");
     let addr = SocketAddr::new(resolved.address, port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         CliError::KubeletApi(format!("--listen-port: cannot listen on {addr}: {e}"))

@@ -1,15 +1,17 @@
 //! Optional provider capabilities behind the kubelet API: container logs, exec, attach,
 //! port-forward and statistics.
 //!
-//! A provider offers a capability by implementing its trait and returning itself from
-//! the matching accessor of [`PodLifecycleHandler`](crate::PodLifecycleHandler)
-//! (`container_logs()`, `exec()`, ...). The kubelet API answers `501 Not Implemented`
-//! for capabilities a provider does not offer.
+//! A provider offers a capability by implementing its trait and declaring it in
+//! [`PodLifecycleHandler::capabilities`](crate::PodLifecycleHandler::capabilities), once:
+//! [`Capabilities::all`] for a provider that implements every one, or the builder
+//! methods ([`Capabilities::with_logs`], ...) for a subset. The kubelet API resolves them
+//! when the node starts and answers `501 Not Implemented` for the ones missing.
 //!
 //! Streams are plain Tokio byte streams; the kubelet API does the protocol work (SPDY,
 //! WebSocket channels, exit-code statuses), so a provider only moves bytes.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,6 +20,8 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use vk_errdefs::Result;
+
+use crate::stats::StatsProvider;
 
 /// The options of a log request, already validated (as the kubelet validates them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -158,4 +162,114 @@ pub trait PortForward: Send + Sync {
         port: u16,
         stream: Box<dyn Duplex>,
     ) -> Result<()>;
+}
+
+/// The kubelet-API capabilities a provider offers, declared in one place.
+///
+/// Returned by [`PodLifecycleHandler::capabilities`](crate::PodLifecycleHandler::capabilities);
+/// each field is `None` for a capability the provider lacks (the kubelet API then answers
+/// `501 Not Implemented`).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use async_trait::async_trait;
+/// # use vk_core::capabilities::{ByteStream, Capabilities, ContainerLogs, LogOptions};
+/// struct LogsOnly;
+///
+/// #[async_trait]
+/// impl ContainerLogs for LogsOnly {
+///     async fn container_logs(&self, _ns: &str, _pod: &str, _c: &str, _o: &LogOptions)
+///         -> vk_errdefs::Result<ByteStream> {
+///         Ok(Box::pin(futures::stream::empty()))
+///     }
+/// }
+///
+/// let caps = Capabilities::none().with_logs(Arc::new(LogsOnly));
+/// assert!(caps.logs.is_some() && caps.exec.is_none());
+/// assert_eq!(caps.names(), ["logs"]);
+/// ```
+#[derive(Clone, Default)]
+pub struct Capabilities {
+    /// `kubectl logs`.
+    pub logs: Option<Arc<dyn ContainerLogs>>,
+    /// `kubectl exec`.
+    pub exec: Option<Arc<dyn ContainerExec>>,
+    /// `kubectl attach`.
+    pub attach: Option<Arc<dyn ContainerAttach>>,
+    /// `kubectl port-forward`.
+    pub port_forward: Option<Arc<dyn PortForward>>,
+    /// `/stats/summary` and `/metrics/resource` (`kubectl top`, metrics-server).
+    pub stats: Option<Arc<dyn StatsProvider>>,
+}
+
+impl Capabilities {
+    /// No capability: every streaming and stats route answers 501.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Every capability, served by `provider`.
+    pub fn all<P>(provider: Arc<P>) -> Self
+    where
+        P: ContainerLogs + ContainerExec + ContainerAttach + PortForward + StatsProvider + 'static,
+    {
+        Self {
+            logs: Some(provider.clone()),
+            exec: Some(provider.clone()),
+            attach: Some(provider.clone()),
+            port_forward: Some(provider.clone()),
+            stats: Some(provider),
+        }
+    }
+
+    /// Adds container logs.
+    pub fn with_logs(mut self, logs: Arc<dyn ContainerLogs>) -> Self {
+        self.logs = Some(logs);
+        self
+    }
+
+    /// Adds exec.
+    pub fn with_exec(mut self, exec: Arc<dyn ContainerExec>) -> Self {
+        self.exec = Some(exec);
+        self
+    }
+
+    /// Adds attach.
+    pub fn with_attach(mut self, attach: Arc<dyn ContainerAttach>) -> Self {
+        self.attach = Some(attach);
+        self
+    }
+
+    /// Adds port-forward.
+    pub fn with_port_forward(mut self, port_forward: Arc<dyn PortForward>) -> Self {
+        self.port_forward = Some(port_forward);
+        self
+    }
+
+    /// Adds statistics.
+    pub fn with_stats(mut self, stats: Arc<dyn StatsProvider>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// The names of the capabilities present (`logs`, `exec`, `attach`, `port-forward`,
+    /// `stats`), for start-up logs.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("logs", self.logs.is_some()),
+            ("exec", self.exec.is_some()),
+            ("attach", self.attach.is_some()),
+            ("port-forward", self.port_forward.is_some()),
+            ("stats", self.stats.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect()
+    }
+}
+
+impl std::fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
 }

@@ -103,30 +103,17 @@ pub trait PodLifecycleHandler: Send + Sync + 'static {
         None
     }
 
-    /// Container logs, if the provider offers them (`kubectl logs`).
-    fn container_logs(&self) -> Option<&dyn crate::capabilities::ContainerLogs> {
-        None
-    }
-
-    /// Exec, if the provider offers it (`kubectl exec`).
-    fn exec(&self) -> Option<&dyn crate::capabilities::ContainerExec> {
-        None
-    }
-
-    /// Attach, if the provider offers it (`kubectl attach`).
-    fn attach(&self) -> Option<&dyn crate::capabilities::ContainerAttach> {
-        None
-    }
-
-    /// Port-forward, if the provider offers it (`kubectl port-forward`).
-    fn port_forward(&self) -> Option<&dyn crate::capabilities::PortForward> {
-        None
-    }
-
-    /// Usage statistics, if the provider measures them (`/stats/summary`,
-    /// `/metrics/resource`, `kubectl top`).
-    fn stats(&self) -> Option<&dyn crate::stats::StatsProvider> {
-        None
+    /// The kubelet-API capabilities the provider offers (logs, exec, attach,
+    /// port-forward, stats), declared once; the default is none (those routes answer
+    /// 501). Called once per node at start-up.
+    ///
+    /// ```ignore
+    /// fn capabilities(self: Arc<Self>) -> Capabilities {
+    ///     Capabilities::all(self) // implements all five capability traits
+    /// }
+    /// ```
+    fn capabilities(self: Arc<Self>) -> crate::capabilities::Capabilities {
+        crate::capabilities::Capabilities::none()
     }
 
     /// The IP address the backend will give `pod`, if it can tell before `create_pod`.

@@ -9,7 +9,8 @@
 //! WebSocket for port-forward).
 //!
 //! What a request can do depends on the provider's optional capabilities
-//! (`vk_core::capabilities`): a provider without `exec` answers 501 there.
+//! (`vk_core::capabilities::Capabilities`, resolved once per node by [`NodeApi::new`]): a
+//! provider without `exec` answers 501 there.
 //!
 //! # Serving it
 //!
@@ -20,7 +21,8 @@
 //! # async fn demo(provider: vk_core::SharedPodHandler, client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use vk_node_api::auth::{AuthConfig, Authenticator};
-//! use vk_node_api::router::{NodeApi, StreamingConfig, router};
+//! use vk_node_api::node_api::{NodeApi, StreamingConfig};
+//! use vk_node_api::router::router;
 //! use vk_node_api::tls::{ReloadingCert, ServingCert, load_client_ca, server_config};
 //!
 //! let cert = Arc::new(ReloadingCert::new(&ServingCert::Files {
@@ -28,12 +30,8 @@
 //!     key: "/etc/vk/kubelet.key".into(),
 //! })?);
 //! let tls = Arc::new(server_config(cert, Some(load_client_ca("/etc/vk/ca.crt".as_ref())?))?);
-//! let api = Arc::new(NodeApi {
-//!     node: "my-node".into(),
-//!     provider,
-//!     auth: Authenticator::new(AuthConfig::default(), "my-node", Some(client)),
-//!     streaming: StreamingConfig::default(),
-//! });
+//! let auth = Authenticator::new(AuthConfig::default(), "my-node", Some(client));
+//! let api = Arc::new(NodeApi::new("my-node", provider, auth, StreamingConfig::default()));
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:10250").await?;
 //! vk_node_api::server::serve_tls(listener, tls, router(api), Default::default()).await;
 //! # Ok(()) }
@@ -41,8 +39,11 @@
 //!
 //! # Modules
 //!
+//! * [`node_api`]: [`NodeApi`], what every handler shares (provider, capabilities,
+//!   auth, timeouts, the pod check).
 //! * [`router`]: routes and handlers; [`remotecommand`] (exec/attach) and
-//!   [`portforward`] for the streaming ones; [`options`] parses their query parameters.
+//!   [`portforward`] for the streaming ones; [`streams`] gathers a session's streams
+//!   from either transport; [`options`] parses the query parameters.
 //! * [`server`]: the TLS accept loop (HTTP/1.1 with upgrades); [`tls`]: certificates
 //!   (files re-read on change, or self-signed) and client-CA verification.
 //! * [`auth`]: who is calling and may they; [`error`]: HTTP answers of failures.
@@ -51,6 +52,7 @@
 pub mod auth;
 pub mod error;
 pub mod idle;
+pub mod node_api;
 pub mod options;
 pub mod portforward;
 pub mod remotecommand;
@@ -59,9 +61,12 @@ pub mod router;
 pub mod server;
 pub mod spdy;
 pub mod status;
+pub mod streams;
 pub mod tls;
 pub mod upgrade;
 pub mod ws;
+
+pub use node_api::{NodeApi, StreamingConfig};
 
 #[cfg(test)]
 pub(crate) fn install_crypto_for_tests() {

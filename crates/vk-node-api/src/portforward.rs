@@ -10,10 +10,10 @@ use std::sync::Arc;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use vk_core::capabilities::PortForward;
 
 use crate::error::ApiError;
-use crate::remotecommand::check_pod;
-use crate::router::NodeApi;
+use crate::node_api::NodeApi;
 use crate::upgrade::{self, PORT_FORWARD_PROTOCOL};
 use crate::{spdy, ws};
 
@@ -59,12 +59,8 @@ async fn start(
     uid: Option<String>,
     mut req: Request,
 ) -> Result<Response, ApiError> {
-    if api.provider.port_forward().is_none() {
-        return Err(ApiError::NotImplemented(
-            "port-forward is not supported by this provider".into(),
-        ));
-    }
-    check_pod(&api, &namespace, &pod, uid.as_deref()).await?;
+    let forwarder = api.port_forward()?;
+    api.check_pod(&namespace, &pod, uid.as_deref()).await?;
     let headers = req.headers().clone();
     if ws::is_websocket_upgrade(&headers) {
         let Some(protocol) = ws::negotiate_port_forward_tunnel(&headers) else {
@@ -81,7 +77,7 @@ async fn start(
         tokio::spawn(async move {
             if let Some(io) = upgrade::upgraded(on).await {
                 let tunnel = ws::ByteTunnel::server(io).await;
-                session(api, namespace, pod, tunnel).await;
+                session(api, forwarder, namespace, pod, tunnel).await;
             }
         });
         return Ok(upgrade::into_axum(response));
@@ -96,7 +92,7 @@ async fn start(
     tracing::info!(transport = "spdy", %pod, "port-forward session");
     tokio::spawn(async move {
         if let Some(io) = upgrade::upgraded(on).await {
-            session(api, namespace, pod, io).await;
+            session(api, forwarder, namespace, pod, io).await;
         }
     });
     Ok(upgrade::spdy_switching_protocols(
@@ -113,12 +109,17 @@ struct Pair {
 }
 
 /// Serves stream pairs on one SPDY session until the client closes it.
-async fn session<T>(api: Arc<NodeApi>, namespace: String, pod: String, io: T)
-where
+async fn session<T>(
+    api: Arc<NodeApi>,
+    forwarder: Arc<dyn PortForward>,
+    namespace: String,
+    pod: String,
+    io: T,
+) where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let config = spdy::SessionConfig {
-        idle_timeout: Some(api.streaming.idle_timeout),
+        idle_timeout: Some(api.streaming().idle_timeout),
         ..Default::default()
     };
     let (session, mut incoming) = spdy::serve(io, config);
@@ -164,16 +165,18 @@ where
                 port,
             }) = pairs.remove(&request)
         {
-            let api = Arc::clone(&api);
+            let forwarder = Arc::clone(&forwarder);
             let (namespace, pod) = (namespace.clone(), pod.clone());
-            tokio::spawn(async move { forward(api, namespace, pod, port, data, error).await });
+            tokio::spawn(
+                async move { forward(forwarder, namespace, pod, port, data, error).await },
+            );
         }
     }
     session.close().await;
 }
 
 async fn forward(
-    api: Arc<NodeApi>,
+    forwarder: Arc<dyn PortForward>,
     namespace: String,
     pod: String,
     port: Option<String>,
@@ -181,18 +184,15 @@ async fn forward(
     mut error: spdy::StreamWriter,
 ) {
     let result = match port.as_deref().map(str::parse::<u16>) {
-        Some(Ok(p)) if p > 0 => match api.provider.port_forward() {
-            Some(pf) => pf
-                .port_forward(
-                    &namespace,
-                    &pod,
-                    p,
-                    Box::new(tokio::io::join(reader, writer)),
-                )
-                .await
-                .map_err(|e| e.to_string()),
-            None => Err("port-forward is not supported by this provider".to_owned()),
-        },
+        Some(Ok(p)) if p > 0 => forwarder
+            .port_forward(
+                &namespace,
+                &pod,
+                p,
+                Box::new(tokio::io::join(reader, writer)),
+            )
+            .await
+            .map_err(|e| e.to_string()),
         _ => Err(format!(
             "invalid port {:?}: a port number between 1 and 65535 is required",
             port_text(&port)

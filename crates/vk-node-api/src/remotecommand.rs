@@ -1,32 +1,35 @@
 //! `exec` and `attach`: the request is checked (capability, options, pod UID), upgraded
-//! to SPDY/3.1 or WebSocket, the client's streams are gathered, the provider runs the
-//! command with them, and the outcome goes back on the error stream — a JSON `Status`
-//! (`NonZeroExitCode` with the `ExitCode` cause) from protocol v4 on, plain text before.
-//! If the client goes away the provider's call is dropped (cancelled).
+//! to SPDY/3.1 or WebSocket, the client's streams are gathered (see [`crate::streams`]),
+//! the provider runs the command with them, and the outcome goes back on the error
+//! stream — a JSON `Status` (`NonZeroExitCode` with the `ExitCode` cause) from protocol v4
+//! on, plain text before. If the client goes away the provider's call is dropped
+//! (cancelled).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncWrite, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
-use vk_core::capabilities::{ExecIo, Input, Output};
+use vk_core::capabilities::{ContainerAttach, ContainerExec, ExecIo};
 
 use crate::error::ApiError;
-use crate::idle::{Activity, IdleIo};
-use crate::options::{self, StreamOptions};
+use crate::node_api::NodeApi;
+use crate::options;
 use crate::resize::decode_resizes;
-use crate::router::NodeApi;
 use crate::status::Outcome;
+use crate::streams::{
+    Gone, SessionStreams, SpdyTransport, StreamTransport, Wanted, WebSocketTransport,
+};
 use crate::upgrade::{self, REMOTE_COMMAND_PROTOCOLS};
-use crate::{spdy, ws};
+use crate::ws;
 
-/// What the session runs.
-#[derive(Debug, Clone)]
+/// What the session runs, with the capability that runs it (resolved once, before the
+/// upgrade).
+#[derive(Clone)]
 enum Action {
-    Exec(Vec<String>),
-    Attach,
+    Exec(Arc<dyn ContainerExec>, Vec<String>),
+    Attach(Arc<dyn ContainerAttach>),
 }
 
 /// The target container, from the path (`{uid}` only in the `.../{uid}/{container}`
@@ -66,28 +69,6 @@ async fn respond(api: Arc<NodeApi>, target: Target, is_exec: bool, req: Request)
     }
 }
 
-/// Checks, before upgrading, that the provider runs the pod — and with a UID in the
-/// path, that it is the pod with that UID — so the client gets a plain 404 as from a
-/// kubelet rather than an error after the upgrade.
-pub(crate) async fn check_pod(
-    api: &NodeApi,
-    namespace: &str,
-    pod: &str,
-    uid: Option<&str>,
-) -> Result<(), ApiError> {
-    let found = api.provider.get_pod(namespace, pod).await?;
-    match (found, uid) {
-        (None, _) => Err(ApiError::NotFound(format!(
-            "pod {namespace}/{pod} does not exist on node {}",
-            api.node
-        ))),
-        (Some(p), Some(uid)) if p.metadata.uid.as_deref() != Some(uid) => Err(ApiError::NotFound(
-            format!("pod {namespace}/{pod} with UID {uid} not found"),
-        )),
-        (Some(_), _) => Ok(()),
-    }
-}
-
 async fn start(
     api: Arc<NodeApi>,
     target: Target,
@@ -97,21 +78,12 @@ async fn start(
     let query = options::parse_query(req.uri().query());
     let opts = options::stream_options(&query)?;
     let action = if is_exec {
-        if api.provider.exec().is_none() {
-            return Err(ApiError::NotImplemented(
-                "exec is not supported by this provider".into(),
-            ));
-        }
-        Action::Exec(options::command(req.uri().query())?)
+        Action::Exec(api.exec()?, options::command(req.uri().query())?)
     } else {
-        if api.provider.attach().is_none() {
-            return Err(ApiError::NotImplemented(
-                "attach is not supported by this provider".into(),
-            ));
-        }
-        Action::Attach
+        Action::Attach(api.attach()?)
     };
-    check_pod(&api, &target.namespace, &target.pod, target.uid.as_deref()).await?;
+    api.check_pod(&target.namespace, &target.pod, target.uid.as_deref())
+        .await?;
 
     let headers = req.headers().clone();
     if ws::is_websocket_upgrade(&headers) {
@@ -127,7 +99,19 @@ async fn start(
         tracing::info!(protocol = protocol.as_str(), transport = "websocket", pod = %target.pod, "streaming session");
         tokio::spawn(async move {
             if let Some(io) = upgrade::upgraded(on).await {
-                websocket_session(api, target, action, opts, protocol, io).await;
+                let idle = api.streaming().idle_timeout;
+                let transport = WebSocketTransport::start(io, protocol, idle).await;
+                let wanted = Wanted::new(&opts, protocol.supports_resize());
+                session(
+                    &api,
+                    &target,
+                    action,
+                    opts.tty,
+                    protocol.status_is_json(),
+                    wanted,
+                    transport,
+                )
+                .await;
             }
         });
         return Ok(upgrade::into_axum(response));
@@ -143,7 +127,18 @@ async fn start(
     tracing::info!(protocol = version, transport = "spdy", pod = %target.pod, "streaming session");
     tokio::spawn(async move {
         if let Some(io) = upgrade::upgraded(on).await {
-            spdy_session(api, target, action, opts, version, io).await;
+            let transport = SpdyTransport::start(io, api.streaming().idle_timeout);
+            let wanted = Wanted::new(&opts, supports_resize(version));
+            session(
+                &api,
+                &target,
+                action,
+                opts.tty,
+                json_status(version),
+                wanted,
+                transport,
+            )
+            .await;
         }
     });
     Ok(upgrade::spdy_switching_protocols(protocol))
@@ -161,25 +156,38 @@ fn supports_resize(version: &str) -> bool {
     )
 }
 
-/// The streams of a session, gathered from whichever transport.
-struct Streams {
-    stdin: Option<Input>,
-    stdout: Option<Output>,
-    stderr: Option<Output>,
-    error: Option<Box<dyn AsyncWrite + Send + Unpin>>,
-    resize: Option<Input>,
-}
-
-/// Runs the provider with `streams`, writes the outcome on the error stream. Returns
-/// when the command ended or `gone` resolved (the client went away).
-async fn run(
+/// One session on `transport`: gathers the streams, runs the action, writes the
+/// outcome, closes.
+async fn session<T: StreamTransport>(
     api: &NodeApi,
     target: &Target,
     action: Action,
     tty: bool,
     json: bool,
-    mut streams: Streams,
-    gone: impl std::future::Future<Output = ()>,
+    wanted: Wanted,
+    mut transport: T,
+) {
+    let Some(streams) = transport
+        .gather(wanted, api.streaming().stream_creation_timeout)
+        .await
+    else {
+        tracing::info!(pod = %target.pod, "timed out waiting for the client to create streams");
+        transport.close().await;
+        return;
+    };
+    run(target, action, tty, json, streams, transport.gone()).await;
+    transport.close().await;
+}
+
+/// Runs the action with `streams`, writes the outcome on the error stream. Returns
+/// when the command ended or `gone` resolved (the client went away).
+async fn run(
+    target: &Target,
+    action: Action,
+    tty: bool,
+    json: bool,
+    mut streams: SessionStreams,
+    gone: Gone,
 ) {
     let resize = streams.resize.take().map(|input| {
         let (tx, rx) = mpsc::channel(16);
@@ -193,28 +201,17 @@ async fn run(
         tty,
         resize,
     };
+    let (namespace, pod, container) = (&target.namespace, &target.pod, &target.container);
     let call = async {
-        match &action {
-            Action::Exec(command) => match api.provider.exec() {
-                Some(e) => e
-                    .exec(
-                        &target.namespace,
-                        &target.pod,
-                        &target.container,
-                        command.clone(),
-                        io,
-                    )
-                    .await
-                    .map(Outcome::from_exit),
-                None => Err(vk_errdefs::Error::not_implemented("exec")),
-            },
-            Action::Attach => match api.provider.attach() {
-                Some(a) => a
-                    .attach(&target.namespace, &target.pod, &target.container, io)
-                    .await
-                    .map(|code| code.map(Outcome::from_exit).unwrap_or(Outcome::Success)),
-                None => Err(vk_errdefs::Error::not_implemented("attach")),
-            },
+        match action {
+            Action::Exec(exec, command) => exec
+                .exec(namespace, pod, container, command, io)
+                .await
+                .map(Outcome::from_exit),
+            Action::Attach(attach) => attach
+                .attach(namespace, pod, container, io)
+                .await
+                .map(|code| code.map(Outcome::from_exit).unwrap_or(Outcome::Success)),
         }
     };
     let outcome = tokio::select! {
@@ -225,141 +222,10 @@ async fn run(
         }
     };
     tracing::debug!(pod = %target.pod, ?outcome, "streaming session ended");
-    if let (Some(mut error), Some(bytes)) = (streams.error.take(), outcome.error_stream_bytes(json))
-    {
-        let _ = error.write_all(&bytes).await;
-        let _ = error.shutdown().await;
-    } else if let Some(mut error) = streams.error.take() {
+    if let Some(mut error) = streams.error.take() {
+        if let Some(bytes) = outcome.error_stream_bytes(json) {
+            let _ = error.write_all(&bytes).await;
+        }
         let _ = error.shutdown().await;
     }
-}
-
-async fn websocket_session(
-    api: Arc<NodeApi>,
-    target: Target,
-    action: Action,
-    opts: StreamOptions,
-    protocol: ws::ChannelProtocol,
-    io: upgrade::Upgraded,
-) {
-    let activity = Activity::new();
-    let mut conn = ws::ChannelConn::server(IdleIo::new(io, Arc::clone(&activity)), protocol).await;
-    let streams = Streams {
-        stdin: opts
-            .stdin
-            .then(|| conn.reader(ws::STDIN))
-            .flatten()
-            .map(|r| Box::new(r) as Input),
-        stdout: opts
-            .stdout
-            .then(|| Box::new(conn.writer(ws::STDOUT)) as Output),
-        stderr: opts
-            .stderr
-            .then(|| Box::new(conn.writer(ws::STDERR)) as Output),
-        error: Some(Box::new(conn.writer(ws::ERROR))),
-        resize: (opts.tty && protocol.supports_resize())
-            .then(|| conn.reader(ws::RESIZE))
-            .flatten()
-            .map(|r| Box::new(r) as Input),
-    };
-    let _ = conn.send_ready(opts.stdout, opts.stderr).await;
-    let closed = conn.closed();
-    let idle_timeout = api.streaming.idle_timeout;
-    let gone = async move {
-        tokio::select! {
-            () = closed => {}
-            () = activity.expired(idle_timeout) => {
-                tracing::info!(?idle_timeout, "closing an idle streaming session");
-            }
-        }
-    };
-    run(
-        &api,
-        &target,
-        action,
-        opts.tty,
-        protocol.status_is_json(),
-        streams,
-        gone,
-    )
-    .await;
-    conn.close().await;
-}
-
-async fn spdy_session(
-    api: Arc<NodeApi>,
-    target: Target,
-    action: Action,
-    opts: StreamOptions,
-    version: &'static str,
-    io: upgrade::Upgraded,
-) {
-    let config = spdy::SessionConfig {
-        idle_timeout: Some(api.streaming.idle_timeout),
-        ..Default::default()
-    };
-    let (session, mut incoming) = spdy::serve(io, config);
-    let resize = opts.tty && supports_resize(version);
-    let expected = 1
-        + usize::from(opts.stdin)
-        + usize::from(opts.stdout)
-        + usize::from(opts.stderr)
-        + usize::from(resize);
-    let mut streams = Streams {
-        stdin: None,
-        stdout: None,
-        stderr: None,
-        error: None,
-        resize: None,
-    };
-    let gather = async {
-        let mut received = 0;
-        while received < expected {
-            let Some(stream) = incoming.accept().await else {
-                return false;
-            };
-            let kind = stream
-                .headers()
-                .get("streamtype")
-                .unwrap_or_default()
-                .to_owned();
-            if stream.reply().await.is_err() {
-                return false;
-            }
-            let (reader, writer) = stream.split();
-            match kind.as_str() {
-                "error" => streams.error = Some(Box::new(writer)),
-                "stdin" => streams.stdin = Some(Box::new(reader)),
-                "stdout" => streams.stdout = Some(Box::new(writer)),
-                "stderr" => streams.stderr = Some(Box::new(writer)),
-                "resize" => streams.resize = Some(Box::new(reader)),
-                other => {
-                    tracing::debug!(stream_type = other, "unexpected stream type; ignoring it");
-                    continue;
-                }
-            }
-            received += 1;
-        }
-        true
-    };
-    let gathered = tokio::time::timeout(api.streaming.stream_creation_timeout, gather).await;
-    if !matches!(gathered, Ok(true)) {
-        tracing::info!(pod = %target.pod, "timed out waiting for the client to create streams");
-        session.close().await;
-        return;
-    }
-    let gone = session.closed();
-    run(
-        &api,
-        &target,
-        action,
-        opts.tty,
-        json_status(version),
-        streams,
-        gone,
-    )
-    .await;
-    // Give the error stream's last frames a moment to leave before closing.
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    session.close().await;
 }

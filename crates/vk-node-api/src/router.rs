@@ -1,7 +1,6 @@
 //! The kubelet API routes and their handlers.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -11,49 +10,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt as _;
-use vk_core::SharedPodHandler;
 
-use crate::auth::{Authenticator, PeerCertificates, attributes};
+use crate::auth::{PeerCertificates, attributes};
 use crate::error::ApiError;
+use crate::node_api::NodeApi;
 use crate::options;
-
-/// Timeouts of streaming sessions (exec, attach, port-forward).
-#[derive(Debug, Clone, Copy)]
-pub struct StreamingConfig {
-    /// How long the client may take to open the streams it asked for (kubelet: 30 s).
-    pub stream_creation_timeout: Duration,
-    /// A session with no traffic for this long is closed (kubelet: 4 h).
-    pub idle_timeout: Duration,
-}
-
-impl Default for StreamingConfig {
-    fn default() -> Self {
-        Self {
-            stream_creation_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(4 * 3600),
-        }
-    }
-}
-
-/// Everything the handlers of one node need.
-pub struct NodeApi {
-    /// The node's name.
-    pub node: String,
-    /// The provider.
-    pub provider: SharedPodHandler,
-    /// Authentication and authorization.
-    pub auth: Authenticator,
-    /// Streaming timeouts.
-    pub streaming: StreamingConfig,
-}
-
-impl std::fmt::Debug for NodeApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeApi")
-            .field("node", &self.node)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The router of the kubelet API for `api`. Unknown routes are 404.
 pub fn router(api: Arc<NodeApi>) -> Router {
@@ -113,7 +74,7 @@ async fn trace_request(State(api): State<Arc<NodeApi>>, req: Request, next: Next
         "kubelet_api.request",
         http.method = %req.method(),
         http.path = %req.uri().path(),
-        node.name = %api.node,
+        node.name = %api.node(),
         http.status_code = tracing::field::Empty,
     );
     vk_trace::propagation::set_parent(&span, req.headers());
@@ -125,12 +86,12 @@ async fn trace_request(State(api): State<Arc<NodeApi>>, req: Request, next: Next
 /// Authenticates and authorizes every request before its handler runs.
 async fn authenticate(State(api): State<Arc<NodeApi>>, req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<PeerCertificates>().cloned();
-    let user = match api.auth.authenticate(peer.as_ref(), req.headers()).await {
+    let user = match api.auth().authenticate(peer.as_ref(), req.headers()).await {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
     let attrs = attributes(req.method(), req.uri().path());
-    if let Err(e) = api.auth.authorize(&user, &attrs).await {
+    if let Err(e) = api.auth().authorize(&user, &attrs).await {
         tracing::debug!(user = %user.name, verb = attrs.verb, subresource = attrs.subresource, "kubelet API request denied");
         return e.into_response();
     }
@@ -144,9 +105,7 @@ async fn container_logs(
     Path((namespace, pod, container)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let logs = api.provider.container_logs().ok_or_else(|| {
-        ApiError::NotImplemented("container logs are not supported by this provider".into())
-    })?;
+    let logs = api.logs()?;
     let options = options::log_options(&options::parse_query(query.as_deref()))?;
     let stream = logs
         .container_logs(&namespace, &pod, &container, &options)
@@ -177,13 +136,13 @@ fn pod_list(items: Vec<k8s_openapi::api::core::v1::Pod>) -> Response {
 
 /// `GET /pods`: the pods the provider runs for this node.
 async fn pods(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiError> {
-    Ok(pod_list(api.provider.get_pods().await?))
+    Ok(pod_list(api.provider().get_pods().await?))
 }
 
 /// `GET /runningpods/`: the provider's pods whose phase is Running.
 async fn running_pods(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiError> {
     let pods = api
-        .provider
+        .provider()
         .get_pods()
         .await?
         .into_iter()
@@ -194,9 +153,7 @@ async fn running_pods(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiEr
 
 /// `GET /stats/summary`: the kubelet's `stats/v1alpha1` Summary.
 async fn stats_summary(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiError> {
-    let stats = api.provider.stats().ok_or_else(|| {
-        ApiError::NotImplemented("statistics are not supported by this provider".into())
-    })?;
+    let stats = api.stats()?;
     let summary = stats.stats_summary().await?;
     let body = serde_json::to_string(&summary).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((
@@ -210,9 +167,7 @@ async fn stats_summary(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiE
 /// `GET /metrics/resource`: the kubelet's resource metrics in the Prometheus text
 /// format (what metrics-server reads).
 async fn resource_metrics(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiError> {
-    let stats = api.provider.stats().ok_or_else(|| {
-        ApiError::NotImplemented("statistics are not supported by this provider".into())
-    })?;
+    let stats = api.stats()?;
     let summary = stats.stats_summary().await?;
     Ok((
         StatusCode::OK,

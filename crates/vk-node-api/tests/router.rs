@@ -18,8 +18,8 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::io::AsyncWriteExt as _;
 use tower::ServiceExt as _;
 use vk_core::capabilities::{
-    ByteStream, ContainerAttach, ContainerExec, ContainerLogs, Duplex, ExecIo, LogOptions,
-    PortForward,
+    ByteStream, Capabilities, ContainerAttach, ContainerExec, ContainerLogs, Duplex, ExecIo,
+    LogOptions, PortForward,
 };
 use vk_core::stats::{
     ContainerStats, CpuStats, MemoryStats, NodeStats, PodReference, PodStats, StatsProvider,
@@ -28,7 +28,8 @@ use vk_core::stats::{
 use vk_core::{PodLifecycleHandler, SharedPodHandler};
 use vk_errdefs::{Error, Result};
 use vk_node_api::auth::{AuthConfig, Authenticator, AuthzMode, PeerCertificates};
-use vk_node_api::router::{NodeApi, StreamingConfig, router};
+use vk_node_api::node_api::{NodeApi, StreamingConfig};
+use vk_node_api::router::router;
 
 const NODE: &str = "vk-test";
 const WEB_UID: &str = "0b6f3a52-uid-web";
@@ -169,20 +170,8 @@ impl PodLifecycleHandler for Full {
     async fn get_pods(&self) -> Result<Vec<Pod>> {
         Ok(self.pods.clone())
     }
-    fn container_logs(&self) -> Option<&dyn ContainerLogs> {
-        Some(self)
-    }
-    fn exec(&self) -> Option<&dyn ContainerExec> {
-        Some(self)
-    }
-    fn attach(&self) -> Option<&dyn ContainerAttach> {
-        Some(self)
-    }
-    fn port_forward(&self) -> Option<&dyn PortForward> {
-        Some(self)
-    }
-    fn stats(&self) -> Option<&dyn StatsProvider> {
-        Some(self)
+    fn capabilities(self: Arc<Self>) -> Capabilities {
+        Capabilities::all(self)
     }
 }
 
@@ -332,12 +321,12 @@ fn open_auth() -> AuthConfig {
 }
 
 fn app_with(provider: SharedPodHandler, auth: AuthConfig) -> Router {
-    router(Arc::new(NodeApi {
-        node: NODE.into(),
+    router(Arc::new(NodeApi::new(
+        NODE,
         provider,
-        auth: Authenticator::new(auth, NODE, None),
-        streaming: StreamingConfig::default(),
-    }))
+        Authenticator::new(auth, NODE, None),
+        StreamingConfig::default(),
+    )))
 }
 
 fn bare() -> Router {

@@ -280,8 +280,11 @@ async fn write(out: &mut Option<Output>, bytes: &[u8]) {
 async fn run(argv: Vec<String>, mut io: ExecIo) -> i32 {
     let mut size: Option<TermSize> = None;
     if let Some(rx) = io.resize.as_mut() {
-        // Take whatever size the client announced at start.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // kubectl announces the terminal's size right after opening the streams: wait
+        // for it (a client that never sends one gets no size after a second).
+        if let Ok(Some(s)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+            size = Some(s);
+        }
         while let Ok(s) = rx.try_recv() {
             size = Some(s);
         }

@@ -530,24 +530,8 @@ impl PodLifecycleHandler for MockProvider {
         Some(self)
     }
 
-    fn container_logs(&self) -> Option<&dyn vk_core::capabilities::ContainerLogs> {
-        Some(self)
-    }
-
-    fn exec(&self) -> Option<&dyn vk_core::capabilities::ContainerExec> {
-        Some(self)
-    }
-
-    fn attach(&self) -> Option<&dyn vk_core::capabilities::ContainerAttach> {
-        Some(self)
-    }
-
-    fn port_forward(&self) -> Option<&dyn vk_core::capabilities::PortForward> {
-        Some(self)
-    }
-
-    fn stats(&self) -> Option<&dyn vk_core::stats::StatsProvider> {
-        Some(self)
+    fn capabilities(self: Arc<Self>) -> vk_core::capabilities::Capabilities {
+        vk_core::capabilities::Capabilities::all(self)
     }
 
     fn pod_ip_hint(&self, pod: &Pod) -> Option<IpAddr> {
