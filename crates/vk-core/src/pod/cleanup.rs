@@ -10,9 +10,10 @@ use kube::Api;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::entry::same_pod;
 use super::observe::{self, CallTarget, ProviderOp};
 use super::spec::{provider_copy_is_stale, spec_fingerprint};
-use super::{InProvider, PodKey, Shared, bump};
+use super::{PodKey, Shared, bump};
 use crate::compact::Compact;
 use crate::kube_errors::from_kube;
 use crate::provider::PodRef;
@@ -32,17 +33,16 @@ pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &Cancellat
                 dangling.push(provider_pod);
                 return;
             };
-            let Some(api) = entry.api.as_ref().map(|c| c.decode()) else {
+            let Some(api) = entry.api().map(|c| c.decode()) else {
                 dangling.push(provider_pod);
                 return;
             };
-            let same_uid = match (&provider_pod.metadata.uid, &api.metadata.uid) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            };
-            if !same_uid {
+            if !same_pod(
+                provider_pod.metadata.uid.as_deref(),
+                api.metadata.uid.as_deref(),
+            ) {
                 // An older pod of the same name: delete it, then create the new one.
-                entry.stale_provider_pod = Some(Compact::new(&provider_pod));
+                entry.stale_copy_found(Compact::new(&provider_pod));
                 return;
             }
             // Adopt. A copy that is behind in a mutable field gets an update (the
@@ -52,8 +52,7 @@ pub(super) async fn initial_reconcile(shared: &Arc<Shared>, shutdown: &Cancellat
             } else {
                 spec_fingerprint(&api)
             };
-            entry.provider = InProvider::Created { fingerprint };
-            entry.provider_status = provider_pod.status.as_ref().map(Compact::new);
+            entry.adopted(fingerprint, provider_pod.status.as_ref().map(Compact::new));
             adopted += 1;
         };
         match shared.provider.visit_pods(&mut visit).await {
@@ -100,10 +99,7 @@ async fn delete_if_dangling(shared: &Shared, r: &PodRef, pod: Option<Pod>) {
     let api: Api<Pod> = Api::namespaced(shared.client.clone(), &key.namespace);
     match api.get_opt(&key.name).await {
         Ok(Some(live)) => {
-            let same = match (&live.metadata.uid, &r.uid) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            };
+            let same = same_pod(live.metadata.uid.as_deref(), r.uid.as_deref());
             let ours = live.spec.as_ref().and_then(|s| s.node_name.as_deref())
                 == Some(shared.node.node_name.as_str());
             if same && ours {
@@ -175,13 +171,7 @@ async fn check_dangling(shared: &Shared) {
                 };
                 match entries.get(&key) {
                     None => true,
-                    Some(e) => {
-                        e.api.is_none()
-                            && !matches!(
-                                e.provider,
-                                InProvider::Created { .. } | InProvider::Deleting
-                            )
-                    }
+                    Some(e) => !e.in_api() && !e.provider().may_run(),
                 }
             })
             .collect()
@@ -213,10 +203,7 @@ async fn poll_statuses(shared: &Shared) {
     {
         let mut entries = shared.lock_entries();
         for (key, entry) in entries.iter_mut() {
-            if !matches!(
-                entry.provider,
-                InProvider::Created { .. } | InProvider::Deleting
-            ) {
+            if !entry.provider().may_run() {
                 continue;
             }
             match by_key.remove(key) {
@@ -224,15 +211,15 @@ async fn poll_statuses(shared: &Shared) {
                     let Some(status) = p.status.as_ref().map(Compact::new) else {
                         continue;
                     };
-                    if entry.provider_status.as_ref() != Some(&status) {
-                        entry.provider_status = Some(status);
-                        entry.provider_lost = false;
+                    // Matched by name: the poll does not compare UIDs (`None`).
+                    if entry.provider_status() != Some(&status) {
+                        entry.provider_reported(None, status);
                         changed.push(key.clone());
                     }
                 }
                 None => {
-                    if !entry.provider_lost {
-                        entry.provider_lost = true;
+                    if !entry.provider_lost() {
+                        entry.provider_lost_it();
                         changed.push(key.clone());
                     }
                 }

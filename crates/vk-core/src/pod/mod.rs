@@ -11,6 +11,10 @@
 //!   latest provider status and does what is missing: create (with the environment
 //!   resolved) or update in the provider when the relevant spec changed, write status,
 //!   or drive deletion.
+//! * The per-pod state and its named transitions (the state machine of the provider's
+//!   copy, and which event moves it) are in `entry.rs`: a worker takes a snapshot of the
+//!   entry, decides, calls the provider or the API, then applies a transition guarded by
+//!   the pod's UID.
 //! * Provider status arrives through a [`PodNotifier`](crate::PodNotifier) or, for
 //!   providers without one, from one periodic `get_pods` call (not a timer per pod).
 //!
@@ -37,6 +41,7 @@
 //! API stores them.
 
 mod cleanup;
+mod entry;
 pub mod observe;
 #[cfg(test)]
 mod span_tests;
@@ -49,13 +54,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use self::observe::{Phase, PodMetrics, SyncResult};
+use self::entry::Entry;
+use self::observe::{PodMetrics, SyncResult};
 use crate::compact::Compact;
 use crate::events::EventSink;
 use crate::provider::{PodStatusReceiver, PodStatusSink, SharedPodHandler};
@@ -134,45 +140,6 @@ impl std::fmt::Display for PodKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
     }
-}
-
-/// What the controller knows about the provider's copy of a pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InProvider {
-    /// Not created (yet).
-    Absent,
-    /// Created or adopted, with the fingerprint of the spec last sent.
-    Created { fingerprint: u64 },
-    /// `delete_pod` was called; waiting for the provider to report it stopped.
-    Deleting,
-    /// The provider no longer has it.
-    Gone,
-}
-
-/// Per-pod state. Pods and statuses are kept JSON-encoded ([`Compact`]): thousands of
-/// them as k8s-openapi structs would take three times the memory.
-#[derive(Debug)]
-struct Entry {
-    /// Latest API object (`None` once the API no longer has it).
-    api: Option<Compact<Pod>>,
-    /// Last API object seen (kept after deletion to tell the provider).
-    last_known: Compact<Pod>,
-    /// UID of `last_known`.
-    uid: Option<String>,
-    /// Phase of `last_known` (counted in [`PodMetrics`] while the entry exists).
-    phase: Phase,
-    provider: InProvider,
-    /// An older pod of the same name (different UID) the provider still runs.
-    stale_provider_pod: Option<Compact<Pod>>,
-    /// Latest status the provider reported.
-    provider_status: Option<Compact<PodStatus>>,
-    /// The provider lost the pod without being asked to delete it.
-    provider_lost: bool,
-    /// Fingerprint of the last status patch sent, to avoid repeating it before the
-    /// watch echoes it back.
-    last_patch: Option<u64>,
-    /// The final (grace 0) API delete was issued; only the watch's Delete is awaited.
-    api_deleted: bool,
 }
 
 /// Counters of what the controller did, for tests and metrics.
@@ -430,7 +397,7 @@ impl Shared {
             FeedEvent::Delete(pod) => {
                 let key = PodKey::of(&pod);
                 if let Some(entry) = self.lock_entries().get_mut(&key) {
-                    entry.api = None;
+                    entry.removed_from_api();
                 }
                 self.enqueue(key);
             }
@@ -443,8 +410,8 @@ impl Shared {
                     .unwrap_or_default();
                 let mut gone = Vec::new();
                 for (key, entry) in self.lock_entries().iter_mut() {
-                    if entry.api.is_some() && !seen.contains(key) {
-                        entry.api = None;
+                    if entry.in_api() && !seen.contains(key) {
+                        entry.removed_from_api();
                         gone.push(key.clone());
                     }
                 }
@@ -459,50 +426,12 @@ impl Shared {
         // managedFields can be larger than the rest of the pod and we never read them.
         pod.metadata.managed_fields = None;
         let key = PodKey::of(&pod);
-        let uid = pod.metadata.uid.clone();
-        let phase = Phase::of(&pod);
-        let pod = Compact::new(&pod);
         {
             let mut entries = self.lock_entries();
             match entries.get_mut(&key) {
-                Some(entry) => {
-                    if entry.uid != uid {
-                        // Same name, new pod: the old one must leave the provider first.
-                        if matches!(
-                            entry.provider,
-                            InProvider::Created { .. } | InProvider::Deleting
-                        ) {
-                            entry.stale_provider_pod = Some(entry.last_known.clone());
-                        }
-                        entry.provider = InProvider::Absent;
-                        entry.provider_status = None;
-                        entry.provider_lost = false;
-                        entry.last_patch = None;
-                        entry.api_deleted = false;
-                        entry.uid = uid;
-                    }
-                    entry.api = Some(pod.clone());
-                    entry.last_known = pod;
-                    self.metrics.move_phase(Some(entry.phase), Some(phase));
-                    entry.phase = phase;
-                }
+                Some(entry) => entry.observed_in_api(&pod, &self.metrics),
                 None => {
-                    self.metrics.move_phase(None, Some(phase));
-                    entries.insert(
-                        key.clone(),
-                        Entry {
-                            api: Some(pod.clone()),
-                            last_known: pod,
-                            uid,
-                            phase,
-                            provider: InProvider::Absent,
-                            stale_provider_pod: None,
-                            provider_status: None,
-                            provider_lost: false,
-                            last_patch: None,
-                            api_deleted: false,
-                        },
-                    );
+                    entries.insert(key.clone(), Entry::new(&pod, &self.metrics));
                 }
             }
         }
@@ -581,22 +510,11 @@ impl PodStatusReceiver for Shared {
     fn pod_status_changed(&self, pod: Pod) {
         let key = PodKey::of(&pod);
         let Some(status) = pod.status else { return };
-        let known = {
-            let mut entries = self.lock_entries();
-            match entries.get_mut(&key) {
-                Some(entry) => {
-                    let same_pod = match (&pod.metadata.uid, &entry.uid) {
-                        (Some(a), Some(b)) => a == b,
-                        _ => true,
-                    };
-                    if same_pod {
-                        entry.provider_status = Some(Compact::new(&status));
-                        entry.provider_lost = false;
-                    }
-                    same_pod
-                }
-                None => false,
+        let known = match self.lock_entries().get_mut(&key) {
+            Some(entry) => {
+                entry.provider_reported(pod.metadata.uid.as_deref(), Compact::new(&status))
             }
+            None => false,
         };
         if known {
             self.enqueue(key);
@@ -610,7 +528,7 @@ impl PodStatusReceiver for Shared {
         };
         let known = match self.lock_entries().get_mut(&key) {
             Some(entry) => {
-                entry.provider_lost = true;
+                entry.provider_lost_it();
                 true
             }
             None => false,
@@ -752,7 +670,7 @@ pub(crate) mod tests {
         let (s, m) = (&c.shared, c.metrics());
         s.apply_feed(FeedEvent::Apply(pod("a", "u1", "Running")));
         if let Some(e) = s.lock_entries().get_mut(&key("a")) {
-            e.provider = InProvider::Created { fingerprint: 1 };
+            e.spec_sent(1);
         }
         s.apply_feed(FeedEvent::Delete(pod("a", "u1", "Running")));
         s.process(key("a")).await;

@@ -8,8 +8,8 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata};
 use tracing_core::span::Current;
 
+use super::FeedEvent;
 use super::tests::{controller, key, pod};
-use super::{FeedEvent, InProvider};
 use crate::trace_fields as f;
 
 /// One span as recorded.
@@ -92,7 +92,7 @@ async fn a_sync_and_its_provider_call_are_nested_spans_with_the_documented_field
     let s = &c.shared;
     s.apply_feed(FeedEvent::Apply(pod("a", "u1", "Running")));
     if let Some(e) = s.lock_entries().get_mut(&key("a")) {
-        e.provider = InProvider::Created { fingerprint: 1 };
+        e.spec_sent(1);
     }
     s.apply_feed(FeedEvent::Delete(pod("a", "u1", "Running")));
     s.process(key("a")).await;

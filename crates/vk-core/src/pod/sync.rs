@@ -5,20 +5,21 @@ use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use tracing::{debug, info, warn};
 
+use super::entry::{InProvider, Snapshot, Transition};
 use super::observe::{self, CallTarget, ProviderOp, SyncOperation};
 use super::spec::spec_fingerprint;
 use super::status::{
     is_terminal_phase, not_found_patch, phase, provider_failed_patch, reports_terminated,
     status_patch,
 };
-use super::{InProvider, PodKey, Shared, bump};
+use super::{PodKey, Shared, bump};
 use crate::env::{self, EnvContext};
 use crate::events::{pod_ref, reasons};
 use crate::kube_errors::{is_conflict, is_not_found};
@@ -34,58 +35,19 @@ pub(super) enum Outcome {
     Retry,
 }
 
-/// A consistent copy of the entry's fields, taken under the lock.
-struct Snapshot {
-    api: Option<Arc<Pod>>,
-    last_known: Arc<Pod>,
-    provider: InProvider,
-    stale: Option<Arc<Pod>>,
-    provider_status: Option<PodStatus>,
-    provider_lost: bool,
-    last_patch: Option<u64>,
-    api_deleted: bool,
-}
-
 impl Shared {
+    /// The entry of `key`, copied under the lock and decoded outside it.
     fn snapshot(&self, key: &PodKey) -> Option<Snapshot> {
-        // Copy the (shared) encodings under the lock, decode outside it.
-        let (api, last_known, stale, status, provider, lost, last_patch, api_deleted) = {
-            let entries = self.lock_entries();
-            let e = entries.get(key)?;
-            (
-                e.api.clone(),
-                e.last_known.clone(),
-                e.stale_provider_pod.clone(),
-                e.provider_status.clone(),
-                e.provider,
-                e.provider_lost,
-                e.last_patch,
-                e.api_deleted,
-            )
-        };
-        let api = api.map(|c| Arc::new(c.decode()));
-        let last_known = match &api {
-            Some(p) => Arc::clone(p),
-            None => Arc::new(last_known.decode()),
-        };
-        Some(Snapshot {
-            api,
-            last_known,
-            provider,
-            stale: stale.map(|c| Arc::new(c.decode())),
-            provider_status: status.map(|c| c.decode()),
-            provider_lost: lost,
-            last_patch,
-            api_deleted,
-        })
+        let entry = self.lock_entries().get(key)?.clone();
+        Some(Snapshot::decode(entry))
     }
 
-    /// Updates the entry if it still describes the pod with `uid`.
-    fn update_entry(&self, key: &PodKey, uid: &Option<String>, f: impl FnOnce(&mut super::Entry)) {
-        if let Some(entry) = self.lock_entries().get_mut(key)
-            && &entry.uid == uid
-        {
-            f(entry);
+    /// Applies `transition` to the entry of `key` if it still describes the pod with
+    /// `uid` ([`Entry::apply_for`](super::entry::Entry::apply_for)): the result of a
+    /// sync of a pod that was since replaced by another of the same name is dropped.
+    fn transition(&self, key: &PodKey, uid: Option<&str>, transition: Transition) {
+        if let Some(entry) = self.lock_entries().get_mut(key) {
+            entry.apply_for(uid, transition);
         }
     }
 
@@ -99,8 +61,9 @@ impl Shared {
         if let Some(stale) = &snap.stale {
             match self.provider_delete(stale, false).await {
                 Ok(_) => {
+                    // Clears whatever stale copy the entry holds now (no UID guard).
                     if let Some(e) = self.lock_entries().get_mut(key) {
-                        e.stale_provider_pod = None;
+                        e.stale_pod_removed();
                     }
                 }
                 Err(()) => return Outcome::Retry,
@@ -118,10 +81,7 @@ impl Shared {
     /// The API no longer has the pod (finished graceful delete, force delete, or gone
     /// during a relist): make sure the provider does not have it either.
     async fn sync_removed(&self, key: &PodKey, snap: &Snapshot) -> Outcome {
-        if matches!(
-            snap.provider,
-            InProvider::Created { .. } | InProvider::Deleting
-        ) {
+        if snap.provider.may_run() {
             let announce = matches!(snap.provider, InProvider::Created { .. });
             if self
                 .provider_delete(&snap.last_known, announce)
@@ -132,10 +92,10 @@ impl Shared {
             }
         }
         let mut entries = self.lock_entries();
-        if entries.get(key).is_some_and(|e| e.api.is_none())
+        if entries.get(key).is_some_and(|e| !e.in_api())
             && let Some(gone) = entries.remove(key)
         {
-            self.metrics.move_phase(Some(gone.phase), None);
+            gone.forget(&self.metrics);
         }
         Outcome::Done
     }
@@ -189,12 +149,13 @@ impl Shared {
         let mut state = snap.provider;
         let mut status = snap.provider_status.clone();
         if let InProvider::Created { .. } = state {
-            state = match self.provider_delete(pod, true).await {
-                Ok(true) => InProvider::Deleting,
-                Ok(false) => InProvider::Gone,
+            let (next, transition) = match self.provider_delete(pod, true).await {
+                Ok(true) => (InProvider::Deleting, Transition::DeleteRequested),
+                Ok(false) => (InProvider::Gone, Transition::ProviderGone),
                 Err(()) => return Outcome::Retry,
             };
-            self.update_entry(key, &pod.metadata.uid, |e| e.provider = state);
+            state = next;
+            self.transition(key, pod.metadata.uid.as_deref(), transition);
         }
         let mut finished =
             matches!(state, InProvider::Absent | InProvider::Gone) || snap.provider_lost;
@@ -336,9 +297,11 @@ impl Shared {
                 "Update pod in provider successfully",
             );
         }
-        self.update_entry(key, &pod.metadata.uid, |e| {
-            e.provider = InProvider::Created { fingerprint };
-        });
+        self.transition(
+            key,
+            pod.metadata.uid.as_deref(),
+            Transition::SpecSent { fingerprint },
+        );
         true
     }
 
@@ -420,7 +383,11 @@ impl Shared {
         {
             Ok(_) => {
                 bump(&self.stats.status_patches);
-                self.update_entry(key, &pod.metadata.uid, |e| e.last_patch = Some(fp));
+                self.transition(
+                    key,
+                    pod.metadata.uid.as_deref(),
+                    Transition::StatusWritten { fingerprint: fp },
+                );
                 true
             }
             // The pod is gone or was replaced (UID mismatch): nothing to write.
@@ -436,6 +403,7 @@ impl Shared {
     /// Removes the pod from the API with grace 0, only if it is still the same pod.
     async fn final_delete(&self, key: &PodKey, pod: &Pod) -> bool {
         observe::note(SyncOperation::Delete);
+        let uid = pod.metadata.uid.as_deref();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
         let params = DeleteParams {
             grace_period_seconds: Some(0),
@@ -448,17 +416,11 @@ impl Shared {
         match api.delete(&key.name, &params).await {
             Ok(_) => {
                 bump(&self.stats.api_deletes);
-                self.update_entry(key, &pod.metadata.uid, |e| {
-                    e.provider = InProvider::Gone;
-                    e.api_deleted = true;
-                });
+                self.transition(key, uid, Transition::RemovedWithGraceZero);
                 true
             }
             Err(e) if is_not_found(&e) || is_conflict(&e) => {
-                self.update_entry(key, &pod.metadata.uid, |e| {
-                    e.provider = InProvider::Gone;
-                    e.api_deleted = true;
-                });
+                self.transition(key, uid, Transition::RemovedWithGraceZero);
                 true
             }
             Err(e) => {
