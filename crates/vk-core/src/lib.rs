@@ -42,6 +42,7 @@ pub mod compact;
 pub mod env;
 pub mod events;
 pub mod kube_errors;
+pub mod logs;
 pub mod metrics;
 pub mod node;
 pub mod pod;

@@ -15,7 +15,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -23,6 +22,7 @@ use vk_core::capabilities::{
     ByteStream, ContainerAttach, ContainerExec, ContainerLogs, Duplex, ExecIo, LogOptions, Output,
     PortForward, TermSize,
 };
+use vk_core::logs::{self, LogLine};
 use vk_errdefs::{Error, Result};
 
 use crate::provider::MockProvider;
@@ -61,52 +61,6 @@ impl MockProvider {
     }
 }
 
-/// Formats one log line.
-fn line(ts: Timestamp, text: &str, timestamps: bool) -> String {
-    if timestamps {
-        format!("{} {text}\n", ts.strftime("%Y-%m-%dT%H:%M:%S%.9fZ"))
-    } else {
-        format!("{text}\n")
-    }
-}
-
-/// The lines to show for `options`, given (time, text) pairs.
-pub(crate) fn select_lines(
-    lines: &[(Timestamp, String)],
-    options: &LogOptions,
-    now: Timestamp,
-) -> Vec<String> {
-    let since = options.since(now);
-    let mut chosen: Vec<String> = lines
-        .iter()
-        .filter(|(t, _)| since.is_none_or(|s| *t >= s))
-        .map(|(t, text)| line(*t, text, options.timestamps))
-        .collect();
-    if let Some(n) = options.tail_lines {
-        let n = usize::try_from(n).unwrap_or(usize::MAX);
-        let skip = chosen.len().saturating_sub(n);
-        chosen.drain(..skip);
-    }
-    chosen
-}
-
-/// Cuts `text` so that at most `remaining` more bytes are sent (whole UTF-8 chars).
-fn limit(text: String, remaining: &mut Option<u64>) -> Option<String> {
-    let Some(left) = remaining.as_mut() else {
-        return Some(text);
-    };
-    if *left == 0 {
-        return None;
-    }
-    let take = usize::try_from(*left).unwrap_or(usize::MAX).min(text.len());
-    let mut cut = take;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    *left -= cut as u64;
-    Some(text[..cut].to_owned())
-}
-
 #[async_trait]
 impl ContainerLogs for MockProvider {
     async fn container_logs(
@@ -122,38 +76,29 @@ impl ContainerLogs for MockProvider {
                 "previous terminated container {container:?} in pod {pod:?} not found"
             )));
         }
-        let lines: Vec<(Timestamp, String)> = self
+        // The configured lines, one millisecond apart from the container's start.
+        let head: Vec<LogLine> = self
             .log_lines()
             .iter()
             .enumerate()
             .map(|(i, text)| {
                 let offset = SignedDuration::from_millis(i64::try_from(i).unwrap_or(0));
-                (started.checked_add(offset).unwrap_or(started), text.clone())
+                let time = started.checked_add(offset).unwrap_or(started);
+                LogLine::new(Some(time), text.clone())
             })
             .collect();
-        let mut remaining = options.limit_bytes;
-        let initial: Vec<Bytes> = select_lines(&lines, options, Timestamp::now())
-            .into_iter()
-            .filter_map(|l| limit(l, &mut remaining))
-            .map(Bytes::from)
-            .collect();
-        let head = futures::stream::iter(initial.into_iter().map(Ok));
-        if !options.follow || remaining == Some(0) {
-            return Ok(Box::pin(head));
-        }
-        let timestamps = options.timestamps;
-        let tail =
-            futures::stream::unfold((1u64, remaining), move |(n, mut remaining)| async move {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let text = line(
-                    Timestamp::now(),
-                    &format!("mock follow line {n}"),
-                    timestamps,
-                );
-                let chunk = limit(text, &mut remaining)?;
-                Some((Ok(Bytes::from(chunk)), (n + 1, remaining)))
-            });
-        Ok(Box::pin(futures::StreamExt::chain(head, tail)))
+        // Following adds a line a second until the client goes away.
+        let live = futures::stream::unfold(1u64, |n| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let line = LogLine::new(Some(Timestamp::now()), format!("mock follow line {n}"));
+            Some((Ok(line), n + 1))
+        });
+        Ok(logs::log_stream(
+            head,
+            Some(Box::pin(live)),
+            options,
+            Timestamp::now(),
+        ))
     }
 }
 
@@ -518,61 +463,6 @@ mod tests {
         assert_eq!(code, 127);
         assert!(err.contains("command not found"));
         assert_eq!(done(&["exit", "300"]).2, 44);
-    }
-
-    #[test]
-    fn log_selection_honours_tail_since_and_timestamps() {
-        let t0 = Timestamp::from_second(1_000_000).expect("ts");
-        let lines: Vec<(Timestamp, String)> = (0..5)
-            .map(|i| {
-                (
-                    t0.checked_add(SignedDuration::from_secs(i * 60))
-                        .expect("ts"),
-                    format!("l{i}"),
-                )
-            })
-            .collect();
-        let now = t0.checked_add(SignedDuration::from_secs(300)).expect("ts");
-        let all = select_lines(&lines, &LogOptions::default(), now);
-        assert_eq!(all.len(), 5);
-        let tail = select_lines(
-            &lines,
-            &LogOptions {
-                tail_lines: Some(2),
-                ..Default::default()
-            },
-            now,
-        );
-        assert_eq!(tail, ["l3\n", "l4\n"]);
-        let since = select_lines(
-            &lines,
-            &LogOptions {
-                since_seconds: Some(90),
-                ..Default::default()
-            },
-            now,
-        );
-        assert_eq!(since, ["l4\n"]);
-        let ts = select_lines(
-            &lines,
-            &LogOptions {
-                tail_lines: Some(1),
-                timestamps: true,
-                ..Default::default()
-            },
-            now,
-        );
-        assert!(
-            ts[0].starts_with("1970-01-12T13:50:40.000000000Z l4"),
-            "{}",
-            ts[0]
-        );
-        let mut remaining = Some(3);
-        assert_eq!(
-            limit("hello".into(), &mut remaining).as_deref(),
-            Some("hel")
-        );
-        assert_eq!(limit("more".into(), &mut remaining), None);
     }
 
     #[tokio::test]

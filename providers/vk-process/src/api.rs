@@ -15,14 +15,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus};
 use k8s_openapi::jiff::Timestamp;
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use vk_core::capabilities::{
     ByteStream, ContainerAttach, ContainerExec, ContainerLogs, Duplex, ExecIo, LogOptions, Output,
     PortForward,
 };
+use vk_core::logs::{self, FollowConfig, LineStream, LogLine, Stamp};
 use vk_errdefs::{Error, Result};
 
 use crate::layout::PodDir;
@@ -30,8 +30,6 @@ use crate::logfmt;
 use crate::provider::SharedProvider;
 use crate::shim::{ExitRecord, read_json};
 use crate::supervisor::PodRuntime;
-
-const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
 impl SharedProvider {
     fn container(
@@ -95,78 +93,25 @@ fn log_instance(status: &ContainerStatus, previous: bool) -> Result<(u32, bool)>
     Ok((restarts, state.running.is_some()))
 }
 
-/// The complete lines appended to the log `path` after `offset` (without their
-/// newline), in batches as they are written, until `exit` appears and the file has no
-/// more data. The one poller behind `logs -f` and attach.
-fn follow_lines(
+/// The CRI records appended to the log `path` after `offset`, as (stream name, line),
+/// as they are written, until the instance's `exit` record appears and the file has no
+/// more data (rotation and truncation followed by the kit's file follower). The one
+/// source behind `logs -f` and attach; malformed records are skipped.
+fn follow_records(
     path: PathBuf,
     exit: PathBuf,
     offset: u64,
-) -> impl futures::Stream<Item = Vec<Vec<u8>>> + Send {
-    futures::stream::unfold(
-        (offset, Vec::<u8>::new()),
-        move |(mut offset, mut pending)| {
-            let (path, exit) = (path.clone(), exit.clone());
-            async move {
-                loop {
-                    let ended = exit.exists();
-                    let mut chunk = Vec::new();
-                    if let Ok(mut f) = tokio::fs::File::open(&path).await
-                        && f.seek(std::io::SeekFrom::Start(offset)).await.is_ok()
-                    {
-                        let _ = f.read_to_end(&mut chunk).await;
-                    }
-                    offset += chunk.len() as u64;
-                    pending.extend_from_slice(&chunk);
-                    let mut lines = Vec::new();
-                    while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
-                        let mut line: Vec<u8> = pending.drain(..=nl).collect();
-                        line.pop();
-                        lines.push(line);
-                    }
-                    if !lines.is_empty() {
-                        return Some((lines, (offset, pending)));
-                    }
-                    if ended && chunk.is_empty() {
-                        return None;
-                    }
-                    tokio::time::sleep(FOLLOW_POLL).await;
-                }
-            }
-        },
-    )
-}
-
-/// Follows `path` from `offset`, rendering complete records, until `exit` appears and
-/// the file has no more data.
-fn follow(
-    path: PathBuf,
-    exit: PathBuf,
-    offset: u64,
-    timestamps: bool,
-    remaining: Option<u64>,
-) -> ByteStream {
+) -> impl futures::Stream<Item = std::io::Result<(String, LogLine)>> + Send {
     use futures::StreamExt as _;
-    let rendered = follow_lines(path, exit, offset)
-        .map(move |lines| {
-            let mut out = Vec::new();
-            for rec in lines.iter().filter_map(|l| logfmt::decode_line(l)) {
-                out.extend_from_slice(&logfmt::render(&rec, timestamps));
-            }
-            out
+    let chunks = logs::follow_file(path, offset, move || exit.exists(), FollowConfig::default());
+    let raw = logs::split_lines(Box::pin(chunks), Stamp::Fixed(None));
+    raw.filter_map(|line| {
+        std::future::ready(match line {
+            Ok(line) => logfmt::decode_line(&line.text)
+                .map(|rec| Ok((rec.stream.to_owned(), rec.to_log_line()))),
+            Err(e) => Some(Err(e)),
         })
-        .filter(|out| std::future::ready(!out.is_empty()));
-    // Stops as soon as `limitBytes` is used up, without waiting for more lines.
-    Box::pin(futures::stream::unfold(
-        (Box::pin(rendered), remaining),
-        |(mut rendered, mut remaining)| async move {
-            if remaining == Some(0) {
-                return None;
-            }
-            let bytes = logfmt::limit(rendered.next().await?, &mut remaining);
-            (!bytes.is_empty()).then(|| (Ok(Bytes::from(bytes)), (rendered, remaining)))
-        },
-    ))
+    })
 }
 
 #[async_trait]
@@ -183,23 +128,15 @@ impl ContainerLogs for SharedProvider {
         let dir: &PodDir = rt.dir();
         let path = dir.log(container, instance);
         let content = tokio::fs::read(&path).await.unwrap_or_default();
-        let mut remaining = options.limit_bytes;
-        let head = logfmt::limit(
-            logfmt::select(&content, options, Timestamp::now()),
-            &mut remaining,
-        );
-        let head_stream = futures::stream::iter((!head.is_empty()).then(|| Ok(Bytes::from(head))));
-        if !options.follow || !running || remaining == Some(0) {
-            return Ok(Box::pin(head_stream));
-        }
-        let tail = follow(
-            path,
-            dir.exit(container, instance),
-            content.len() as u64,
-            options.timestamps,
-            remaining,
-        );
-        Ok(Box::pin(futures::StreamExt::chain(head_stream, tail)))
+        let head = logfmt::decode_all(&content);
+        let follow = running.then(|| {
+            let records = follow_records(path, dir.exit(container, instance), content.len() as u64);
+            let lines: LineStream = Box::pin(futures::StreamExt::map(records, |r| {
+                r.map(|(_, line)| line)
+            }));
+            lines
+        });
+        Ok(logs::log_stream(head, follow, options, Timestamp::now()))
     }
 }
 
@@ -436,8 +373,12 @@ impl ContainerAttach for SharedProvider {
         let output = async {
             let mut stdout = io.stdout.take();
             let mut stderr = io.stderr.take();
-            let mut records = follow_records(log, exit.clone(), offset);
-            while let Some((stream, bytes)) = futures::StreamExt::next(&mut records).await {
+            let mut records = Box::pin(follow_records(log, exit.clone(), offset));
+            while let Some(Ok((stream, line))) = futures::StreamExt::next(&mut records).await {
+                let mut bytes = line.text.to_vec();
+                if line.complete {
+                    bytes.push(b'\n');
+                }
                 let target = if stream == "stderr" && !io.tty {
                     stderr.as_mut()
                 } else {
@@ -455,24 +396,6 @@ impl ContainerAttach for SharedProvider {
             () = output => Ok(read_json::<ExitRecord>(&exit).map(|e| e.exit_code)),
         }
     }
-}
-
-/// Records appended to `path` after `offset`, as (stream, rendered bytes), until `exit`
-/// exists and no more data comes.
-fn follow_records(
-    path: PathBuf,
-    exit: PathBuf,
-    offset: u64,
-) -> std::pin::Pin<Box<dyn futures::Stream<Item = (String, Vec<u8>)> + Send>> {
-    use futures::StreamExt as _;
-    Box::pin(follow_lines(path, exit, offset).flat_map(|lines| {
-        let records: Vec<(String, Vec<u8>)> = lines
-            .iter()
-            .filter_map(|l| logfmt::decode_line(l))
-            .map(|rec| (rec.stream.to_owned(), logfmt::render(&rec, false)))
-            .collect();
-        futures::stream::iter(records)
-    }))
 }
 
 #[async_trait]

@@ -1,10 +1,11 @@
 //! The container log format (the CRI's): one record per line,
 //! `<RFC 3339 time with nanoseconds> <stdout|stderr> <F|P> <text>`, where `P` marks a
-//! partial line continued by the next record. And the selection of records for a log
-//! request (`since`, `tail`, `limit-bytes`, `timestamps`).
+//! partial line continued by the next record. Records become [`LogLine`]s, which the
+//! core's log kit ([`vk_core::logs`]) selects for a request.
 
+use bytes::Bytes;
 use k8s_openapi::jiff::Timestamp;
-use vk_core::capabilities::LogOptions;
+use vk_core::logs::LogLine;
 
 /// The current time as the log writes it.
 pub fn now_rfc3339() -> String {
@@ -65,61 +66,24 @@ pub fn decode_line(line: &[u8]) -> Option<Record<'_>> {
     })
 }
 
-/// What the client sees of a record: the text (with a newline when complete),
-/// prefixed by its time when `timestamps`.
-pub fn render(record: &Record<'_>, timestamps: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(record.text.len() + 32);
-    if timestamps {
-        out.extend_from_slice(record.time_text.as_bytes());
-        out.push(b' ');
+impl Record<'_> {
+    /// The record as a log line (its time, text and completeness).
+    pub fn to_log_line(&self) -> LogLine {
+        LogLine {
+            time: Some(self.time),
+            text: Bytes::copy_from_slice(self.text),
+            complete: self.complete,
+        }
     }
-    out.extend_from_slice(record.text);
-    if record.complete {
-        out.push(b'\n');
-    }
-    out
 }
 
-/// The rendered output of `content` (a whole log file) for `options`, except `follow`
-/// and `limit_bytes`: records since `options.since(now)`, the last `tail_lines` lines.
-pub fn select(content: &[u8], options: &LogOptions, now: Timestamp) -> Vec<u8> {
-    let since = options.since(now);
-    let mut lines: Vec<Vec<u8>> = Vec::new();
-    let mut open = false;
-    for raw in content.split(|b| *b == b'\n') {
-        let Some(rec) = decode_line(raw) else {
-            continue;
-        };
-        if since.is_some_and(|s| rec.time < s) {
-            continue;
-        }
-        let rendered = render(&rec, options.timestamps && !open);
-        if open && let Some(last) = lines.last_mut() {
-            last.extend_from_slice(&rendered);
-        } else {
-            lines.push(rendered);
-        }
-        open = !rec.complete;
-    }
-    if let Some(n) = options.tail_lines {
-        let skip = lines
-            .len()
-            .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
-        lines.drain(..skip);
-    }
-    lines.concat()
-}
-
-/// Cuts `bytes` so that at most `remaining` more bytes are sent; updates `remaining`.
-pub fn limit(mut bytes: Vec<u8>, remaining: &mut Option<u64>) -> Vec<u8> {
-    if let Some(left) = remaining.as_mut() {
-        let take = usize::try_from(*left)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        bytes.truncate(take);
-        *left -= take as u64;
-    }
-    bytes
+/// The lines of a whole log file; malformed records are skipped.
+pub fn decode_all(content: &[u8]) -> Vec<LogLine> {
+    content
+        .split(|b| *b == b'\n')
+        .filter_map(decode_line)
+        .map(|rec| rec.to_log_line())
+        .collect()
 }
 
 #[cfg(test)]
@@ -149,40 +113,24 @@ mod tests {
     }
 
     #[test]
-    fn selection_honours_every_option() {
-        let all = select(&log(), &LogOptions::default(), now());
-        assert_eq!(all, b"one\ntwo\nthree\n");
-        let tail = select(
-            &log(),
-            &LogOptions {
+    fn a_file_decodes_to_lines_with_partials_kept() {
+        let lines = decode_all(&log());
+        let texts: Vec<&[u8]> = lines.iter().map(|l| &l.text[..]).collect();
+        assert_eq!(texts, [&b"one"[..], b"tw", b"o", b"three"]);
+        assert!(!lines[1].complete && lines[2].complete);
+        // The kit joins the partial record: tail 2 is "two" and "three".
+        let out = vk_core::logs::select(
+            lines,
+            &vk_core::capabilities::LogOptions {
                 tail_lines: Some(2),
-                ..Default::default()
-            },
-            now(),
-        );
-        assert_eq!(tail, b"two\nthree\n");
-        let since = select(
-            &log(),
-            &LogOptions {
-                since_seconds: Some(2),
-                ..Default::default()
-            },
-            now(),
-        );
-        assert_eq!(since, b"two\nthree\n");
-        let ts = select(
-            &log(),
-            &LogOptions {
                 timestamps: true,
-                tail_lines: Some(1),
                 ..Default::default()
             },
             now(),
         );
-        assert_eq!(ts, b"2024-01-01T00:00:03.000000000Z three\n");
-        let mut left = Some(5);
-        assert_eq!(limit(all.clone(), &mut left), b"one\nt");
-        assert_eq!(left, Some(0));
-        assert_eq!(limit(all, &mut left), b"");
+        assert_eq!(
+            out,
+            b"2024-01-01T00:00:02Z two\n2024-01-01T00:00:03Z three\n"
+        );
     }
 }

@@ -237,9 +237,17 @@ impl Entry {
         self.stale_provider_pod = Some(provider_pod);
     }
 
-    /// The stale provider pod was deleted (or was already gone).
-    pub(super) fn stale_pod_removed(&mut self) {
-        self.stale_provider_pod = None;
+    /// The stale provider pod with `uid` was deleted (or was already gone). A stale copy
+    /// recorded meanwhile (a third pod of the same name arrived during the delete and
+    /// made the second one stale) is another pod and is kept, to be deleted next.
+    pub(super) fn stale_pod_removed(&mut self, uid: Option<&str>) {
+        if self
+            .stale_provider_pod
+            .as_ref()
+            .is_some_and(|stale| stale.uid().as_deref() == uid)
+        {
+            self.stale_provider_pod = None;
+        }
     }
 
     /// `create_pod` or `update_pod` succeeded with the spec of `fingerprint`.
@@ -534,7 +542,10 @@ mod tests {
             snap.stale.and_then(|p| p.metadata.uid.clone()).as_deref(),
             Some("u1")
         );
-        e.stale_pod_removed();
+        // A removal reported for another pod leaves this stale copy in place.
+        e.stale_pod_removed(Some("u0"));
+        assert!(e.stale_provider_pod.is_some());
+        e.stale_pod_removed(Some("u1"));
         assert!(e.stale_provider_pod.is_none());
     }
 

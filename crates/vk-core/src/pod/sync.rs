@@ -61,9 +61,9 @@ impl Shared {
         if let Some(stale) = &snap.stale {
             match self.provider_delete(stale, false).await {
                 Ok(_) => {
-                    // Clears whatever stale copy the entry holds now (no UID guard).
+                    // Only that copy: another may have become stale during the delete.
                     if let Some(e) = self.lock_entries().get_mut(key) {
-                        e.stale_pod_removed();
+                        e.stale_pod_removed(stale.metadata.uid.as_deref());
                     }
                 }
                 Err(()) => return Outcome::Retry,
