@@ -109,9 +109,7 @@ impl StatsProvider for SharedProvider {
             .and_then(|k| k.busy_cpu_ticks)
             .map(|t| units.nanos(t));
         let node_rate = node_cpu.and_then(|c| samples.rate(String::new(), c, at));
-        let node_mem = vk_core::procfs::meminfo()
-            .ok()
-            .and_then(|m| m.used_bytes());
+        let node_mem = vk_core::procfs::meminfo().ok().and_then(|m| m.used_bytes());
         Ok(Summary {
             node: NodeStats {
                 node_name: self.node_name().to_owned(),
