@@ -33,6 +33,9 @@
 //!   `vk.result`) with a child span per provider call (`provider.create_pod`, ...,
 //!   `error.kind` on failure), DEBUG `node.status_update` and `node.lease_renew`.
 //! * [`metrics`]: Prometheus collectors over what the controllers count and measure.
+//! * [`procfs`]: the one reader of Linux's `/proc` (process and host CPU time and
+//!   memory in the real clock-tick and page units), behind the `process_*` metrics
+//!   and providers' stats.
 //!
 //! Errors are [`vk_errdefs`] kinds throughout.
 
@@ -46,6 +49,7 @@ pub mod logs;
 pub mod metrics;
 pub mod node;
 pub mod pod;
+pub mod procfs;
 pub mod provider;
 pub mod quantity;
 pub mod queue;

@@ -1,7 +1,7 @@
 //! `/stats/summary` and `/metrics/resource` from `/proc`: each container's CPU time and
 //! resident memory summed over its process tree (its main process, descendants and
 //! process group), pods as the sum of their containers, the node from `/proc/stat`
-//! and `/proc/meminfo`.
+//! and `/proc/meminfo` (all read through [`vk_core::procfs`]).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -9,6 +9,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use vk_core::procfs::Units;
 use vk_core::stats::{
     ContainerStats, CpuStats, MemoryStats, NodeStats, PodReference, PodStats, StatsProvider,
     Summary,
@@ -57,43 +58,12 @@ fn memory(time: &Time, bytes: u64) -> MemoryStats {
     }
 }
 
-/// Total non-idle CPU time of the host from /proc/stat's `cpu` line, in nanoseconds.
-pub fn host_cpu_nanos(stat: &str, ticks_per_second: u64) -> Option<u64> {
-    let fields: Vec<u64> = stat
-        .lines()
-        .find(|l| l.starts_with("cpu "))?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy: u64 = fields
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
-        .map(|(_, v)| v)
-        .sum();
-    Some(busy.saturating_mul(1_000_000_000) / ticks_per_second.max(1))
-}
-
-/// Used memory of the host (MemTotal − MemAvailable), in bytes.
-pub fn host_memory_bytes(meminfo: &str) -> Option<u64> {
-    let get = |key: &str| {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse::<u64>().ok())
-    };
-    Some((get("MemTotal:")?.saturating_sub(get("MemAvailable:")?)) * 1024)
-}
-
 #[async_trait]
 impl StatsProvider for SharedProvider {
     async fn stats_summary(&self) -> vk_errdefs::Result<Summary> {
         let now = Time(Timestamp::now());
         let at = Instant::now();
-        let (ticks, page) = procfs::host_units();
+        let units = Units::host();
         let all = procfs::all();
         let mut samples = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         let mut pods = Vec::new();
@@ -104,7 +74,7 @@ impl StatsProvider for SharedProvider {
             let mut containers = Vec::new();
             let (mut pod_cpu, mut pod_mem) = (0u64, 0u64);
             for (name, pid) in rt.running() {
-                let usage = procfs::usage(&procfs::tree(&all, pid.pid), ticks, page);
+                let usage = procfs::usage(&procfs::tree(&all, pid.pid), units);
                 pod_cpu += usage.cpu_nanos;
                 pod_mem += usage.rss_bytes;
                 let rate = samples.rate(format!("{uid}/{name}"), usage.cpu_nanos, at);
@@ -134,13 +104,12 @@ impl StatsProvider for SharedProvider {
                 ..Default::default()
             });
         }
-        let node_cpu = std::fs::read_to_string("/proc/stat")
+        let node_cpu = vk_core::procfs::kernel_stat()
             .ok()
-            .and_then(|s| host_cpu_nanos(&s, ticks));
+            .and_then(|k| k.busy_cpu_ticks)
+            .map(|t| units.nanos(t));
         let node_rate = node_cpu.and_then(|c| samples.rate(String::new(), c, at));
-        let node_mem = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| host_memory_bytes(&m));
+        let node_mem = vk_core::procfs::meminfo().ok().and_then(|m| m.used_bytes());
         Ok(Summary {
             node: NodeStats {
                 node_name: self.node_name().to_owned(),
@@ -157,14 +126,6 @@ impl StatsProvider for SharedProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_numbers_parse() {
-        let stat = "cpu  100 0 50 1000 7 0 0 0 0 0\ncpu0 1 1 1 1\n";
-        assert_eq!(host_cpu_nanos(stat, 100), Some(1_500_000_000));
-        let mem = "MemTotal: 1000 kB\nMemFree: 10 kB\nMemAvailable: 400 kB\n";
-        assert_eq!(host_memory_bytes(mem), Some(600 * 1024));
-    }
 
     #[test]
     fn rates_come_from_two_readings() {

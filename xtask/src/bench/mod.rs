@@ -104,16 +104,10 @@ fn command_output(cmd: &str, args: &[&str]) -> String {
 }
 
 fn mem_total_gib() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
+    vk_core::procfs::meminfo()
         .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0 / 1024.0)
-        .unwrap_or(0.0)
+        .and_then(|m| m.total_bytes)
+        .map_or(0.0, |bytes| bytes as f64 / (1024.0 * 1024.0 * 1024.0))
 }
 
 /// Runs the benchmark.

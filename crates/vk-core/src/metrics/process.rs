@@ -1,5 +1,5 @@
-//! The standard `process_*` metrics of the current process, read from `/proc/self` at
-//! scrape time (Linux; elsewhere the collector reports nothing).
+//! The standard `process_*` metrics of the current process, read through
+//! [`crate::procfs`] at scrape time (Linux; elsewhere the collector reports nothing).
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
@@ -7,9 +7,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-/// Clock ticks per second of `/proc/<pid>/stat` times. Linux fixes `USER_HZ` at 100 in
-/// its user-space ABI (Prometheus' own procfs reader assumes the same).
-const USER_HZ: f64 = 100.0;
+use crate::procfs::{self, Process, Stat, Units};
 
 /// Exposes `process_cpu_seconds_total`, `process_resident_memory_bytes`,
 /// `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
@@ -39,64 +37,32 @@ pub struct ProcessStats {
 impl ProcessStats {
     /// Reads the current process; `None` where `/proc` is unavailable.
     pub fn read() -> Option<Self> {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let boot_time = std::fs::read_to_string("/proc/stat")
+        let me = Process::current();
+        let stat = me.stat().ok()?;
+        let boot_time = procfs::kernel_stat()
             .ok()
-            .and_then(|s| parse_boot_time(&s))
+            .and_then(|k| k.boot_time_seconds)
             .unwrap_or(0);
-        let mut stats = parse(&stat, &status, boot_time)?;
-        stats.open_fds = std::fs::read_dir("/proc/self/fd")
-            .ok()
-            .map(|d| d.count() as u64);
-        stats.max_fds = std::fs::read_to_string("/proc/self/limits")
-            .ok()
-            .and_then(|l| parse_max_fds(&l));
-        Some(stats)
-    }
-}
-
-/// Parses `/proc/self/stat` and `/proc/self/status`; `boot_time` is `btime` of
-/// `/proc/stat`.
-fn parse(stat: &str, status: &str, boot_time: u64) -> Option<ProcessStats> {
-    // The command name (field 2) is in parentheses and may hold spaces: split after it.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `fields[0]` is field 3 (state) of proc(5).
-    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    let ticks = field(14)? + field(15)?;
-    let start_ticks = field(22)?;
-    let kb = |key: &str| {
-        status.lines().find_map(|l| {
-            let v = l.strip_prefix(key)?.strip_prefix(':')?;
-            v.split_whitespace().next()?.parse::<u64>().ok()
+        Some(Self {
+            open_fds: me.open_fds().ok(),
+            max_fds: me.max_open_files().ok().flatten(),
+            ..Self::from_stat(&stat, boot_time, Units::host())
         })
-    };
-    Some(ProcessStats {
-        cpu_seconds: ticks as f64 / USER_HZ,
-        resident_bytes: kb("VmRSS").unwrap_or(0) * 1024,
-        virtual_bytes: kb("VmSize").unwrap_or(0) * 1024,
-        threads: kb("Threads").or(field(20)).unwrap_or(0),
-        start_time_seconds: boot_time as f64 + start_ticks as f64 / USER_HZ,
-        open_fds: None,
-        max_fds: None,
-    })
-}
+    }
 
-fn parse_boot_time(proc_stat: &str) -> Option<u64> {
-    proc_stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
-}
-
-fn parse_max_fds(limits: &str) -> Option<u64> {
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let soft = line
-        .trim_start_matches("Max open files")
-        .split_whitespace()
-        .next()?;
-    // "unlimited" has no number: report nothing.
-    soft.parse().ok()
+    /// The stats in `stat`, converted with `units`; `boot_time` is `btime` of
+    /// `/proc/stat`.
+    fn from_stat(stat: &Stat, boot_time: u64, units: Units) -> Self {
+        Self {
+            cpu_seconds: units.seconds(stat.cpu_ticks()),
+            resident_bytes: units.bytes(stat.rss_pages),
+            virtual_bytes: stat.vsize,
+            threads: stat.num_threads,
+            start_time_seconds: boot_time as f64 + units.seconds(stat.start_ticks),
+            open_fds: None,
+            max_fds: None,
+        }
+    }
 }
 
 impl Collector for ProcessCollector {
@@ -162,31 +128,33 @@ impl Collector for ProcessCollector {
 mod tests {
     use super::*;
 
-    const STAT: &str = "4242 (vk mock (x)) S 1 4242 4242 0 -1 4194560 3074 0 0 0 \
-        250 50 0 0 20 0 7 0 123400 1265168384 4321 18446744073709551615 1 1 0 0 0 0 0 \
-        4096 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0";
-    const STATUS: &str = "Name:\tvk-mock\nVmSize:\t 1235520 kB\nVmRSS:\t   17284 kB\nThreads:\t7\n";
-
     #[test]
-    fn parses_proc_stat_and_status() {
-        let p = parse(STAT, STATUS, 1_700_000_000).expect("parse");
-        assert_eq!(p.cpu_seconds, 3.0); // (250 + 50) ticks
-        assert_eq!(p.resident_bytes, 17284 * 1024);
-        assert_eq!(p.virtual_bytes, 1_235_520 * 1024);
+    fn converts_with_the_given_clock_tick_and_page_size() {
+        // 250 + 50 ticks of CPU, started 123400 ticks after boot, 4321 resident pages.
+        let stat = procfs::parse_stat(
+            "4242 (vk mock (x)) S 1 4242 4242 0 -1 4194560 3074 0 0 0 250 50 0 0 20 0 7 0 \
+             123400 1265168384 4321 18446744073709551615 1 1 0 0 0 0 0 4096 17 0 0 0 0",
+        )
+        .expect("parse");
+        let hz100 = Units {
+            ticks_per_second: 100,
+            page_size: 4096,
+        };
+        let p = ProcessStats::from_stat(&stat, 1_700_000_000, hz100);
+        assert_eq!(p.cpu_seconds, 3.0);
+        assert_eq!(p.resident_bytes, 4321 * 4096);
+        assert_eq!(p.virtual_bytes, 1_265_168_384);
         assert_eq!(p.threads, 7);
         assert_eq!(p.start_time_seconds, 1_700_001_234.0);
-    }
-
-    #[test]
-    fn parses_limits_and_boot_time() {
-        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
-            Max processes             63412                63412                processes \n\
-            Max open files            1024                 524288               files     \n";
-        assert_eq!(parse_max_fds(limits), Some(1024));
-        assert_eq!(
-            parse_boot_time("cpu  1 2 3\nbtime 1700000000\nprocesses 5\n"),
-            Some(1_700_000_000)
-        );
+        // Not a hard-coded USER_HZ of 100 nor 4 KiB pages.
+        let hz250 = Units {
+            ticks_per_second: 250,
+            page_size: 16384,
+        };
+        let p = ProcessStats::from_stat(&stat, 1_700_000_000, hz250);
+        assert_eq!(p.cpu_seconds, 1.2);
+        assert_eq!(p.resident_bytes, 4321 * 16384);
+        assert!((p.start_time_seconds - 1_700_000_493.6).abs() < 1e-3);
     }
 
     #[cfg(target_os = "linux")]
