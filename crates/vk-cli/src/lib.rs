@@ -30,6 +30,7 @@
 pub mod admin;
 mod duration;
 mod kubelet_api;
+pub mod provider_config;
 mod settings;
 
 use std::future::Future;
@@ -48,6 +49,9 @@ use vk_core::runtime::{Fleet, VirtualNode};
 use vk_core::{ResourceAccess, SharedNodeProvider, SharedPodHandler};
 
 pub use duration::parse_duration;
+pub use provider_config::{
+    InvalidValue, ProviderConfig, ProviderConfigError, env_prefix, load_provider_config,
+};
 pub use settings::{Flags, Resolved, Settings, SettingsError};
 
 /// A boxed error from a provider factory.
@@ -69,6 +73,8 @@ pub struct ProviderInfo {
 /// What a provider factory gets for each virtual node.
 #[derive(Debug)]
 pub struct ProviderContext {
+    /// The provider's name ([`ProviderInfo::name`]).
+    pub provider: &'static str,
     /// The node's name.
     pub node_name: String,
     /// How many nodes this process runs.
@@ -85,6 +91,24 @@ pub struct ProviderContext {
     pub events: vk_core::events::EventSink,
     /// All settings.
     pub settings: Settings,
+}
+
+impl ProviderContext {
+    /// The provider's configuration: `--provider-config` (TOML, or JSON by extension)
+    /// under the `VK_<PROVIDER>_*` environment variables, checked by
+    /// [`ProviderConfig::validate`]; without a file, the type's defaults and the
+    /// variables. See [`provider_config`].
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Deserialize, Default)] #[serde(default)] struct MyConfig { region: String }
+    /// # impl vk_cli::ProviderConfig for MyConfig {}
+    /// # async fn factory(ctx: vk_cli::ProviderContext) -> Result<(), vk_cli::BoxError> {
+    /// let config: MyConfig = ctx.load_config()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn load_config<T: ProviderConfig>(&self) -> Result<T, ProviderConfigError> {
+        load_provider_config(self.provider_config.as_deref(), &env_prefix(self.provider))
+    }
 }
 
 /// What a provider factory returns.
@@ -302,6 +326,7 @@ where
         let builder = VirtualNode::builder(client.clone(), template.clone());
         let events = vk_core::events::EventSink::start(client.clone(), &name);
         let ctx = ProviderContext {
+            provider: info.name,
             events: events.clone(),
             node_name: name.clone(),
             node_count: n,

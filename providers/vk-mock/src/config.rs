@@ -1,40 +1,19 @@
-//! vk-mock's configuration file (TOML or JSON, chosen by extension).
+//! vk-mock's configuration (`--provider-config`, TOML or JSON by extension, overridden
+//! by `VK_MOCK_*` variables; loaded by [`vk_cli::load_provider_config`]).
+//!
+//! ```toml
+//! log_lines = ["hello", "world"]
+//! [capacity]
+//! cpu = "8"
+//! [faults]
+//! error_rate = 0.1      # or VK_MOCK_FAULTS__ERROR_RATE=0.1
+//! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
-
-/// Errors reading the configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading mock provider config {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The file does not parse.
-    #[error("parsing mock provider config {path}: {reason}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong (with the field name).
-        reason: String,
-    },
-    /// A value is out of range.
-    #[error("mock provider config {path}: {field} {reason}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The field.
-        field: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
+use vk_cli::{InvalidValue, ProviderConfig};
 
 /// Fault injection.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -108,36 +87,6 @@ impl Default for MockConfig {
 }
 
 impl MockConfig {
-    /// Reads `path` (`.json` as JSON, anything else as TOML).
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let parsed: Self = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?
-        } else {
-            toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?
-        };
-        if !(0.0..=1.0).contains(&parsed.faults.error_rate) {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                field: "faults.error_rate",
-                reason: format!(
-                    "is {}; use a fraction between 0 and 1",
-                    parsed.faults.error_rate
-                ),
-            });
-        }
-        Ok(parsed)
-    }
-
     /// The capacity of node `name`.
     pub fn capacity_for(&self, name: &str) -> BTreeMap<String, String> {
         let mut cap = self.capacity.clone();
@@ -145,6 +94,21 @@ impl MockConfig {
             cap.extend(o.capacity.clone());
         }
         cap
+    }
+}
+
+impl ProviderConfig for MockConfig {
+    fn validate(&self) -> Result<(), InvalidValue> {
+        if !(0.0..=1.0).contains(&self.faults.error_rate) {
+            return Err(InvalidValue::new(
+                "faults.error_rate",
+                format!(
+                    "is {}; use a fraction between 0 and 1",
+                    self.faults.error_rate
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -158,14 +122,16 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let toml_path = dir.join("c.toml");
         std::fs::write(&toml_path, "[capacity]\ncpu = \"4\"\n[nodes.n2.capacity]\npods = \"5000\"\n[faults]\nerror_rate = 0.5\n").expect("write");
-        let c = MockConfig::load(&toml_path).expect("toml");
+        let c = vk_cli::load_provider_config::<MockConfig>(Some(&toml_path), "VK_MOCK_TEST_")
+            .expect("toml");
         assert_eq!(c.capacity["cpu"], "4");
         assert_eq!(c.capacity_for("n2")["pods"], "5000");
         assert!(!c.capacity_for("n1").contains_key("pods"));
         assert_eq!(c.faults.error_rate, 0.5);
         let json_path = dir.join("c.json");
         std::fs::write(&json_path, r#"{"faults": {"latency_ms": 5}}"#).expect("write");
-        let c = MockConfig::load(&json_path).expect("json");
+        let c = vk_cli::load_provider_config::<MockConfig>(Some(&json_path), "VK_MOCK_TEST_")
+            .expect("json");
         assert_eq!(c.faults.latency_ms, 5);
         assert_eq!(c.capacity["pods"], "110");
     }
@@ -176,13 +142,19 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let p = dir.join("c.toml");
         std::fs::write(&p, "[faults]\nerror_rate = 2.0\n").expect("write");
-        let e = MockConfig::load(&p).expect_err("invalid").to_string();
+        let e = vk_cli::load_provider_config::<MockConfig>(Some(&p), "VK_MOCK_TEST_")
+            .expect_err("invalid")
+            .to_string();
         assert!(e.contains("faults.error_rate"), "{e}");
         std::fs::write(&p, "[capacity]\ncpu = 4\n").expect("write");
-        let e = MockConfig::load(&p).expect_err("invalid").to_string();
+        let e = vk_cli::load_provider_config::<MockConfig>(Some(&p), "VK_MOCK_TEST_")
+            .expect_err("invalid")
+            .to_string();
         assert!(e.contains("cpu") || e.contains("capacity"), "{e}");
         std::fs::write(&p, "bogus = 1\n").expect("write");
-        let e = MockConfig::load(&p).expect_err("unknown").to_string();
+        let e = vk_cli::load_provider_config::<MockConfig>(Some(&p), "VK_MOCK_TEST_")
+            .expect_err("unknown")
+            .to_string();
         assert!(e.contains("bogus"), "{e}");
     }
 }

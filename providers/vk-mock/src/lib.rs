@@ -14,5 +14,5 @@ mod config;
 mod provider;
 pub mod stats;
 
-pub use config::{ConfigError, Faults, MockConfig, NodeOverride};
+pub use config::{Faults, MockConfig, NodeOverride};
 pub use provider::{CallCounts, MockProvider, SharedMock};

@@ -14,10 +14,7 @@ fn main() -> std::process::ExitCode {
                     Running at once. For tests, demos and benchmarks.",
         },
         |mut ctx: vk_cli::ProviderContext| async move {
-            let config = match &ctx.provider_config {
-                Some(path) => MockConfig::load(path)?,
-                None => MockConfig::default(),
-            };
+            let config: MockConfig = ctx.load_config()?;
             ctx.template.capacity = config.capacity_for(&ctx.node_name);
             let mut provider = MockProvider::new(ctx.node_name.clone(), config.faults.clone())
                 .with_log_lines(config.log_lines.clone());

@@ -1,4 +1,5 @@
-//! vk-process's configuration file (`--provider-config`, TOML or JSON by extension).
+//! vk-process's configuration (`--provider-config`, TOML or JSON by extension,
+//! overridden by `VK_PROCESS_*` variables; loaded by [`vk_cli::load_provider_config`]).
 //!
 //! ```toml
 //! state_dir = "/var/lib/vk-process"
@@ -14,31 +15,11 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-
-/// Errors reading the configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading vk-process config {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The file does not parse.
-    #[error("parsing vk-process config {path}: {reason}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong (with the field name).
-        reason: String,
-    },
-}
+use vk_cli::ProviderConfig;
 
 /// The whole configuration; every field has a default.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -89,28 +70,6 @@ impl Default for ProcessConfig {
 }
 
 impl ProcessConfig {
-    /// Reads `path`: JSON when it ends in `.json`, TOML otherwise.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &text)
-    }
-
-    /// Parses `text` as the format `path`'s extension says.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let parsed = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(text).map_err(|e| e.to_string())
-        } else {
-            toml::from_str(text).map_err(|e| e.to_string())
-        };
-        parsed.map_err(|reason| ConfigError::Parse {
-            path: path.to_owned(),
-            reason,
-        })
-    }
-
     /// How often projected sources are refreshed (at least one second).
     pub fn volume_refresh(&self) -> Duration {
         Duration::from_secs(self.volume_refresh_seconds.max(1))
@@ -122,11 +81,8 @@ impl ProcessConfig {
         let mut out = BTreeMap::new();
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         out.insert("cpu".to_owned(), cpus.to_string());
-        if let Some(kib) = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| meminfo_total_kib(&m))
-        {
-            out.insert("memory".to_owned(), format!("{kib}Ki"));
+        if let Some(bytes) = vk_core::procfs::meminfo().ok().and_then(|m| m.total_bytes) {
+            out.insert("memory".to_owned(), format!("{}Ki", bytes / 1024));
         }
         out.insert("pods".to_owned(), "110".to_owned());
         out.extend(self.capacity.clone());
@@ -134,23 +90,23 @@ impl ProcessConfig {
     }
 }
 
-/// `MemTotal` of a /proc/meminfo text, in KiB.
-pub(crate) fn meminfo_total_kib(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-}
+impl ProviderConfig for ProcessConfig {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(name: &str, text: &str) -> Result<ProcessConfig, vk_cli::ProviderConfigError> {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        vk_cli::load_provider_config(Some(&path), "VK_PROCESS_TEST_")
+    }
+
     #[test]
     fn toml_and_json_parse_with_defaults() {
-        let c = ProcessConfig::parse(
-            Path::new("c.toml"),
+        let c = parse(
+            "c.toml",
             "state_dir = \"/s\"\n[images]\n\"python:3\" = [\"python3\"]\n[capacity]\ncpu = \"3\"\n",
         )
         .expect("toml");
@@ -159,19 +115,9 @@ mod tests {
         assert_eq!(c.capacity()["cpu"], "3");
         assert_eq!(c.capacity()["pods"], "110");
         assert_eq!(c.volume_refresh(), Duration::from_secs(15));
-        let j = ProcessConfig::parse(Path::new("c.json"), r#"{"images": {"a": ["b", "c"]}}"#)
-            .expect("json");
+        let j = parse("c.json", r#"{"images": {"a": ["b", "c"]}}"#).expect("json");
         assert_eq!(j.images["a"].len(), 2);
-        let e = ProcessConfig::parse(Path::new("c.toml"), "nope = 1").expect_err("unknown");
+        let e = parse("c.toml", "nope = 1").expect_err("unknown");
         assert!(e.to_string().contains("nope"), "{e}");
-    }
-
-    #[test]
-    fn meminfo_total_is_read() {
-        assert_eq!(
-            meminfo_total_kib("MemTotal:       16384 kB\nMemFree: 1 kB\n"),
-            Some(16384)
-        );
-        assert_eq!(meminfo_total_kib("MemFree: 1 kB\n"), None);
     }
 }

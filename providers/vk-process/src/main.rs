@@ -23,10 +23,7 @@ fn main() -> std::process::ExitCode {
                     It executes whatever is scheduled to it: keep the node's taint.",
         },
         |mut ctx: vk_cli::ProviderContext| async move {
-            let mut config = match &ctx.provider_config {
-                Some(path) => ProcessConfig::load(path)?,
-                None => ProcessConfig::default(),
-            };
+            let mut config: ProcessConfig = ctx.load_config()?;
             if ctx.node_count > 1 {
                 config.state_dir = config.state_dir.join(&ctx.node_name);
             }
