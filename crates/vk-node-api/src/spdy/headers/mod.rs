@@ -27,6 +27,7 @@
 //! * decompressing: the raw inflater is first fed a *stored* (uncompressed) deflate
 //!   block holding the dictionary, whose output is thrown away; this puts the
 //!   dictionary in the window. The peer's zlib header is parsed and checked by hand and
+//!   the rest of its stream is inflated as is.
 //!
 //! # Layout
 //!

@@ -18,29 +18,6 @@ use super::state::{Inner, PendingStream, State, StreamState};
 const MAX_PENDING_ACCEPT: usize = 1024;
 
 impl Inner {
-    /// Whether `id` is a stream the peer never opened (ours would be even).
-    fn never_opened(&self, id: u32) -> bool {
-        id.is_multiple_of(2) || id > self.last_peer_stream_id
-    }
-
-    /// A frame for a stream we do not know: reset it if it was never opened, ignore it
-    /// if it is a stream that is gone.
-    fn unknown_stream(&mut self, id: u32, kind: &str) {
-        if self.never_opened(id) && self.state == State::Open {
-            tracing::debug!(stream_id = id, kind, "SPDY frame for a stream never opened");
-            self.enqueue(Frame::RstStream {
-                stream_id: id,
-                status: RstStatus::INVALID_STREAM,
-            });
-        } else {
-            tracing::trace!(
-                stream_id = id,
-                kind,
-                "SPDY frame for a closed stream ignored"
-            );
-        }
-    }
-
     /// Applies a frame from the peer. An error is a session-level protocol error.
     pub(super) fn on_frame(&mut self, frame: Frame) -> Result<(), SpdyError> {
         match frame {
@@ -281,5 +258,28 @@ impl Inner {
             self.reset_stream(id, RstStatus::FLOW_CONTROL_ERROR);
         }
         Ok(())
+    }
+
+    /// Whether `id` is a stream the peer never opened (ours would be even).
+    fn never_opened(&self, id: u32) -> bool {
+        id.is_multiple_of(2) || id > self.last_peer_stream_id
+    }
+
+    /// A frame for a stream we do not know: reset it if it was never opened, ignore it
+    /// if it is a stream that is gone.
+    fn unknown_stream(&mut self, id: u32, kind: &str) {
+        if self.never_opened(id) && self.state == State::Open {
+            tracing::debug!(stream_id = id, kind, "SPDY frame for a stream never opened");
+            self.enqueue(Frame::RstStream {
+                stream_id: id,
+                status: RstStatus::INVALID_STREAM,
+            });
+        } else {
+            tracing::trace!(
+                stream_id = id,
+                kind,
+                "SPDY frame for a closed stream ignored"
+            );
+        }
     }
 }

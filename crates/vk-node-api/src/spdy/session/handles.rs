@@ -297,13 +297,16 @@ impl fmt::Debug for StreamReader {
 
 /// The writing half of a stream: sends DATA frames.
 ///
-/// A write queues at most [`MAX_DATA_FRAME_PAYLOAD`](super::MAX_DATA_FRAME_PAYLOAD) bytes, and no more than the send
-/// windows allow when they are enforced (see [`SendWindowMode`](super::SendWindowMode)); it parks while the
+/// A write queues at most [`MAX_DATA_FRAME_PAYLOAD`] bytes, and no more than the send
+/// windows allow when they are enforced (see [`SendWindowMode`]); it parks while the
 /// windows are exhausted or the session's send queue is full. `poll_flush` waits until
 /// the queued data has been written to the connection. `poll_shutdown` half-closes the
 /// stream (an empty DATA frame with FIN) and waits for it to be written; dropping the
 /// writer without shutting it down leaves the stream open until the reader is dropped
 /// too, which then resets it.
+///
+/// [`MAX_DATA_FRAME_PAYLOAD`]: super::MAX_DATA_FRAME_PAYLOAD
+/// [`SendWindowMode`]: super::SendWindowMode
 pub struct StreamWriter {
     handle: Handle,
     id: u32,

@@ -33,6 +33,7 @@ impl Shared {
     }
 }
 
+/// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
     /// Normal operation.
@@ -43,7 +44,7 @@ pub(super) enum State {
     Closed,
 }
 
-/// A stream waiting in [`Incoming`].
+/// A stream waiting in [`Incoming`](super::Incoming).
 pub(super) struct PendingStream {
     pub(super) id: u32,
     pub(super) headers: Headers,
@@ -56,6 +57,8 @@ pub(super) struct Queued {
     pub(super) seq: u64,
 }
 
+/// One stream of the table: its receive buffer, send window and how far each side
+/// has got.
 pub(super) struct StreamState {
     /// Received data not yet read.
     pub(super) recv: VecDeque<Bytes>,
@@ -80,7 +83,7 @@ pub(super) struct StreamState {
     pub(super) reader_alive: bool,
     /// The writing side is still owned by the application (or waiting in Incoming).
     pub(super) writer_alive: bool,
-    /// Handed out by [`Incoming`].
+    /// Handed out by [`Incoming`](super::Incoming).
     pub(super) accepted: bool,
     /// Sequence number of the last frame queued for this stream.
     pub(super) last_seq: u64,
@@ -110,6 +113,7 @@ impl StreamState {
     }
 }
 
+/// The session's state, behind the mutex of [`Shared`].
 pub(super) struct Inner {
     pub(super) state: State,
     pub(super) mode: SendWindowMode,
@@ -132,7 +136,7 @@ pub(super) struct Inner {
     pub(super) pending_accept: VecDeque<PendingStream>,
     pub(super) accept_waker: Option<Waker>,
     pub(super) incoming_alive: bool,
-    /// Live [`Handle`]s.
+    /// Live [`Handle`](super::handles::Handle)s.
     pub(super) handles: usize,
     /// Frames written before the ordered queue (PING answers, WINDOW_UPDATE, SETTINGS).
     pub(super) urgent: VecDeque<Frame>,
