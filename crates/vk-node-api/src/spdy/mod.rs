@@ -52,6 +52,21 @@
 //! * Header blocks the peer sends must be valid UTF-8; uppercase names are lowercased.
 //! * `flate2` is built with its pure-Rust backend, which cannot load a zlib preset
 //!   dictionary; [`headers`] explains how the dictionary is applied instead.
+//!
+//! # Layout
+//!
+//! The module is self-contained: it uses nothing else from `vk-node-api`, only `bytes`,
+//! `flate2`, `futures`, `thiserror`, `tokio`, `tokio-util` and `tracing` (plus
+//! `proptest` and Tokio's `test-util` in its tests), and refers to its own parts by
+//! relative paths, so it can move to a crate of its own as it is. The Kubernetes side
+//! (the HTTP upgrade, which stream carries what) stays with its users in `vk-node-api`:
+//! the `upgrade`, `remotecommand` and `portforward` modules.
+//!
+//! * [`frame`]: frame types, their encoding and decoding, [`FrameCodec`];
+//! * [`headers`]: name/value blocks and their zlib streams;
+//! * `session/`: [`serve`], the handles, the shared state and the I/O task;
+//! * `error.rs`: [`SpdyError`];
+//! * `tests/`: the unit tests, one file per layer (the session's by topic).
 
 mod error;
 pub mod frame;
