@@ -258,6 +258,9 @@ async fn kube_config(settings: &Settings) -> Result<kube::Config, CliError> {
     }
 }
 
+/// Runs the process's virtual nodes until a signal, a fatal start-up error or the end of
+/// every node: client, nodes (each with its provider and kubelet API), admin listener,
+/// then the fleet.
 async fn run_async<F, Fut>(
     info: ProviderInfo,
     resolved: Resolved,
@@ -268,154 +271,215 @@ where
     F: Fn(ProviderContext) -> Fut,
     Fut: Future<Output = Result<Provider, BoxError>>,
 {
-    let settings = resolved.settings.clone();
-    let n = settings.nodes;
-    // Each virtual node gets the kubelet's budget unless the limits are set explicitly.
-    let scale = u32::try_from(n).unwrap_or(u32::MAX);
-    let limits = vk_core::client::ClientLimits {
-        qps: settings.kube_api_qps.unwrap_or(50.0 * scale as f32),
-        burst: settings
-            .kube_api_burst
-            .unwrap_or(100u32.saturating_mul(scale)),
-    };
-    let config = kube_config(&settings).await?;
+    let settings = &resolved.settings;
+    let config = kube_config(settings).await?;
     let client_ca = if settings.no_kubelet_api {
         None
     } else {
         kubelet_api::client_ca(&resolved, &config)?
     };
-    let (client, api_stats) = vk_core::client::build(config, limits)?;
-
-    let mut nodes = Vec::with_capacity(n);
-    let mut endpoints = Vec::new();
-    let names: Vec<String> = (0..n)
-        .map(|i| {
-            if n == 1 {
-                settings.nodename.clone()
-            } else {
-                format!("{}-{i}", settings.nodename)
-            }
-        })
-        .collect();
+    let (client, api_stats) = vk_core::client::build(config, client_limits(settings))?;
+    let names = node_names(settings);
     let tls = if settings.no_kubelet_api {
         None
     } else {
         Some(kubelet_api::tls_config(&resolved, &names, client_ca)?)
     };
-    for (i, name) in names.iter().cloned().enumerate() {
-        let mut template = NodeTemplate::new(name.clone(), info.name);
-        template.set_os(settings.os.clone());
-        template.internal_ip = Some(settings.node_ip.clone());
-        let port = node_port(settings.listen_port, i)?;
-        template.kubelet_port = i32::from(port);
-        template.taints = if settings.disable_taint {
-            Vec::new()
-        } else {
-            vec![Taint {
-                key: settings.taint_key.clone(),
-                value: Some(
-                    settings
-                        .taint_value
-                        .clone()
-                        .unwrap_or_else(|| info.name.to_owned()),
-                ),
-                effect: settings.taint_effect.clone(),
-                time_added: None,
-            }]
-        };
-        let builder = VirtualNode::builder(client.clone(), template.clone());
-        let events = vk_core::events::EventSink::start(client.clone(), &name);
-        let ctx = ProviderContext {
-            provider: info.name,
-            events: events.clone(),
-            node_name: name.clone(),
-            node_count: n,
-            provider_config: settings.provider_config.clone(),
-            template,
-            resources: builder.resources(),
-            settings: settings.clone(),
-        };
-        let provider = factory(ctx).await.map_err(|source| CliError::Provider {
-            provider: info.name,
-            node: name.clone(),
-            source,
-        })?;
-        if let Some(tls) = &tls {
-            endpoints.push(
-                kubelet_api::endpoint(
-                    &resolved,
-                    &name,
-                    port,
-                    Arc::clone(&provider.pods),
-                    client.clone(),
-                    Arc::clone(tls),
-                )
-                .await?,
-            );
-        }
-        // The factory may have changed the template (capacity); rebuild with it.
-        let mut builder = VirtualNode::builder(client.clone(), provider.template)
-            .event_sink(events)
-            .pod_handler(provider.pods)
-            .pod_config(PodControllerConfig {
-                workers: settings.pod_sync_workers,
-                dangling_check_interval: resolved.resync,
-                success_events: !settings.no_success_events,
-                ..Default::default()
-            })
-            .node_config(NodeControllerConfig::default());
-        if let Some(node_provider) = provider.node {
-            builder = builder.node_provider(node_provider);
-        }
-        nodes.push(builder.build()?);
+    let mut nodes = Vec::with_capacity(names.len());
+    let mut endpoints = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let (node, endpoint) =
+            build_node(&info, &resolved, &client, &factory, name, i, tls.as_ref()).await?;
+        nodes.push(node);
+        endpoints.extend(endpoint);
     }
 
-    let shutdown = CancellationToken::new();
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            info!("shutting down");
-            shutdown.cancel();
-        });
-    }
-    let nodes = std::sync::Arc::new(nodes);
-    let admin = match resolved.metrics_addr {
-        Some(addr) => {
-            let mut registry = prometheus_client::registry::Registry::default();
-            registry.register_collector(Box::new(vk_core::metrics::ApiCollector(api_stats)));
-            registry.register_collector(Box::new(vk_core::metrics::NodeCollector::new(&nodes)));
-            let ready_nodes = std::sync::Arc::clone(&nodes);
-            let state = std::sync::Arc::new(admin::AdminState {
-                registry,
-                ready: Box::new(move || ready_nodes.iter().all(VirtualNode::is_ready)),
-                log_filter: log_filter.clone(),
-            });
-            let server = admin::bind(addr, state, shutdown.clone())
-                .await
-                .map_err(|source| CliError::Admin { addr, source })?;
-            info!(%addr, "admin listener: /metrics /healthz /readyz /debug/log-filter");
-            Some(tokio::spawn(server))
-        }
-        None => None,
-    };
+    let shutdown = cancel_on_signal();
+    let nodes = Arc::new(nodes);
+    let admin = start_admin(&resolved, api_stats, &nodes, log_filter, &shutdown).await?;
     for endpoint in endpoints {
         tokio::spawn(endpoint.serve(shutdown.clone()));
     }
-    info!(nodes = n, provider = info.name, "starting virtual node(s)");
-    let run = Fleet::run(&nodes, shutdown.clone());
-    let ready = async {
-        loop {
-            if nodes.iter().all(VirtualNode::is_ready) {
-                info!(nodes = ?names, "virtual node(s) ready");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    info!(
+        nodes = names.len(),
+        provider = info.name,
+        "starting virtual node(s)"
+    );
+    let result = run_nodes(&nodes, &names, resolved.startup_timeout, &shutdown).await;
+    shutdown.cancel();
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    result
+}
+
+/// The client-side rate limit: each virtual node gets the kubelet's budget (50 QPS,
+/// burst 100) unless the limits are set explicitly.
+fn client_limits(settings: &Settings) -> vk_core::client::ClientLimits {
+    let scale = u32::try_from(settings.nodes).unwrap_or(u32::MAX);
+    vk_core::client::ClientLimits {
+        qps: settings.kube_api_qps.unwrap_or(50.0 * scale as f32),
+        burst: settings
+            .kube_api_burst
+            .unwrap_or(100u32.saturating_mul(scale)),
+    }
+}
+
+/// The names of the nodes: `--nodename`, or `NAME-0` ... `NAME-(N-1)` with `--nodes N`.
+fn node_names(settings: &Settings) -> Vec<String> {
+    match settings.nodes {
+        1 => vec![settings.nodename.clone()],
+        n => (0..n)
+            .map(|i| format!("{}-{i}", settings.nodename))
+            .collect(),
+    }
+}
+
+/// The node as the settings describe it, before the provider adds its capacity.
+fn node_template(info: &ProviderInfo, settings: &Settings, name: &str, port: u16) -> NodeTemplate {
+    let mut template = NodeTemplate::new(name.to_owned(), info.name);
+    template.set_os(settings.os.clone());
+    template.internal_ip = Some(settings.node_ip.clone());
+    template.kubelet_port = i32::from(port);
+    template.taints = if settings.disable_taint {
+        Vec::new()
+    } else {
+        vec![Taint {
+            key: settings.taint_key.clone(),
+            value: Some(
+                settings
+                    .taint_value
+                    .clone()
+                    .unwrap_or_else(|| info.name.to_owned()),
+            ),
+            effect: settings.taint_effect.clone(),
+            time_added: None,
+        }]
     };
-    let timeout = resolved.startup_timeout;
-    let guarded_ready = async {
-        match timeout {
+    template
+}
+
+/// Node `index` of the process: asks the factory for its provider, then builds the
+/// virtual node and (unless `--no-kubelet-api`) its kubelet API endpoint.
+async fn build_node<F, Fut>(
+    info: &ProviderInfo,
+    resolved: &Resolved,
+    client: &kube::Client,
+    factory: &F,
+    name: &str,
+    index: usize,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+) -> Result<(VirtualNode, Option<kubelet_api::Endpoint>), CliError>
+where
+    F: Fn(ProviderContext) -> Fut,
+    Fut: Future<Output = Result<Provider, BoxError>>,
+{
+    let settings = &resolved.settings;
+    let port = node_port(settings.listen_port, index)?;
+    let template = node_template(info, settings, name, port);
+    let builder = VirtualNode::builder(client.clone(), template.clone());
+    let events = vk_core::events::EventSink::start(client.clone(), name);
+    let ctx = ProviderContext {
+        provider: info.name,
+        events: events.clone(),
+        node_name: name.to_owned(),
+        node_count: settings.nodes,
+        provider_config: settings.provider_config.clone(),
+        template,
+        resources: builder.resources(),
+        settings: settings.clone(),
+    };
+    let provider = factory(ctx).await.map_err(|source| CliError::Provider {
+        provider: info.name,
+        node: name.to_owned(),
+        source,
+    })?;
+    let endpoint = match tls {
+        Some(tls) => Some(
+            kubelet_api::endpoint(
+                resolved,
+                name,
+                port,
+                Arc::clone(&provider.pods),
+                client.clone(),
+                Arc::clone(tls),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // The factory may have changed the template (capacity); build with its version.
+    let mut builder = VirtualNode::builder(client.clone(), provider.template)
+        .event_sink(events)
+        .pod_handler(provider.pods)
+        .pod_config(PodControllerConfig {
+            workers: settings.pod_sync_workers,
+            dangling_check_interval: resolved.resync,
+            success_events: !settings.no_success_events,
+            ..Default::default()
+        })
+        .node_config(NodeControllerConfig::default());
+    if let Some(node_provider) = provider.node {
+        builder = builder.node_provider(node_provider);
+    }
+    Ok((builder.build()?, endpoint))
+}
+
+/// A token cancelled at Ctrl-C or SIGTERM.
+fn cancel_on_signal() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutting down");
+        token.cancel();
+    });
+    shutdown
+}
+
+/// Starts the admin listener (`--metrics-addr`) unless it is off.
+async fn start_admin(
+    resolved: &Resolved,
+    api_stats: vk_core::client::ApiStats,
+    nodes: &Arc<Vec<VirtualNode>>,
+    log_filter: Option<vk_trace::FilterHandle>,
+    shutdown: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>, CliError> {
+    let Some(addr) = resolved.metrics_addr else {
+        return Ok(None);
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(vk_core::metrics::ApiCollector(api_stats)));
+    registry.register_collector(Box::new(vk_core::metrics::NodeCollector::new(nodes)));
+    let ready_nodes = Arc::clone(nodes);
+    let state = Arc::new(admin::AdminState {
+        registry,
+        ready: Box::new(move || ready_nodes.iter().all(VirtualNode::is_ready)),
+        log_filter,
+    });
+    let server = admin::bind(addr, state, shutdown.clone())
+        .await
+        .map_err(|source| CliError::Admin { addr, source })?;
+    info!(%addr, "admin listener: /metrics /healthz /readyz /debug/log-filter");
+    Ok(Some(tokio::spawn(server)))
+}
+
+/// Runs the fleet until `shutdown` or its end; fails (after stopping the fleet) when
+/// the nodes are not ready within `startup_timeout`.
+async fn run_nodes(
+    nodes: &[VirtualNode],
+    names: &[String],
+    startup_timeout: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> Result<(), CliError> {
+    let run = Fleet::run(nodes, shutdown.clone());
+    tokio::pin!(run);
+    let ready = async {
+        futures::future::join_all(nodes.iter().map(VirtualNode::ready)).await;
+        info!(nodes = ?names, "virtual node(s) ready");
+    };
+    let ready = async {
+        match startup_timeout {
             Some(t) => tokio::time::timeout(t, ready)
                 .await
                 .map_err(|_| CliError::StartupTimeout(t)),
@@ -425,9 +489,8 @@ where
             }
         }
     };
-    tokio::pin!(run);
     tokio::select! {
-        r = guarded_ready => {
+        r = ready => {
             if let Err(e) = r {
                 error!("{e}");
                 shutdown.cancel();
@@ -435,17 +498,9 @@ where
                 return Err(e);
             }
         }
-        () = &mut run => {
-            shutdown.cancel();
-            if let Some(a) = admin { let _ = a.await; }
-            return Ok(());
-        }
+        () = &mut run => return Ok(()),
     }
     run.await;
-    shutdown.cancel();
-    if let Some(a) = admin {
-        let _ = a.await;
-    }
     Ok(())
 }
 

@@ -225,6 +225,16 @@ impl VirtualNode {
         *self.node.registered().borrow() && *self.pods.synced().borrow()
     }
 
+    /// Completes once the Node is registered and the first pod list is reconciled (what
+    /// [`VirtualNode::is_ready`] reports), without polling.
+    pub async fn ready(&self) {
+        let mut registered = self.node.registered();
+        let mut synced = self.pods.synced();
+        // A closed channel means the controller stopped: nothing more to wait for.
+        let _ = registered.wait_for(|r| *r).await;
+        let _ = synced.wait_for(|s| *s).await;
+    }
+
     /// Runs this node alone (its own pod watch and Service cache) until `shutdown`.
     pub async fn run(&self, shutdown: CancellationToken) {
         Fleet::run(std::slice::from_ref(self), shutdown).await;
