@@ -36,11 +36,13 @@
 //!
 //! Errors are [`vk_errdefs`] kinds throughout.
 
+pub mod bridge;
 pub mod capabilities;
 pub mod client;
 pub mod compact;
 pub mod env;
 pub mod events;
+pub mod http;
 pub mod kube_errors;
 pub mod metrics;
 pub mod node;
