@@ -208,6 +208,11 @@ impl HttpClient {
         self.request(Method::DELETE, path).send().await
     }
 
+    #[cfg(test)]
+    pub(crate) fn inner_default_headers(&self) -> &HeaderMap {
+        &self.inner.default_headers
+    }
+
     pub(crate) fn uri(&self, path: &str, query: &[(String, String)]) -> Result<Uri, HttpError> {
         self.inner.base.uri(path, query)
     }

@@ -257,15 +257,16 @@ pub(crate) fn find_tls_error<'a>(
 ) -> Option<&'a rustls::Error> {
     let mut current = Some(err);
     while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(tls) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls);
+        // An io::Error may wrap another io::Error wrapping the rustls error.
+        let mut wrapped = Some(e);
+        while let Some(w) = wrapped {
+            if let Some(tls) = w.downcast_ref::<rustls::Error>() {
+                return Some(tls);
+            }
+            wrapped = w
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|inner| inner as &(dyn std::error::Error + 'static));
         }
         current = e.source();
     }
@@ -361,7 +362,7 @@ mod tests {
         let tls = std::io::Error::other(rustls::Error::InvalidCertificate(
             rustls::CertificateError::UnknownIssuer,
         ));
-        let outer = Outer(tls);
+        let outer = Outer(std::io::Error::other(tls));
         assert!(matches!(
             find_tls_error(&outer),
             Some(rustls::Error::InvalidCertificate(_))

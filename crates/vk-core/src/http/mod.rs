@@ -65,7 +65,7 @@ mod tls;
 mod websocket;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use client::{HttpClient, RequestBuilder};
 pub use config::{DEFAULT_USER_AGENT, HttpClientConfig};
