@@ -268,7 +268,11 @@ pub async fn bridge<F: ExecFraming>(
     }
 }
 
-async fn send(ws: &mut WebSocket, what: &'static str, message: WsMessage) -> Result<(), BridgeError> {
+async fn send(
+    ws: &mut WebSocket,
+    what: &'static str,
+    message: WsMessage,
+) -> Result<(), BridgeError> {
     ws.send(message)
         .await
         .map_err(|source| BridgeError::Send { what, source })

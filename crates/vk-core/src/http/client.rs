@@ -295,9 +295,7 @@ impl HttpClient {
                     };
                     (
                         error,
-                        request
-                            .idempotent
-                            .then(|| inner.retry.backoff(attempt)),
+                        request.idempotent.then(|| inner.retry.backoff(attempt)),
                     )
                 }
             };
@@ -491,7 +489,9 @@ impl RequestBuilder {
         }
         let uri = self.client.uri(&self.path, &self.query)?;
         Ok(Prepared {
-            idempotent: self.idempotent.unwrap_or_else(|| is_idempotent(&self.method)),
+            idempotent: self
+                .idempotent
+                .unwrap_or_else(|| is_idempotent(&self.method)),
             method: self.method,
             uri,
             path: self.path,
@@ -551,7 +551,14 @@ fn transport_error(
     let path = request.path.clone();
     if let Some(tls) = find_tls_error(&err) {
         let reason = tls.to_string();
-        return (HttpError::Tls { method, path, reason }, false);
+        return (
+            HttpError::Tls {
+                method,
+                path,
+                reason,
+            },
+            false,
+        );
     }
     let reason = std::error::Error::source(&err).map_or_else(|| err.to_string(), chain_text);
     let attempts = Attempts(attempt);
@@ -609,4 +616,3 @@ async fn excerpt(mut body: Incoming, limit: usize, timeout: Option<Duration>) ->
     }
     text
 }
-

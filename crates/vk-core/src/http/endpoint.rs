@@ -32,10 +32,7 @@ impl BaseUrl {
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
             return Err(invalid("the scheme must be http or https"));
         }
-        let authority = uri
-            .authority()
-            .cloned()
-            .ok_or_else(|| invalid("no host"))?;
+        let authority = uri.authority().cloned().ok_or_else(|| invalid("no host"))?;
         if authority.as_str().contains('@') {
             return Err(HttpError::InvalidUrl {
                 // Never echo credentials.
@@ -70,7 +67,11 @@ impl BaseUrl {
 
     /// The full URL of `full_path` (from [`path_of`](Self::path_of)) with `query`
     /// appended, percent-encoded.
-    pub(crate) fn uri(&self, full_path: &str, query: &[(String, String)]) -> Result<Uri, HttpError> {
+    pub(crate) fn uri(
+        &self,
+        full_path: &str,
+        query: &[(String, String)],
+    ) -> Result<Uri, HttpError> {
         let mut path_and_query = full_path.to_string();
         let mut separator = if full_path.contains('?') { '&' } else { '?' };
         for (name, value) in query {
@@ -123,7 +124,10 @@ mod tests {
         assert_eq!(base.path_of("/v1/jobs"), "/api/v1/jobs");
         assert_eq!(base.path_of("v1/jobs"), "/api/v1/jobs");
         let uri = base
-            .uri(&base.path_of("v1/jobs"), &q(&[("namespace", "a b&c"), ("x", "é")]))
+            .uri(
+                &base.path_of("v1/jobs"),
+                &q(&[("namespace", "a b&c"), ("x", "é")]),
+            )
             .expect("uri");
         assert_eq!(
             uri.to_string(),
@@ -142,7 +146,13 @@ mod tests {
 
     #[test]
     fn bad_base_urls_are_refused_without_echoing_credentials() {
-        for url in ["127.0.0.1:80", "ftp://host/", "/v1", "http://host/?a=b", "not a url"] {
+        for url in [
+            "127.0.0.1:80",
+            "ftp://host/",
+            "/v1",
+            "http://host/?a=b",
+            "not a url",
+        ] {
             assert!(
                 matches!(BaseUrl::parse(url), Err(HttpError::InvalidUrl { .. })),
                 "{url}"

@@ -180,10 +180,12 @@ impl TestCa {
                 for cert in CertificateDer::pem_slice_iter(ca.cert_pem.as_bytes()) {
                     roots.add(cert.expect("ca pem")).expect("add ca");
                 }
-                let verifier =
-                    rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                        .build()
-                        .expect("client verifier");
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    roots.into(),
+                    provider,
+                )
+                .build()
+                .expect("client verifier");
                 builder.with_client_cert_verifier(verifier)
             }
         };
@@ -214,8 +216,14 @@ struct Job {
 #[tokio::test]
 async fn json_get_and_post_round_trip() {
     let server = serve(None, |request: Request<Incoming>| async move {
-        let token = request.headers().get("x-token").map(|v| v.as_bytes().to_vec());
-        let agent = request.headers().get("user-agent").map(|v| v.as_bytes().to_vec());
+        let token = request
+            .headers()
+            .get("x-token")
+            .map(|v| v.as_bytes().to_vec());
+        let agent = request
+            .headers()
+            .get("user-agent")
+            .map(|v| v.as_bytes().to_vec());
         if token.as_deref() != Some(b"s3cr3t") || agent.as_deref() != Some(b"vk-test/1") {
             return answer(401, "who are you");
         }
@@ -225,7 +233,12 @@ async fn json_get_and_post_round_trip() {
                 answer(200, format!(r#"[{{"id":"{query}","count":1}}]"#))
             }
             ("POST", "/api/v1/jobs") => {
-                let body = request.into_body().collect().await.expect("body").to_bytes();
+                let body = request
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
                 let mut job: Job = serde_json::from_slice(&body).expect("job json");
                 job.count += 1;
                 answer(201, serde_json::to_vec(&job).expect("json"))
@@ -374,7 +387,11 @@ async fn service_unavailable_is_retried_only_for_idempotent_requests() {
         .await
         .expect_err("503");
     assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
-    assert_eq!(hits.swap(0, Ordering::SeqCst), 1, "a POST must not be repeated");
+    assert_eq!(
+        hits.swap(0, Ordering::SeqCst),
+        1,
+        "a POST must not be repeated"
+    );
     assert_eq!(err.kind(), ErrorKind::Unavailable);
 
     let err = client.put("/always").send().await.expect_err("503");
@@ -473,17 +490,17 @@ async fn a_streaming_body_outlives_the_request_timeout() {
     let timeout = Duration::from_millis(150);
     let server = serve(None, move |_| async move {
         // The stream's own pace: a chunk every two request timeouts.
-        let chunks = futures::stream::iter(["one\n", "two\n", "three\n"]).then(move |chunk| async move {
-            tokio::time::sleep(timeout * 2).await;
-            Ok::<_, Infallible>(Frame::data(Bytes::from_static(chunk.as_bytes())))
-        });
+        let chunks =
+            futures::stream::iter(["one\n", "two\n", "three\n"]).then(move |chunk| async move {
+                tokio::time::sleep(timeout * 2).await;
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(chunk.as_bytes())))
+            });
         Response::new(StreamBody::new(chunks).boxed_unsync())
     })
     .await;
-    let client = HttpClient::new(
-        HttpClientConfig::new(server.http_url()).request_timeout(Some(timeout)),
-    )
-    .expect("client");
+    let client =
+        HttpClient::new(HttpClientConfig::new(server.http_url()).request_timeout(Some(timeout)))
+            .expect("client");
     let started = Instant::now();
     let response = client.get("/logs").send().await.expect("headers in time");
     let mut stream = response.into_stream();
@@ -517,7 +534,10 @@ async fn a_bad_json_body_names_the_field() {
         .await
         .expect_err("bad field");
     let text = err.to_string();
-    assert!(text.starts_with("decoding the JSON body of GET /v1/list: at `items[1].name`"), "{text}");
+    assert!(
+        text.starts_with("decoding the JSON body of GET /v1/list: at `items[1].name`"),
+        "{text}"
+    );
     assert!(text.contains("line 1 column"), "{text}");
     assert_eq!(err.kind(), ErrorKind::Unknown);
 }
@@ -552,13 +572,15 @@ async fn tokens_never_show_in_debug_output_or_errors() {
         assert!(!text.contains("SECRET"), "{text}");
     }
     // The token was sent, marked sensitive.
-    let seen = seen.lock().expect("lock");
-    let (token, bearer) = seen.first().expect("a request");
-    assert_eq!(token.as_ref().expect("token header"), TOKEN);
-    assert_eq!(
-        bearer.as_ref().expect("authorization header"),
-        &format!("Bearer {TOKEN}")
-    );
+    {
+        let seen = seen.lock().expect("lock");
+        let (token, bearer) = seen.first().expect("a request");
+        assert_eq!(token.as_ref().expect("token header"), TOKEN);
+        assert_eq!(
+            bearer.as_ref().expect("authorization header"),
+            &format!("Bearer {TOKEN}")
+        );
+    }
     assert!(client.inner_headers_are_sensitive(&["x-nomad-token", "authorization"]));
 
     // Nor in a transport error.
@@ -629,7 +651,11 @@ async fn https_with_an_untrusted_ca_fails_naming_the_problem() {
     assert!(matches!(err, HttpError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("UnknownIssuer"), "{err}");
     assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert_eq!(client.counts().attempts, 1, "a certificate problem is not retried");
+    assert_eq!(
+        client.counts().attempts,
+        1,
+        "a certificate problem is not retried"
+    );
 
     // Unless verification is off.
     let insecure = HttpClient::new(
@@ -657,11 +683,21 @@ async fn mutual_tls_presents_the_client_certificate() {
             .client_identity_pem(client_cert.cert_pem, client_cert.key_pem),
     )
     .expect("client");
-    let text = with_identity.get("/").send().await.expect("get").text().await;
+    let text = with_identity
+        .get("/")
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await;
     assert_eq!(text.expect("text"), "hello");
 
     let without = HttpClient::new(config.retry(RetryPolicy::never())).expect("client");
-    let err = without.get("/").send().await.expect_err("no client certificate");
+    let err = without
+        .get("/")
+        .send()
+        .await
+        .expect_err("no client certificate");
     // The server's refusal reaches the client as a TLS alert (or, if the server's
     // close wins the race with the alert, as a reset connection).
     match &err {
