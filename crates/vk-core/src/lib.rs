@@ -22,9 +22,21 @@
 //!   patches that leave others' conditions alone, finishes graceful deletes as soon as
 //!   the provider reports the pod stopped, adopts the provider's pods after a restart
 //!   and removes dangling ones.
-//! * [`env`]: resolves env/envFrom (ConfigMaps, Secrets, fieldRef incl. `status.podIP`,
+//! * [`env`](mod@env): resolves env/envFrom (ConfigMaps, Secrets, fieldRef incl. `status.podIP`,
 //!   resourceFieldRef, service links, `$(VAR)`) with upstream's event reasons.
 //! * [`client`]: a client-side QPS/burst limit (kube-rs has none) and request counts.
+//!
+//! ## Remote-backend providers
+//!
+//! A provider whose backend is a web API (Nomad, Azure, a web bridge) uses one kit:
+//!
+//! * [`http`]: the outbound HTTP client — base URL and token headers, rustls with ring
+//!   (system roots, CA bundles, mutual TLS), connect and request timeouts, retries
+//!   honouring `Retry-After`, JSON helpers, streamed bodies, WebSockets, and errors
+//!   that convert into [`vk_errdefs`] kinds
+//!   ([`ErrorKind::from_http_status`](vk_errdefs::ErrorKind::from_http_status)).
+//! * [`bridge`]: remote exec — joins the kubelet's exec session to the backend's exec
+//!   WebSocket through a small [`bridge::ExecFraming`] describing the backend's messages.
 //!
 //! ## Observability
 //!
@@ -39,11 +51,13 @@
 //!
 //! Errors are [`vk_errdefs`] kinds throughout.
 
+pub mod bridge;
 pub mod capabilities;
 pub mod client;
 pub mod compact;
 pub mod env;
 pub mod events;
+pub mod http;
 pub mod kube_errors;
 pub mod logs;
 pub mod metrics;

@@ -68,6 +68,40 @@ impl ErrorKind {
         }
     }
 
+    /// The kind matching an HTTP status a remote backend answered with, so every provider
+    /// maps the statuses of its backend's API the same way:
+    ///
+    /// | status                        | kind             |
+    /// |-------------------------------|------------------|
+    /// | 404, 410                      | `NotFound`       |
+    /// | 400, 422, any other 4xx       | `InvalidInput`   |
+    /// | 409, 412                      | `Conflict`       |
+    /// | 401, 403                      | `Forbidden`      |
+    /// | 408, 429, 502, 503, 504       | `Unavailable`    |
+    /// | 405, 501                      | `NotImplemented` |
+    /// | any other 5xx, 1xx–3xx        | `Unknown`        |
+    ///
+    /// `AlreadyExists` is never derived from a status alone: a 409 may mean either, and
+    /// only the body tells (a provider that knows its backend's body may refine it).
+    ///
+    /// ```
+    /// use vk_errdefs::ErrorKind;
+    /// assert_eq!(ErrorKind::from_http_status(404), ErrorKind::NotFound);
+    /// assert_eq!(ErrorKind::from_http_status(429), ErrorKind::Unavailable);
+    /// assert_eq!(ErrorKind::from_http_status(500), ErrorKind::Unknown);
+    /// ```
+    pub fn from_http_status(status: u16) -> ErrorKind {
+        match status {
+            404 | 410 => ErrorKind::NotFound,
+            409 | 412 => ErrorKind::Conflict,
+            401 | 403 => ErrorKind::Forbidden,
+            405 | 501 => ErrorKind::NotImplemented,
+            408 | 429 | 502..=504 => ErrorKind::Unavailable,
+            400..=499 => ErrorKind::InvalidInput,
+            _ => ErrorKind::Unknown,
+        }
+    }
+
     /// Whether a controller should retry an operation that failed with this kind.
     /// `InvalidInput`, `NotImplemented` and `Forbidden` are permanent; everything else
     /// may succeed later. (The core still retries permanent failures, slowly, because a
@@ -337,6 +371,36 @@ mod tests {
         assert_eq!(kind_of(&err), None);
         assert_eq!(http_status(&err), 500);
         assert!(is_retryable(&err));
+    }
+
+    #[test]
+    fn http_statuses_map_to_kinds() {
+        let cases = [
+            (404, ErrorKind::NotFound),
+            (410, ErrorKind::NotFound),
+            (400, ErrorKind::InvalidInput),
+            (422, ErrorKind::InvalidInput),
+            (413, ErrorKind::InvalidInput),
+            (409, ErrorKind::Conflict),
+            (412, ErrorKind::Conflict),
+            (401, ErrorKind::Forbidden),
+            (403, ErrorKind::Forbidden),
+            (408, ErrorKind::Unavailable),
+            (429, ErrorKind::Unavailable),
+            (502, ErrorKind::Unavailable),
+            (503, ErrorKind::Unavailable),
+            (504, ErrorKind::Unavailable),
+            (405, ErrorKind::NotImplemented),
+            (501, ErrorKind::NotImplemented),
+            (500, ErrorKind::Unknown),
+            (505, ErrorKind::Unknown),
+            (599, ErrorKind::Unknown),
+            (200, ErrorKind::Unknown),
+            (302, ErrorKind::Unknown),
+        ];
+        for (status, kind) in cases {
+            assert_eq!(ErrorKind::from_http_status(status), kind, "{status}");
+        }
     }
 
     #[test]
