@@ -184,111 +184,110 @@ fn open_pty() -> std::io::Result<(std::fs::File, std::fs::File)> {
     Ok((std::fs::File::from(controller), terminal))
 }
 
-#[async_trait]
-impl ContainerExec for SharedProvider {
-    async fn exec(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        command: Vec<String>,
-        mut io: ExecIo,
-    ) -> Result<i32> {
-        let (rt, spec, _) = self.container(namespace, pod, container)?;
-        let p = rt.pod();
-        let env = crate::launch::env(&p, &spec, rt.dir());
-        let cwd = crate::launch::cwd(&spec, rt.dir());
-        let Some((program, args)) = command.split_first() else {
-            return Err(Error::invalid_input("exec needs a command"));
+/// What an exec runs: the command with the container's environment and directory.
+struct ExecCommand {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: PathBuf,
+}
+
+impl ExecCommand {
+    /// A command that dies with the session (`kill_on_drop`) running `program args`
+    /// (or `prefix program args`).
+    fn command(&self, prefix: &[&str]) -> tokio::process::Command {
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut cmd = tokio::process::Command::new(first);
+                cmd.args(rest).arg(&self.program);
+                cmd
+            }
+            None => tokio::process::Command::new(&self.program),
         };
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(args)
+        cmd.args(&self.args)
             .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&cwd)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cwd)
             .kill_on_drop(true);
-        if io.tty {
-            let (controller, terminal) =
-                open_pty().map_err(|e| io_error("opening a pseudo-terminal", e))?;
-            if let Some(rx) = io.resize.as_mut()
-                && let Ok(Some(size)) =
-                    tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
-            {
-                let _ = set_size(&controller, size);
-            }
-            let mut cmd = tokio::process::Command::new("setsid");
-            cmd.args(["-w", "-c"])
-                .arg(program)
-                .args(args)
-                .env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .current_dir(&cwd)
-                .kill_on_drop(true);
-            let clone = |f: &std::fs::File| f.try_clone().map(Stdio::from);
-            let stdio = (clone(&terminal), clone(&terminal), clone(&terminal));
-            let (Ok(i), Ok(o), Ok(e)) = stdio else {
-                return Err(Error::unavailable("duplicating the terminal failed"));
-            };
-            let mut child = cmd
-                .stdin(i)
-                .stdout(o)
-                .stderr(e)
-                .spawn()
-                .map_err(|e| io_error(&format!("starting {program:?}"), e))?;
-            drop(terminal);
-            let reader = controller
-                .try_clone()
-                .map_err(|e| io_error("duplicating the pty", e))?;
-            let sizer = controller
-                .try_clone()
-                .map_err(|e| io_error("duplicating the pty", e))?;
-            let mut writer = tokio::fs::File::from_std(controller);
-            let input = io.stdin.take().map(|mut stdin| {
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut stdin, &mut writer).await;
-                })
-            });
-            let resizes = io.resize.take().map(|mut rx| {
-                tokio::spawn(async move {
-                    while let Some(size) = rx.recv().await {
-                        let _ = set_size(&sizer, size);
-                    }
-                })
-            });
-            let output = io
-                .stdout
-                .take()
-                .map(|out| tokio::spawn(pump(tokio::fs::File::from_std(reader), out)));
-            let status = child
-                .wait()
-                .await
-                .map_err(|e| io_error("waiting for the command", e))?;
-            if let Some(o) = output {
-                let _ = tokio::time::timeout(Duration::from_secs(2), o).await;
-            }
-            for t in [input, resizes].into_iter().flatten() {
-                t.abort();
-            }
-            return Ok(exit_code(status));
+        cmd
+    }
+
+    /// Runs on a new pseudo-terminal as its controlling terminal (`setsid -c`), resized
+    /// on the client's resize events; the terminal carries stdin and stdout.
+    async fn run_with_tty(&self, mut io: ExecIo) -> Result<i32> {
+        let (controller, terminal) =
+            open_pty().map_err(|e| io_error("opening a pseudo-terminal", e))?;
+        if let Some(rx) = io.resize.as_mut()
+            && let Ok(Some(size)) =
+                tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
+        {
+            let _ = set_size(&controller, size);
         }
-        cmd.stdin(if io.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(if io.stdout.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stderr(if io.stderr.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        let mut child = cmd
+        let clone = |f: &std::fs::File| f.try_clone().map(Stdio::from);
+        let stdio = (clone(&terminal), clone(&terminal), clone(&terminal));
+        let (Ok(i), Ok(o), Ok(e)) = stdio else {
+            return Err(Error::unavailable("duplicating the terminal failed"));
+        };
+        let mut child = self
+            .command(&["setsid", "-w", "-c"])
+            .stdin(i)
+            .stdout(o)
+            .stderr(e)
             .spawn()
-            .map_err(|e| io_error(&format!("starting {program:?}"), e))?;
+            .map_err(|e| io_error(&format!("starting {:?}", self.program), e))?;
+        drop(terminal);
+        let duplicate = |f: &std::fs::File| {
+            f.try_clone()
+                .map_err(|e| io_error("duplicating the pty", e))
+        };
+        let reader = duplicate(&controller)?;
+        let sizer = duplicate(&controller)?;
+        let mut writer = tokio::fs::File::from_std(controller);
+        let input = io.stdin.take().map(|mut stdin| {
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut stdin, &mut writer).await;
+            })
+        });
+        let resizes = io.resize.take().map(|mut rx| {
+            tokio::spawn(async move {
+                while let Some(size) = rx.recv().await {
+                    let _ = set_size(&sizer, size);
+                }
+            })
+        });
+        let output = io
+            .stdout
+            .take()
+            .map(|out| tokio::spawn(pump(tokio::fs::File::from_std(reader), out)));
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| io_error("waiting for the command", e))?;
+        if let Some(o) = output {
+            let _ = tokio::time::timeout(Duration::from_secs(2), o).await;
+        }
+        for t in [input, resizes].into_iter().flatten() {
+            t.abort();
+        }
+        Ok(exit_code(status))
+    }
+
+    /// Runs with pipes for the streams the client asked for (`/dev/null` for the rest).
+    async fn run_with_pipes(&self, mut io: ExecIo) -> Result<i32> {
+        let pipe_if = |wanted: bool| {
+            if wanted {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
+        let mut child = self
+            .command(&[])
+            .stdin(pipe_if(io.stdin.is_some()))
+            .stdout(pipe_if(io.stdout.is_some()))
+            .stderr(pipe_if(io.stderr.is_some()))
+            .spawn()
+            .map_err(|e| io_error(&format!("starting {:?}", self.program), e))?;
         let input = match (io.stdin.take(), child.stdin.take()) {
             (Some(mut from), Some(mut to)) => Some(tokio::spawn(async move {
                 let _ = tokio::io::copy(&mut from, &mut to).await;
@@ -314,6 +313,34 @@ impl ContainerExec for SharedProvider {
             i.abort();
         }
         Ok(exit_code(status))
+    }
+}
+
+#[async_trait]
+impl ContainerExec for SharedProvider {
+    async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: Vec<String>,
+        io: ExecIo,
+    ) -> Result<i32> {
+        let (rt, spec, _) = self.container(namespace, pod, container)?;
+        let Some((program, args)) = command.split_first() else {
+            return Err(Error::invalid_input("exec needs a command"));
+        };
+        let exec = ExecCommand {
+            program: program.clone(),
+            args: args.to_vec(),
+            env: crate::launch::env(&rt.pod(), &spec, rt.dir()),
+            cwd: crate::launch::cwd(&spec, rt.dir()),
+        };
+        if io.tty {
+            exec.run_with_tty(io).await
+        } else {
+            exec.run_with_pipes(io).await
+        }
     }
 }
 
