@@ -29,6 +29,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     step("unit tests", &["test", "--workspace", "--lib", "--bins"])?;
     step("doc tests", &["test", "--workspace", "--doc"])?;
+    step_with_env(
+        "cargo doc --workspace --no-deps (warnings are errors)",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
     if !args.no_e2e {
         let cluster = LocalCluster::from_env()?;
         eprintln!("==> local control plane");
@@ -51,11 +56,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn step(title: &str, cargo_args: &[&str]) -> anyhow::Result<()> {
+    step_with_env(title, cargo_args, &[])
+}
+
+/// Runs `cargo <cargo_args>` with extra environment variables, as one CI step.
+fn step_with_env(title: &str, cargo_args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     eprintln!("==> {title}");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let t = Instant::now();
     let status = Command::new(cargo)
         .args(cargo_args)
+        .envs(env.iter().copied())
         .status()
         .with_context(|| format!("running cargo {}", cargo_args.join(" ")))?;
     if !status.success() {

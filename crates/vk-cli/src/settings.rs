@@ -123,7 +123,8 @@ pub struct Flags {
     pub log_format: Option<String>,
 
     /// Export spans with OTLP to this collector URL (e.g. http://127.0.0.1:4318);
-    /// default from OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; unset = no export.
+    /// default from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT;
+    /// unset = no export.
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp_endpoint: Option<String>,

@@ -36,7 +36,7 @@ impl std::fmt::Debug for ResourceAccess {
 
 impl ResourceAccess {
     /// Access through `client` on behalf of node `node_name`. Services are listed on
-    /// demand until [`ResourceAccess::with_service_cache`] provides a cache.
+    /// demand until [`ResourceAccess::install_service_cache`] provides a cache.
     pub fn new(client: Client, node_name: impl Into<String>) -> Self {
         Self {
             client,

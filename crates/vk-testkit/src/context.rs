@@ -126,7 +126,7 @@ impl TestContext {
         &self.kubeconfig
     }
 
-    /// Creates a namespace named `prefix-xxxxxx`, labelled [`TEST_LABEL`], deleted when
+    /// Creates a namespace named `prefix-xxxxxx`, labelled `TEST_LABEL`, deleted when
     /// the returned value is dropped.
     pub async fn namespace(&self, prefix: &str) -> Result<TestNamespace, ContextError> {
         let name = unique_name(prefix);

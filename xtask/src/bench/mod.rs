@@ -73,7 +73,7 @@ pub struct Args {
     /// default because the write target counts pod writes only.
     #[arg(long)]
     pub success_events: bool,
-    /// Also copy the results to bench/results/<date>.*.
+    /// Also copy the results to `bench/results/<date>.*`.
     #[arg(long)]
     pub record: bool,
     /// Run this provider binary instead of the release vk-mock (e.g. a wrapper that

@@ -6,7 +6,7 @@
 //! * A watch on the pods bound to the node (`spec.nodeName=<node>`, through kube-runtime's
 //!   watcher) feeds [`FeedEvent`]s. Each event updates the controller's per-pod entry and
 //!   queues the pod's key; N workers process keys from a deduplicating
-//!   [`WorkQueue`](crate::queue::WorkQueue), never the same key twice at once.
+//!   [`WorkQueue`], never the same key twice at once.
 //! * Processing is **level-triggered**: a worker looks at the latest API object and the
 //!   latest provider status and does what is missing: create (with the environment
 //!   resolved) or update in the provider when the relevant spec changed, write status,

@@ -8,7 +8,7 @@
 //! 2. if every component recorded in the PID files is alive and `/readyz` answers `ok`,
 //!    return at once;
 //! 3. otherwise stop whatever half of a cluster is left (only processes we recorded),
-//!    install/build what is missing ([`toolchain`]), create certificates if needed,
+//!    install/build what is missing (the `toolchain` module), create certificates if needed,
 //!    check the ports are free, then start etcd → kube-apiserver → controller-manager and
 //!    scheduler, waiting for each to be healthy; finally wait for the `default`
 //!    ServiceAccount, which proves the controller-manager works.
