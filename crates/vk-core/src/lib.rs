@@ -8,6 +8,9 @@
 //!    (required), [`PodNotifier`] (push status; otherwise the core polls) and
 //!    [`NodeProvider`] (ping and pushed node status; [`NaiveNodeProvider`] by default).
 //!    Read cluster objects through [`ResourceAccess`], never the API server directly.
+//!    Declare what the kubelet API can do for your pods — logs, exec, attach,
+//!    port-forward, stats — once, in
+//!    [`PodLifecycleHandler::capabilities`] ([`capabilities::Capabilities`]).
 //! 2. Describe the node with a [`node::NodeTemplate`] (capacity, labels, taints...).
 //! 3. Build a [`runtime::VirtualNode`] and run it, or several in a [`runtime::Fleet`]
 //!    sharing one client and one pod watch. Most binaries use `vk-cli`, which does this.
@@ -26,9 +29,15 @@
 //!   resourceFieldRef, service links, `$(VAR)`) with upstream's event reasons.
 //! * [`client`]: a client-side QPS/burst limit (kube-rs has none) and request counts.
 //!
-//! ## Remote-backend providers
+//! ## The provider author's kit
 //!
-//! A provider whose backend is a web API (Nomad, Azure, a web bridge) uses one kit:
+//! * [`logs`]: the kubelet's log options (tail, since, timestamps, limitBytes, follow)
+//!   applied to your lines, whole texts, byte streams or followed files — implement
+//!   [`capabilities::ContainerLogs`] by producing lines, not by re-implementing options.
+//! * `vk_cli::load_provider_config` (in `vk-cli`): your `--provider-config` file with
+//!   `VK_<PROVIDER>_*` overrides and errors naming the file, line and key.
+//!
+//! A provider whose backend is a web API (Nomad, Azure, a web bridge) also uses:
 //!
 //! * [`http`]: the outbound HTTP client — base URL and token headers, rustls with ring
 //!   (system roots, CA bundles, mutual TLS), connect and request timeouts, retries
