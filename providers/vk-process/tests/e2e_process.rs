@@ -60,11 +60,12 @@ fn start_node(
     let log = log_path(node, port);
     let metrics_addr = metrics_port.map_or_else(|| "off".to_owned(), |p| format!("127.0.0.1:{p}"));
     // When the test process ends: stop the container process groups a failed test may
-    // have left (their PIDs are in the state directory), then delete the objects.
+    // have left (their PIDs are in the state directory; dash's `kill` takes no `--`),
+    // then delete the objects.
     let cleanup = format!(
         "for f in $(find '{state}' -name '*.pid.json' 2>/dev/null); do \
            pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p' \"$f\"); \
-           [ -n \"$pid\" ] && kill -KILL -- -\"$pid\" 2>/dev/null; \
+           [ -n \"$pid\" ] && kill -KILL -\"$pid\" 2>/dev/null; \
          done; \
          '{kubectl}' --kubeconfig '{kubeconfig}' delete namespace/{namespace} node/{node} --wait=false",
         state = state.display(),
