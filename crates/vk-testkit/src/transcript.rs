@@ -33,7 +33,7 @@ pub struct Transcript<R> {
 
 impl<R: AsyncRead + Unpin> Transcript<R> {
     /// Follows `reader` (a child's stdout or stderr); waits fail after
-    /// [`PATIENCE`](crate::wait::PATIENCE).
+    /// [`PATIENCE`].
     pub fn new(reader: R) -> Self {
         Self::with_patience(reader, PATIENCE)
     }
