@@ -8,6 +8,8 @@
 //! * [`TestContext`] is what an end-to-end test holds: a client for the running control
 //!   plane (started if needed), uniquely named namespaces, and clean-up of everything the
 //!   test registered, even when the test panics.
+//! * [`wait`] and [`transcript`] replace sleeps: wait on a condition, or on what a child
+//!   process prints, with a deadline and a message naming what was awaited.
 //!
 //! No fake API server is involved anywhere: tests using this crate talk to the real
 //! Kubernetes components.
@@ -25,7 +27,10 @@ pub mod conformance;
 mod context;
 pub mod http;
 pub mod kubelet_client;
+pub mod prometheus;
 pub mod tied;
+pub mod transcript;
+pub mod wait;
 
 pub use cluster::{ClusterError, Layout, LocalCluster, UpOptions, UpOutcome};
 pub use context::{ContextError, TestContext, TestNamespace, unique_name};

@@ -57,6 +57,8 @@ pub fn command_then(program: &Path, cleanup: &str) -> Command {
 
 #[cfg(test)]
 mod tests {
+    use crate::wait::{PATIENCE, eventually_blocking};
+
     #[test]
     fn arguments_and_exit_status_pass_through() {
         let out = super::command("/bin/sh".as_ref())
@@ -79,12 +81,9 @@ mod tests {
         .expect("run");
         assert!(status.success());
         // The guard runs the clean-up within about a second of the shell's exit.
-        let mut waited = 0;
-        while !marker.exists() && waited < 100 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            waited += 1;
-        }
-        assert!(marker.exists());
+        eventually_blocking("the clean-up creates its marker", PATIENCE, || {
+            marker.exists().then_some(())
+        });
     }
 
     #[test]
@@ -100,18 +99,9 @@ mod tests {
                 ])
                 .spawn()
                 .expect("spawn");
-        let mut waited = 0;
-        while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty())
-            && waited < 100
-        {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            waited += 1;
-        }
-        let pid: i32 = std::fs::read_to_string(&pid_file)
-            .expect("pid")
-            .trim()
-            .parse()
-            .expect("number");
+        let pid: i32 = eventually_blocking("the program writes its PID", PATIENCE, || {
+            std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+        });
         child.kill().expect("SIGKILL the watchdog");
         let _ = child.wait();
         let alive = |pid: i32| {
@@ -120,12 +110,15 @@ mod tests {
                     .unwrap_or_default()
                     .contains(") Z ")
         };
-        let mut waited = 0;
-        while (alive(pid) || !marker.exists()) && waited < 100 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            waited += 1;
-        }
-        assert!(!alive(pid), "the program outlived its killed watchdog");
-        assert!(marker.exists(), "the clean-up did not run");
+        eventually_blocking(
+            "the program stops after its watchdog is killed",
+            PATIENCE,
+            || (!alive(pid)).then_some(()),
+        );
+        eventually_blocking(
+            "the clean-up runs after the watchdog is killed",
+            PATIENCE,
+            || marker.exists().then_some(()),
+        );
     }
 }

@@ -59,21 +59,21 @@ async fn namespaces_are_unique_and_the_controller_manager_fills_them() {
         "spec": {"containers": [{"name": "c", "image": "nothing"}]}
     }))
     .expect("pod");
-    let mut created = None;
-    for _ in 0..100 {
-        match pods.create(&PostParams::default(), &pod).await {
-            Ok(p) => {
-                created = Some(p);
-                break;
+    let created = vk_testkit::wait::eventually_ok(
+        "the pod is created once the default ServiceAccount exists",
+        || {
+            let (pods, pod) = (pods.clone(), &pod);
+            async move {
+                match pods.create(&PostParams::default(), pod).await {
+                    Ok(p) => Ok(p),
+                    // "serviceaccount default not found" until the controller catches up.
+                    Err(kube::Error::Api(s)) if s.code == 403 || s.code == 500 => Err(s.message),
+                    Err(e) => panic!("create pod: {e}"),
+                }
             }
-            // "serviceaccount default not found" until the controller catches up.
-            Err(kube::Error::Api(s)) if s.code == 403 || s.code == 500 => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("create pod: {e}"),
-        }
-    }
-    let created = created.expect("pod created once the default ServiceAccount exists");
+        },
+    )
+    .await;
     assert_eq!(
         created.spec.and_then(|s| s.service_account_name).as_deref(),
         Some("default")

@@ -2,11 +2,10 @@
 
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
-use vk_testkit::conformance::harness::eventually;
+use vk_testkit::wait::{eventually, eventually_ok};
 use vk_testkit::{TestContext, unique_name};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vk-mock");
@@ -167,23 +166,23 @@ async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
         ),
     )
     .expect("write");
-    let mut applied = false;
-    for _ in 0..100 {
-        let out = Command::new(vk_testkit::cluster::kubectl())
-            .arg("--kubeconfig")
-            .arg(ctx.kubeconfig())
-            .arg("apply")
-            .arg("-f")
-            .arg(&manifest)
-            .output()
-            .expect("kubectl");
-        if out.status.success() {
-            applied = true;
-            break;
+    let manifest_arg = manifest.to_string_lossy();
+    eventually_ok("kubectl apply of the pod manifest", || async {
+        let out = vk_testkit::cluster::run_kubectl(
+            ctx.kubeconfig(),
+            None,
+            &[],
+            &["apply", "-f", &manifest_arg],
+            None,
+        )
+        .expect("kubectl");
+        if out.code == 0 {
+            Ok(())
+        } else {
+            Err(out.stderr)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(applied, "kubectl apply failed");
+    })
+    .await;
     eventually("kubectl shows hello Running on the node", || async {
         let wide = kubectl(
             &ctx,
@@ -238,15 +237,11 @@ async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
 
     // SIGTERM: a clean exit with status 0.
     nix_kill(&child.0);
-    let mut waited = None;
-    for _ in 0..200 {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            waited = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let status = waited.expect("vk-mock exits after SIGTERM");
+    let status = eventually("vk-mock exits after SIGTERM", || {
+        let status = child.0.try_wait().expect("wait");
+        async move { status }
+    })
+    .await;
     let mut stderr = String::new();
     if let Some(mut e) = child.0.stderr.take() {
         let _ = e.read_to_string(&mut stderr);
@@ -317,15 +312,11 @@ async fn one_process_runs_a_fleet_of_nodes_over_one_pod_watch() {
             }
         }))
         .expect("pod");
-        let mut created = false;
-        for _ in 0..100 {
-            if pods.create(&Default::default(), &pod).await.is_ok() {
-                created = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(created, "create p{i}");
+        eventually_ok(&format!("creating pod p{i}"), || {
+            let (pods, pod) = (pods.clone(), &pod);
+            async move { pods.create(&Default::default(), pod).await }
+        })
+        .await;
     }
     for i in 0..3 {
         let name = format!("p{i}");

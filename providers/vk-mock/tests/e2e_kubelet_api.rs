@@ -3,19 +3,20 @@
 //! the node's serving certificate and presents its kubelet client certificate), over
 //! WebSocket (kubectl's default) and SPDY; plus direct requests for authentication.
 
-use std::io::{Read as _, Write as _};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::PostParams;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::process::Command;
 use tokio::sync::OnceCell;
-use vk_testkit::conformance::harness::eventually;
 use vk_testkit::kubelet_client::KubeletClient;
+use vk_testkit::transcript::Transcript;
+use vk_testkit::wait::{eventually, eventually_ok, within};
 use vk_testkit::{LocalCluster, TestContext, unique_name};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vk-mock");
@@ -87,15 +88,11 @@ async fn shared() -> &'static Shared {
                 }
             }))
             .expect("pod");
-            let mut created = false;
-            for _ in 0..100 {
-                if pods.create(&PostParams::default(), &pod).await.is_ok() {
-                    created = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            assert!(created, "create {name}");
+            eventually_ok(&format!("creating pod {name}"), || {
+                let (pods, pod) = (pods.clone(), &pod);
+                async move { pods.create(&PostParams::default(), pod).await }
+            })
+            .await;
             eventually(&format!("{name} Running"), || {
                 let pods = pods.clone();
                 async move {
@@ -171,32 +168,18 @@ async fn logs_follow_streams_lines_as_they_are_written() {
         .args(["-n", &s.namespace, "logs", "-f", "web", "--tail=1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .expect("kubectl logs -f");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
-        let mut buf = [0u8; 256];
-        while !seen.contains("mock follow line 2") {
-            match stdout.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-        seen
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !reader.is_finished() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let seen = reader.join().expect("reader");
+    let mut out = Transcript::new(child.stdout.take().expect("stdout"));
+    let seen = out
+        .wait_for("the second followed line", |t| {
+            t.contains("mock follow line 2")
+        })
+        .await;
+    let _ = child.kill().await;
     assert!(seen.starts_with("mock log line 10\n"), "{seen}");
-    assert!(
-        seen.contains("mock follow line 1\n") && seen.contains("mock follow line 2"),
-        "{seen}"
-    );
+    assert!(seen.contains("mock follow line 1\n"), "{seen}");
 }
 
 fn exec_suite(s: &Shared, env: &[(&str, &str)]) {
@@ -237,10 +220,14 @@ async fn exec_over_websocket_and_spdy() {
     );
 }
 
-/// `kubectl exec -it` under a real pseudo-terminal (`script` allocates it).
-fn tty_session(s: &Shared, env: &[(&str, &str)]) -> String {
+/// `kubectl exec -it` under a real pseudo-terminal (`script` allocates it): each line
+/// is typed once the shell has printed its prompt, i.e. once the session is up and the
+/// previous command has finished. Returns what the terminal showed.
+async fn tty_session(s: &Shared, env: &[(&str, &str)]) -> String {
+    // The terminal is 30 rows by 100 columns (`script`'s own stdin is no terminal to
+    // take the size from); kubectl sends that size to the shell.
     let inner = format!(
-        "{} --kubeconfig {} -n {} exec -it web -- sh",
+        "stty rows 30 cols 100 && exec {} --kubeconfig {} -n {} exec -it web -- sh",
         vk_testkit::cluster::kubectl().display(),
         s.kubeconfig.display(),
         s.namespace
@@ -251,32 +238,52 @@ fn tty_session(s: &Shared, env: &[(&str, &str)]) -> String {
         cmd.env(k, v);
     }
     let mut child = cmd
-        .env("COLUMNS", "100")
-        .env("LINES", "30")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
         .spawn()
         .expect("script");
     let mut input = child.stdin.take().expect("stdin");
-    std::thread::sleep(Duration::from_secs(3));
-    let _ = input.write_all(b"echo tty-ok\r");
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = input.write_all(b"stty size\r");
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = input.write_all(b"exit 0\r");
+    let mut screen = Transcript::new(child.stdout.take().expect("stdout"));
+    let prompts = |n: usize| move |t: &str| t.matches("$ ").count() >= n;
+    screen.wait_for("the shell's prompt", prompts(1)).await;
+    for (line, prompt) in [("echo tty-ok", 2), ("stty size", 3)] {
+        input
+            .write_all(format!("{line}\r").as_bytes())
+            .await
+            .expect("type a line");
+        screen
+            .wait_for(&format!("the prompt after `{line}`"), prompts(prompt))
+            .await;
+    }
+    input.write_all(b"exit 0\r").await.expect("type exit");
     drop(input);
-    let out = child.wait_with_output().expect("script output");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let shown = screen.wait_for_end("the session ends after `exit 0`").await;
+    let status = within("script exits", child.wait())
+        .await
+        .expect("script's exit status");
+    assert!(
+        status.success(),
+        "script: {status}; the terminal showed:\n{shown}"
+    );
+    shown
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_with_a_tty_over_websocket_and_spdy() {
     let s = shared().await;
     for env in [WEBSOCKET, SPDY] {
-        let out = tty_session(s, env);
-        assert!(out.contains("tty-ok"), "TTY session ({env:?}):\n{out}");
-        assert!(out.contains("$ "), "no prompt ({env:?}):\n{out}");
+        let out = tty_session(s, env).await;
+        // The shell echoes the typed line, then prints the command's output.
+        assert!(
+            out.contains("echo tty-ok\r\ntty-ok\r\n$ "),
+            "TTY session ({env:?}):\n{out}"
+        );
+        assert!(
+            out.contains("stty size\r\n30 100\r\n$ "),
+            "the terminal's size reaches the shell ({env:?}):\n{out}"
+        );
     }
 }
 
@@ -295,7 +302,7 @@ async fn attach_round_trips_stdin() {
     }
 }
 
-fn port_forward_round_trip(s: &Shared, env: &[(&str, &str)]) {
+async fn port_forward_round_trip(s: &Shared, env: &[(&str, &str)]) {
     let local = free_port();
     let mut cmd = Command::new(vk_testkit::cluster::kubectl());
     cmd.arg("--kubeconfig").arg(&s.kubeconfig).args([
@@ -310,34 +317,35 @@ fn port_forward_round_trip(s: &Shared, env: &[(&str, &str)]) {
     }
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
         .spawn()
         .expect("port-forward");
-    let mut connected = None;
-    for _ in 0..100 {
-        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", local)) {
-            connected = Some(c);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut conn = connected.expect("kubectl port-forward listens");
-    conn.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
+    // kubectl prints this line once its local listener is bound. (The transcript stays
+    // open until kubectl is killed: it writes a line per connection.)
+    let listening = format!("Forwarding from 127.0.0.1:{local}");
+    let mut out = Transcript::new(child.stdout.take().expect("stdout"));
+    out.wait_for("kubectl port-forward listening", |t| t.contains(&listening))
+        .await;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", local))
+        .await
+        .expect("connect to kubectl port-forward");
     let payload = b"GET / HTTP/1.0\r\n\r\nping through the tunnel";
-    conn.write_all(payload).expect("send");
+    conn.write_all(payload).await.expect("send");
     let mut got = vec![0u8; payload.len()];
-    conn.read_exact(&mut got).expect("echo");
+    within("the echo through the tunnel", conn.read_exact(&mut got))
+        .await
+        .expect("echo");
     assert_eq!(got, payload);
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = child.kill().await;
+    drop(out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_forward_over_websocket_and_spdy() {
     let s = shared().await;
-    port_forward_round_trip(s, WEBSOCKET);
-    port_forward_round_trip(s, SPDY);
+    port_forward_round_trip(s, WEBSOCKET).await;
+    port_forward_round_trip(s, SPDY).await;
     let log = node_log(s);
     assert!(log.contains("transport=\"websocket+spdy\""), "{log}");
 }
@@ -479,23 +487,22 @@ async fn kubelet_port_authenticates_and_authorizes() {
         "spec": {"audiences": [], "expirationSeconds": 600}
     }))
     .expect("token request");
-    let mut token: Option<String> = None;
-    for _ in 0..100 {
-        if let Ok(t) = sas
-            .create_subresource::<TokenRequest, TokenRequest>(
+    let token = eventually_ok("a token for the default ServiceAccount", || {
+        let (sas, request) = (sas.clone(), &request);
+        async move {
+            sas.create_subresource::<TokenRequest, TokenRequest>(
                 "token",
                 sa_name,
                 &PostParams::default(),
-                &request,
+                request,
             )
             .await
-        {
-            token = t.status.map(|s| s.token);
-            break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let token = token.expect("a service account token");
+    })
+    .await
+    .status
+    .expect("a token in the status")
+    .token;
     let anonymous = kubelet_client(None);
     let (code, body) = anonymous
         .get_with_token(port, "/pods", Some(&token))
@@ -513,7 +520,7 @@ async fn kubelet_port_authenticates_and_authorizes() {
     assert_eq!(code, 401);
 }
 
-fn admin_kube_client(port: u16) -> kube::Client {
+async fn admin_kube_client(port: u16) -> kube::Client {
     let cluster = LocalCluster::from_env().expect("layout");
     let pki = cluster.layout().pki();
     let kubeconfig: kube::config::Kubeconfig = serde_json::from_value(serde_json::json!({
@@ -531,11 +538,9 @@ fn admin_kube_client(port: u16) -> kube::Client {
         "current-context": "kubelet",
     }))
     .expect("kubeconfig");
-    let config = futures::executor::block_on(kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &Default::default(),
-    ))
-    .expect("config");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
     kube::Client::try_from(config).expect("client")
 }
 
@@ -545,9 +550,8 @@ fn admin_kube_client(port: u16) -> kube::Client {
 async fn kube_client_exec_directly_on_the_kubelet_port() {
     use kube::api::AttachParams;
     use kube::core::kubelet_debug::KubeletDebugParams;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let s = shared().await;
-    let client = admin_kube_client(s.kubelet_port);
+    let client = admin_kube_client(s.kubelet_port).await;
     let params = KubeletDebugParams {
         name: "web",
         namespace: &s.namespace,

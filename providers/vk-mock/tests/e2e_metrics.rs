@@ -8,86 +8,19 @@ use std::process::Stdio;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
-use vk_testkit::conformance::harness::eventually;
+use vk_testkit::prometheus::Metrics;
+use vk_testkit::wait::eventually;
 use vk_testkit::{TestContext, unique_name};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vk-mock");
 const PODS: usize = 20;
-
-/// One sample of the exposition text.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses the text format (no escaped quotes or commas in our label values).
-fn parse(text: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("value");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => {
-                    let inner = rest.strip_suffix('}').expect("closing brace");
-                    let labels = inner
-                        .split(',')
-                        .filter(|kv| !kv.is_empty())
-                        .map(|kv| {
-                            let (k, v) = kv.split_once('=').expect("label");
-                            (k.to_owned(), v.trim_matches('"').to_owned())
-                        })
-                        .collect();
-                    (name, labels)
-                }
-                None => (series, BTreeMap::new()),
-            };
-            Sample {
-                name: name.to_owned(),
-                labels,
-                value: value.parse().unwrap_or_else(|_| panic!("value of {line}")),
-            }
-        })
-        .collect()
-}
-
-struct Metrics(Vec<Sample>);
-
-impl Metrics {
-    /// Samples of `name` whose labels include `with`.
-    fn matching<'a>(
-        &'a self,
-        name: &'a str,
-        with: &'a [(&'a str, &'a str)],
-    ) -> impl Iterator<Item = &'a Sample> + 'a {
-        self.0.iter().filter(move |s| {
-            s.name == name
-                && with
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-    }
-
-    /// Sum of the matching samples (0 when none).
-    fn sum(&self, name: &str, with: &[(&str, &str)]) -> f64 {
-        self.matching(name, with).map(|s| s.value).sum()
-    }
-
-    /// The one matching sample.
-    fn one(&self, name: &str, with: &[(&str, &str)]) -> f64 {
-        let found: Vec<&Sample> = self.matching(name, with).collect();
-        assert_eq!(found.len(), 1, "{name}{with:?}: {found:?}");
-        found[0].value
-    }
-}
 
 async fn scrape(port: u16) -> Metrics {
     let (code, body) = vk_testkit::http::get(port, "/metrics")
         .await
         .expect("scrape /metrics");
     assert_eq!(code, 200, "{body}");
-    Metrics(parse(&body))
+    Metrics::parse(&body).expect("the exposition text parses")
 }
 
 fn free_port() -> u16 {

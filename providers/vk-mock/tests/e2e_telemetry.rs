@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::Value;
-use vk_testkit::conformance::harness::eventually;
 use vk_testkit::kubelet_client::KubeletClient;
+use vk_testkit::wait::eventually;
 use vk_testkit::{LocalCluster, TestContext, unique_name};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vk-mock");

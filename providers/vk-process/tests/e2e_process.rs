@@ -11,7 +11,8 @@ use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::OnceCell;
-use vk_testkit::conformance::harness::eventually;
+use vk_testkit::prometheus::Metrics;
+use vk_testkit::wait::eventually;
 use vk_testkit::{LocalCluster, TestContext, unique_name};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vk-process");
@@ -29,12 +30,19 @@ fn free_port() -> u16 {
     vk_testkit::free_port().expect("a free port")
 }
 
-/// Starts a vk-process node; returns the child (tied to this test process).
+/// Where the node agent `node` listening on `port` logs.
+fn log_path(node: &str, port: u16) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{node}-{port}.log"))
+}
+
+/// Starts a vk-process node (with its admin listener on `metrics_port`, if given);
+/// returns the child (tied to this test process).
 fn start_node(
     ctx_kubeconfig: &Path,
     node: &str,
     namespace: &str,
     port: u16,
+    metrics_port: Option<u16>,
     state: &Path,
     cleanup_on_exit: bool,
 ) -> Child {
@@ -49,13 +57,15 @@ fn start_node(
         ),
     )
     .expect("config");
-    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{node}-{port}.log"));
+    let log = log_path(node, port);
+    let metrics_addr = metrics_port.map_or_else(|| "off".to_owned(), |p| format!("127.0.0.1:{p}"));
     // When the test process ends: stop the container process groups a failed test may
-    // have left (their PIDs are in the state directory), then delete the objects.
+    // have left (their PIDs are in the state directory; dash's `kill` takes no `--`),
+    // then delete the objects.
     let cleanup = format!(
         "for f in $(find '{state}' -name '*.pid.json' 2>/dev/null); do \
            pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p' \"$f\"); \
-           [ -n \"$pid\" ] && kill -KILL -- -\"$pid\" 2>/dev/null; \
+           [ -n \"$pid\" ] && kill -KILL -\"$pid\" 2>/dev/null; \
          done; \
          '{kubectl}' --kubeconfig '{kubeconfig}' delete namespace/{namespace} node/{node} --wait=false",
         state = state.display(),
@@ -78,7 +88,7 @@ fn start_node(
             "--listen-port",
             &port.to_string(),
             "--metrics-addr",
-            "off",
+            &metrics_addr,
         ])
         .arg("--provider-config")
         .arg(&config)
@@ -111,6 +121,7 @@ async fn shared() -> &'static Node1 {
                 &node,
                 &namespace,
                 free_port(),
+                None,
                 &state,
                 true,
             );
@@ -482,7 +493,15 @@ async fn a_restarted_binary_adopts_running_processes() {
     let namespace = unique_name("vk-proc-restart");
     let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&node);
     let port = free_port();
-    let mut first = start_node(ctx.kubeconfig(), &node, &namespace, port, &state, false);
+    let mut first = start_node(
+        ctx.kubeconfig(),
+        &node,
+        &namespace,
+        port,
+        None,
+        &state,
+        false,
+    );
     node_ready(&ctx.client(), &node).await;
     let s = Node1 {
         node: node.clone(),
@@ -528,22 +547,72 @@ async fn a_restarted_binary_adopts_running_processes() {
     })
     .await;
     assert!(group_alive(pid), "the container survives the provider");
-    let second = start_node(ctx.kubeconfig(), &node, &namespace, port, &state, true);
+    let metrics_port = free_port();
+    let second = start_node(
+        ctx.kubeconfig(),
+        &node,
+        &namespace,
+        port,
+        Some(metrics_port),
+        &state,
+        true,
+    );
     CHILDREN.lock().expect("lock").push(second);
-    // Still Running, same PID, no restart — checked a few times after the restart.
-    for _ in 0..5 {
-        let p = pod_where(&s, "steady", "Running", |p| {
-            (p.status.as_ref()?.phase.as_deref() == Some("Running")).then(|| p.clone())
-        })
-        .await;
-        assert_eq!(container_pid(&p, "c"), Some(pid));
-        let restarts = p
-            .status
-            .and_then(|s| s.container_statuses)
-            .and_then(|c| c.first().map(|c| c.restart_count));
-        assert_eq!(restarts, Some(0));
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
+    // The new binary could start the container again in two places: its supervisor,
+    // when it takes the pod over from the state directory, and the core's first sync
+    // of the pod (a create, had the core not adopted it). Rather than watching the pod
+    // for a while and concluding from silence, wait for the events showing that both
+    // have happened, then check what they did: the supervisor logs the PID it adopted,
+    // and the core's metrics count the finished syncs (of `steady`, the node's only
+    // pod) and the provider creates.
+    let log = log_path(&node, port);
+    let adopted = format!("pid={pid}");
+    eventually(
+        &format!("the new node process adopts the running container (pid {pid})"),
+        || async {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.lines()
+                .any(|l| {
+                    l.contains("adopted running container")
+                        && l.split_whitespace().any(|w| w == adopted)
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let metrics = eventually(
+        "the new node's pod controller finishes a sync of steady",
+        || async {
+            let (code, body) = vk_testkit::http::get(metrics_port, "/metrics").await.ok()?;
+            let m = Metrics::parse(&body).expect("the metrics text parses");
+            (code == 200 && m.sum("vk_pod_sync_duration_seconds_count", &[]) >= 1.0).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(
+        metrics.one("vk_pod_adopted_total", &[("node", &node)]),
+        1.0,
+        "the core adopts steady"
+    );
+    assert_eq!(
+        metrics.one(
+            "vk_pod_provider_calls_total",
+            &[("node", &node), ("operation", "create")]
+        ),
+        0.0,
+        "steady was created again after the restart"
+    );
+    // Still Running, same PID, no restart.
+    let p = pod_where(&s, "steady", "Running", |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then(|| p.clone())
+    })
+    .await;
+    assert_eq!(container_pid(&p, "c"), Some(pid));
+    let restarts = p
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|c| c.first().map(|c| c.restart_count));
+    assert_eq!(restarts, Some(0));
     assert!(group_alive(pid));
     let (code, _, err) = kubectl(
         &s,

@@ -1,6 +1,5 @@
 //! Running a virtual node in-process for a check, and waiting for things to happen.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +14,9 @@ use vk_core::runtime::VirtualNode;
 
 use super::{Inspect, Instance, Target};
 use crate::context::{TestContext, TestNamespace, unique_name};
+use crate::wait::eventually_ok;
 
-/// How long checks wait for the control plane to react before failing. Generous on
-/// purpose: these machines are shared and slow sometimes; a check never asserts speed.
-pub const PATIENCE: Duration = Duration::from_secs(90);
+pub use crate::wait::{PATIENCE, eventually};
 
 /// Timing knobs of the node under test (shorter than production so checks are quick).
 #[derive(Debug, Clone)]
@@ -134,6 +132,12 @@ impl Harness {
         t
     }
 
+    /// The options the next [`Harness::start_controllers`] uses; change them between
+    /// [`Harness::stop_controllers`] and a restart.
+    pub fn options_mut(&mut self) -> &mut HarnessOptions {
+        &mut self.options
+    }
+
     /// Starts (or restarts) the controllers with the same provider instance, and waits
     /// until the node is registered and the pods are synced.
     pub async fn start_controllers(&mut self) {
@@ -169,6 +173,36 @@ impl Harness {
         }
     }
 
+    /// Waits for proof that the running pod controller has finished a sync of every pod
+    /// it found when it started: creates pod `marker` and waits until it is Running.
+    ///
+    /// Needs the controllers started with **one** sync worker (`pods.workers = 1`, see
+    /// [`Harness::options_mut`]); panics otherwise. Why that proves it: once its first
+    /// list is reconciled (which [`Harness::start_controllers`] waited for) the
+    /// controller queues every pod it knows before it applies any further watch event,
+    /// so `marker`'s key, queued when its creation is applied, is behind all of them in
+    /// the FIFO work queue; with one worker a sync starts only after the previous one
+    /// has ended, so the sync that
+    /// creates `marker` (without which it cannot turn Running) starts after every
+    /// earlier pod's sync has ended. With several workers the marker can overtake a
+    /// slow sync, and nothing else the controller exposes tells which pods have been
+    /// synced. Checks use this before asserting that something did *not* happen.
+    ///
+    /// `marker` stays in the provider: count its create when comparing counters.
+    pub async fn wait_until_pods_found_at_start_are_synced(&self, marker: &str) -> Pod {
+        assert_eq!(
+            self.options.pods.workers, 1,
+            "the marker proves that earlier pods were synced only with one sync worker"
+        );
+        assert!(
+            self.running.is_some(),
+            "the controllers must be running to sync the marker"
+        );
+        self.create_pod(&self.pod(marker, serde_json::json!({})))
+            .await;
+        self.wait_running(marker).await
+    }
+
     /// A pod bound to this node (with the provider taint tolerated) from a JSON spec;
     /// `spec` is merged into a default one-container spec.
     pub fn pod(&self, name: &str, spec: serde_json::Value) -> Pod {
@@ -188,21 +222,26 @@ impl Harness {
 
     /// Creates `pod`, retrying while the namespace's ServiceAccount is not there yet.
     pub async fn create_pod(&self, pod: &Pod) -> Pod {
-        let api: Api<Pod> = Api::namespaced(self.client(), self.namespace());
-        let mut last = None;
-        for _ in 0..200 {
-            match api.create(&PostParams::default(), pod).await {
-                Ok(p) => return p,
-                Err(kube::Error::Api(s))
-                    if s.message.contains("serviceaccount") || s.code == 500 =>
-                {
-                    last = Some(s.message.clone());
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+        let api = self.pods();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        eventually_ok(
+            &format!("creating pod {name} (once the namespace's ServiceAccount exists)"),
+            || {
+                let (api, name) = (api.clone(), &name);
+                async move {
+                    match api.create(&PostParams::default(), pod).await {
+                        Ok(p) => Ok(p),
+                        Err(kube::Error::Api(s))
+                            if s.message.contains("serviceaccount") || s.code == 500 =>
+                        {
+                            Err(s.message)
+                        }
+                        Err(e) => panic!("creating pod {name}: {e}"),
+                    }
                 }
-                Err(e) => panic!("creating pod {:?}: {e}", pod.metadata.name),
-            }
-        }
-        panic!("creating pod {:?}: {last:?}", pod.metadata.name);
+            },
+        )
+        .await
     }
 
     /// The pods API of the namespace.
@@ -320,24 +359,6 @@ pub async fn wait_node_ready(client: &Client, node: &str) -> Node {
         }
     })
     .await
-}
-
-/// Polls `probe` until it yields a value, failing after [`PATIENCE`] with `what`.
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {PATIENCE:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {

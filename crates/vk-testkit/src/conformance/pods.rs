@@ -1,7 +1,6 @@
 //! Pod checks: running, deployments, env resolution, deletion, failures, restarts.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -13,6 +12,7 @@ use serde_json::json;
 
 use super::Target;
 use super::harness::{Harness, eventually, is_running_and_ready};
+use crate::wait::{eventually_ok, within};
 
 /// A pod bound to the node reaches Running with a podIP and Ready=True, and
 /// `kubectl get pods -o wide` shows it on the node.
@@ -58,19 +58,11 @@ pub async fn deployment_replicas_run_on_the_node(target: &dyn Target) {
     }))
     .expect("deployment");
     let api: Api<Deployment> = Api::namespaced(h.client(), h.namespace());
-    let mut created = false;
-    for _ in 0..100 {
-        if api
-            .create(&PostParams::default(), &deployment)
-            .await
-            .is_ok()
-        {
-            created = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(created, "creating the deployment failed");
+    eventually_ok("creating the deployment", || {
+        let (api, deployment) = (api.clone(), &deployment);
+        async move { api.create(&PostParams::default(), deployment).await }
+    })
+    .await;
     let pods = h.pods();
     eventually("3 replicas Running and Ready on the virtual node", || {
         let pods = pods.clone();
@@ -285,9 +277,17 @@ pub async fn graceful_delete_reaches_the_provider(target: &dyn Target) {
     )
     .applied_objects()
     .boxed();
+    // The watch delivers the pod as listed first; changes after that list (the delete
+    // below) are then delivered by the watch that resumes from the list's version, so
+    // the delete must not start before that first object arrived.
+    let (listed, first_object) = tokio::sync::oneshot::channel();
     let observer = tokio::spawn(async move {
         let mut stream = stream;
+        let mut listed = Some(listed);
         while let Some(Ok(pod)) = stream.next().await {
+            if let Some(listed) = listed.take() {
+                let _ = listed.send(());
+            }
             if pod
                 .metadata
                 .deletion_grace_period_seconds
@@ -298,7 +298,9 @@ pub async fn graceful_delete_reaches_the_provider(target: &dyn Target) {
         }
         false
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    within("the watch on victim delivers the pod", first_object)
+        .await
+        .expect("the watch ended before delivering the pod");
     h.kubectl(&[
         "delete",
         "pod",
@@ -308,9 +310,8 @@ pub async fn graceful_delete_reaches_the_provider(target: &dyn Target) {
         "--wait=false",
     ]);
     h.wait_pod_gone("victim").await;
-    let saw_grace = tokio::time::timeout(Duration::from_secs(10), observer)
+    let saw_grace = within("the watch on victim sees the graceful delete", observer)
         .await
-        .expect("the watch saw the pod")
         .expect("observer");
     assert!(
         saw_grace,
@@ -414,17 +415,27 @@ pub async fn restart_adopts_pods_and_removes_dangling_ones(target: &dyn Target) 
     // A pod the API never had appears in the provider while the controllers are down.
     let dangling = h.pod("dangling", json!({}));
     inspect.insert_pod(dangling);
+    // One sync worker after the restart, so that a marker pod can prove every pod was
+    // synced (see `wait_until_pods_found_at_start_are_synced`).
+    h.options_mut().pods.workers = 1;
     h.start_controllers().await;
     eventually("the dangling pod is deleted from the provider", || async {
         (!inspect.has_pod(h.namespace(), "dangling")).then_some(())
     })
     .await;
-    // Give the workers time to (wrongly) act, then check they did not.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A duplicate create or a wrongful delete would happen in the sync of one of the 50
+    // pods. Instead of giving the workers some time and checking that nothing happened,
+    // wait for the event that proves each of those syncs has ended: the marker pod,
+    // queued behind them, Running.
+    h.wait_until_pods_found_at_start_are_synced("marker").await;
     assert_eq!(
         inspect.create_calls(),
-        creates,
-        "pods were created again after the restart"
+        creates + 1,
+        "pods were created again after the restart (only the marker may be created)"
+    );
+    assert!(
+        inspect.has_pod(h.namespace(), "marker"),
+        "the one create after the restart must be the marker's"
     );
     assert_eq!(
         inspect.delete_calls(),
@@ -433,8 +444,8 @@ pub async fn restart_adopts_pods_and_removes_dangling_ones(target: &dyn Target) 
     );
     assert_eq!(
         count_running(api.clone()).await,
-        Some(N),
-        "all pods still Running"
+        Some(N + 1),
+        "all pods (and the marker) Running"
     );
     for i in 0..N {
         assert!(
@@ -463,14 +474,23 @@ pub async fn finished_pods_are_left_untouched(target: &dyn Target) {
         .expect("set the phase");
     }
     let creates = inspect.create_calls();
+    // One sync worker, so that a marker pod can prove both finished pods were synced
+    // (see `wait_until_pods_found_at_start_are_synced`): sending them to the provider or
+    // rewriting their status would happen in those syncs, which have all ended once the
+    // marker, queued behind them, is Running.
+    h.options_mut().pods.workers = 1;
     h.start_controllers().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    h.wait_until_pods_found_at_start_are_synced("marker").await;
     assert_eq!(
         inspect.create_calls(),
-        creates,
-        "a finished pod was sent to the provider"
+        creates + 1,
+        "a finished pod was sent to the provider (only the marker may be created)"
     );
     for (name, phase) in [("done", "Succeeded"), ("broken", "Failed")] {
+        assert!(
+            !inspect.has_pod(h.namespace(), name),
+            "the finished pod {name} was sent to the provider"
+        );
         let pod = api.get(name).await.expect("pod");
         let status = pod.status.unwrap_or_default();
         assert_eq!(status.phase.as_deref(), Some(phase));
