@@ -114,6 +114,13 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         }
     }
 
+    /// Whether nothing is queued, being processed or waiting for a delayed add — read
+    /// at one instant, under the queue's lock.
+    pub fn is_idle(&self) -> bool {
+        let inner = self.lock();
+        inner.queue.is_empty() && inner.processing.is_empty() && inner.delayed.is_empty()
+    }
+
     /// Waits for the next key; `None` once the queue is shut down.
     pub async fn get(&self) -> Option<K> {
         loop {
@@ -299,6 +306,20 @@ mod tests {
         q.done(&k);
         assert_eq!(q.len(), 1);
         assert_eq!(q.get().await, Some("a"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_only_when_nothing_is_queued_processing_or_delayed() {
+        let q = WorkQueue::new();
+        assert!(q.is_idle());
+        q.add("a");
+        assert!(!q.is_idle(), "queued");
+        let k = q.get().await.expect("key");
+        assert!(!q.is_idle(), "being processed");
+        q.done(&k);
+        assert!(q.is_idle());
+        q.add_after("b", Duration::from_secs(5));
+        assert!(!q.is_idle(), "waiting for a retry");
     }
 
     #[tokio::test(start_paused = true)]

@@ -146,9 +146,13 @@ impl Inspect for Recorded {
 }
 
 impl Drop for Recorded {
-    /// Stops the container process groups the check left running (their PIDs are in
-    /// the state directory): the suite's node is gone, nobody else will.
+    /// Stops the pods the check left running: the suite's node is gone, nobody else
+    /// will. Their supervisors are told to stop first (so none restarts a container),
+    /// then the container process groups (PIDs in the state directory) are killed.
     fn drop(&mut self) {
+        for rt in self.inner.0.runtimes() {
+            rt.request_stop(std::time::Duration::ZERO);
+        }
         for pid_file in pid_files(&self.state_dir) {
             let pid = std::fs::read(&pid_file)
                 .ok()

@@ -203,6 +203,14 @@ impl PodGauges {
     pub fn synced(&self) -> bool {
         self.shared.is_synced()
     }
+
+    /// Whether the controller has synced and has nothing to do: no key queued, being
+    /// processed or waiting for a retry. Once true, every pod known at start-up has been
+    /// synced at least once (the initial keys are queued before `synced` turns true),
+    /// so a test can assert that something did *not* happen in those syncs.
+    pub fn idle(&self) -> bool {
+        self.shared.is_synced() && self.shared.queue.is_idle()
+    }
 }
 
 /// Node facts pod sync needs.
@@ -331,11 +339,13 @@ impl PodController {
         if !cleanup::initial_reconcile(&shared, &shutdown).await {
             return;
         }
-        shared.synced.send_replace(true);
+        // Queue every pod before announcing `synced`, so that "synced and idle" means
+        // each of them has been processed (see `PodGauges::idle`).
         let keys: Vec<PodKey> = shared.lock_entries().keys().cloned().collect();
         for key in keys {
             shared.queue.add(key);
         }
+        shared.synced.send_replace(true);
 
         // 3. The dispatcher, the delay timer, periodic tasks, and the feed.
         let mut tasks = tokio::task::JoinSet::new();

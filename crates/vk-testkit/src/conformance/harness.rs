@@ -173,34 +173,23 @@ impl Harness {
         }
     }
 
-    /// Waits for proof that the running pod controller has finished a sync of every pod
-    /// it found when it started: creates pod `marker` and waits until it is Running.
-    ///
-    /// Needs the controllers started with **one** sync worker (`pods.workers = 1`, see
-    /// [`Harness::options_mut`]); panics otherwise. Why that proves it: once its first
-    /// list is reconciled (which [`Harness::start_controllers`] waited for) the
-    /// controller queues every pod it knows before it applies any further watch event,
-    /// so `marker`'s key, queued when its creation is applied, is behind all of them in
-    /// the FIFO work queue; with one worker a sync starts only after the previous one
-    /// has ended, so the sync that
-    /// creates `marker` (without which it cannot turn Running) starts after every
-    /// earlier pod's sync has ended. With several workers the marker can overtake a
-    /// slow sync, and nothing else the controller exposes tells which pods have been
-    /// synced. Checks use this before asserting that something did *not* happen.
-    ///
-    /// `marker` stays in the provider: count its create when comparing counters.
-    pub async fn wait_until_pods_found_at_start_are_synced(&self, marker: &str) -> Pod {
-        assert_eq!(
-            self.options.pods.workers, 1,
-            "the marker proves that earlier pods were synced only with one sync worker"
-        );
-        assert!(
-            self.running.is_some(),
-            "the controllers must be running to sync the marker"
-        );
-        self.create_pod(&self.pod(marker, serde_json::json!({})))
-            .await;
-        self.wait_running(marker).await
+    /// Waits until the running pod controller has synced every pod it found at start
+    /// and has nothing left to do (no key queued, in process or waiting for a retry:
+    /// `vk_core::pod::PodGauges::idle`). Checks use this before asserting that
+    /// something did *not* happen in those syncs — an observable event, not a pause.
+    pub async fn wait_until_idle(&self) {
+        let node = self
+            .node()
+            .expect("the controllers must be running to wait for them to be idle");
+        let gauges = node.pods().gauges();
+        eventually(
+            "the pod controller has synced every pod and is idle",
+            || {
+                let idle = gauges.idle();
+                async move { idle.then_some(()) }
+            },
+        )
+        .await;
     }
 
     /// A pod bound to this node (with the provider taint tolerated) from a JSON spec;

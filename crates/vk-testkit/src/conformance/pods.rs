@@ -415,9 +415,6 @@ pub async fn restart_adopts_pods_and_removes_dangling_ones(target: &dyn Target) 
     // A pod the API never had appears in the provider while the controllers are down.
     let dangling = h.pod("dangling", json!({}));
     inspect.insert_pod(dangling);
-    // One sync worker after the restart, so that a marker pod can prove every pod was
-    // synced (see `wait_until_pods_found_at_start_are_synced`).
-    h.options_mut().pods.workers = 1;
     h.start_controllers().await;
     eventually("the dangling pod is deleted from the provider", || async {
         (!inspect.has_pod(h.namespace(), "dangling")).then_some(())
@@ -425,17 +422,13 @@ pub async fn restart_adopts_pods_and_removes_dangling_ones(target: &dyn Target) 
     .await;
     // A duplicate create or a wrongful delete would happen in the sync of one of the 50
     // pods. Instead of giving the workers some time and checking that nothing happened,
-    // wait for the event that proves each of those syncs has ended: the marker pod,
-    // queued behind them, Running.
-    h.wait_until_pods_found_at_start_are_synced("marker").await;
+    // wait for the event that proves each of those syncs has ended: the controller
+    // synced and idle (nothing queued, in process or waiting for a retry).
+    h.wait_until_idle().await;
     assert_eq!(
         inspect.create_calls(),
-        creates + 1,
-        "pods were created again after the restart (only the marker may be created)"
-    );
-    assert!(
-        inspect.has_pod(h.namespace(), "marker"),
-        "the one create after the restart must be the marker's"
+        creates,
+        "pods were created again after the restart"
     );
     assert_eq!(
         inspect.delete_calls(),
@@ -444,8 +437,8 @@ pub async fn restart_adopts_pods_and_removes_dangling_ones(target: &dyn Target) 
     );
     assert_eq!(
         count_running(api.clone()).await,
-        Some(N + 1),
-        "all pods (and the marker) Running"
+        Some(N),
+        "all pods still Running"
     );
     for i in 0..N {
         assert!(
@@ -474,17 +467,14 @@ pub async fn finished_pods_are_left_untouched(target: &dyn Target) {
         .expect("set the phase");
     }
     let creates = inspect.create_calls();
-    // One sync worker, so that a marker pod can prove both finished pods were synced
-    // (see `wait_until_pods_found_at_start_are_synced`): sending them to the provider or
-    // rewriting their status would happen in those syncs, which have all ended once the
-    // marker, queued behind them, is Running.
-    h.options_mut().pods.workers = 1;
+    // Sending them to the provider or rewriting their status would happen in their
+    // first syncs, which have all ended once the controller is synced and idle.
     h.start_controllers().await;
-    h.wait_until_pods_found_at_start_are_synced("marker").await;
+    h.wait_until_idle().await;
     assert_eq!(
         inspect.create_calls(),
-        creates + 1,
-        "a finished pod was sent to the provider (only the marker may be created)"
+        creates,
+        "a finished pod was sent to the provider"
     );
     for (name, phase) in [("done", "Succeeded"), ("broken", "Failed")] {
         assert!(
