@@ -90,6 +90,34 @@ async fn an_invalid_provider_config_fails_naming_the_field() {
         err.contains("faults.error_rate") && err.contains("between 0 and 1"),
         "{err}"
     );
+    // A type error names the file and its line; a bad variable names the variable.
+    std::fs::write(&cfg, "log_lines = []\n[faults]\nlatency_ms = \"slow\"\n").expect("write");
+    let run = |envs: &[(&str, &str)]| {
+        let out = Command::new(BIN)
+            .arg("--provider-config")
+            .arg(&cfg)
+            .arg("--kubeconfig")
+            .arg(ctx.kubeconfig())
+            .args(["--nodename", &unique_name("never-registered")])
+            .args(["--metrics-addr", "off"])
+            .envs(envs.iter().copied())
+            .output()
+            .expect("run");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[]);
+    assert!(
+        err.contains("bad.toml, line 3: key `faults.latency_ms`"),
+        "{err}"
+    );
+    std::fs::write(&cfg, "").expect("write");
+    let err = run(&[("VK_MOCK_FAULTS__ERROR_RATE", "often")]);
+    assert!(
+        err.contains("environment variable VK_MOCK_FAULTS__ERROR_RATE")
+            && err.contains("faults.error_rate"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -735,3 +735,60 @@ async fn unenforceable_limits_raise_one_warning_event() {
     );
     kubectl(s, &[], &["delete", "pod", "limited", "--wait=false"], None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_a_running_container_until_it_exits() {
+    let s = shared().await;
+    // Three lines at once, then one more when the test creates `stop` (with exec, in
+    // the container's working directory), then the container exits.
+    apply_pod(
+        s,
+        "follow",
+        serde_json::json!({
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "x", "command": ["sh", "-c",
+                "for i in 1 2 3; do echo \"early $i\"; done; \
+                 while [ ! -e stop ]; do sleep 0.1; done; echo late"]}]
+        }),
+    );
+    pod_where(s, "follow", "running", |p| container_pid(p, "c")).await;
+    let mut child = tokio::process::Command::new(vk_testkit::cluster::kubectl())
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["-n", &s.namespace, "logs", "-f", "follow", "--tail=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl logs -f");
+    let mut out = vk_testkit::transcript::Transcript::new(child.stdout.take().expect("stdout"));
+    out.wait_for("the last existing line", |t| t.contains("early 3\n"))
+        .await;
+    let (code, _, err) = kubectl(s, &[], &["exec", "follow", "--", "touch", "stop"], None);
+    assert_eq!(code, 0, "{err}");
+    // The followed log ends when the container does.
+    let seen = out
+        .wait_for_end("kubectl logs -f after the container exited")
+        .await;
+    assert_eq!(seen, "early 3\nlate\n");
+    let _ = child.wait().await;
+    // Every option on the finished log.
+    let (_, out, _) = kubectl(
+        s,
+        &[],
+        &["logs", "follow", "--tail=2", "--timestamps"],
+        None,
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (line, text) in lines.iter().zip(["early 3", "late"]) {
+        let (ts, rest) = line.split_once(' ').expect("a timestamp prefix");
+        assert!(ts.parse::<k8s_openapi::jiff::Timestamp>().is_ok(), "{line}");
+        assert_eq!(rest, text);
+    }
+    let (_, out, _) = kubectl(s, &[], &["logs", "follow", "--limit-bytes=9"], None);
+    assert_eq!(out, "early 1\ne");
+    let (_, out, _) = kubectl(s, &[], &["logs", "follow", "--since=1h"], None);
+    assert_eq!(out, "early 1\nearly 2\nearly 3\nlate\n");
+    kubectl(s, &[], &["delete", "pod", "follow", "--wait=false"], None);
+}
