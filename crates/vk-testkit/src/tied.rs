@@ -104,11 +104,11 @@ mod tests {
         });
         child.kill().expect("SIGKILL the watchdog");
         let _ = child.wait();
+        // Neither gone nor a zombie waiting to be reaped.
         let alive = |pid: i32| {
-            std::path::Path::new(&format!("/proc/{pid}")).exists()
-                && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .unwrap_or_default()
-                    .contains(") Z ")
+            vk_core::procfs::Process::new(pid)
+                .stat()
+                .is_ok_and(|stat| stat.state != 'Z')
         };
         eventually_blocking(
             "the program stops after its watchdog is killed",

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
+use vk_core::procfs::{Process, Stat};
 
 use super::error::ClusterError;
 use super::fsutil::{remove_all, write_atomic};
@@ -153,20 +154,16 @@ fn wait_gone(pid: i32, timeout: Duration) -> bool {
 
 /// The start time of a live (not zombie) process, from `/proc/<pid>/stat`.
 pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat_start_time(&stat)
+    live_start_ticks(&Process::new(pid).stat().ok()?)
 }
 
-/// Field 22 (`starttime`) of a `/proc/<pid>/stat` line, or `None` for a zombie or dead
-/// process. The command name (field 2) may contain spaces and parentheses, so fields are
-/// counted from the last `)`.
-fn parse_stat_start_time(stat: &str) -> Option<u64> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // fields[0] is field 3 (state); starttime is field 22.
-    match fields.first() {
-        Some(&"Z") | Some(&"X") | Some(&"x") | None => None,
-        _ => fields.get(22 - 3)?.parse().ok(),
+/// The start time (field 22, clock ticks after boot) of a process that is alive, or
+/// `None` for a zombie or dead one: those keep their PID until reaped but are no longer
+/// the process a PID file means.
+fn live_start_ticks(stat: &Stat) -> Option<u64> {
+    match stat.state {
+        'Z' | 'X' | 'x' => None,
+        _ => Some(stat.start_ticks),
     }
 }
 
@@ -175,12 +172,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_start_time_even_with_odd_command_names() {
-        let stat = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 \
+    fn only_live_processes_have_a_start_time() {
+        let line = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 \
                     1000 10 18446744073709551615";
-        assert_eq!(parse_stat_start_time(stat), Some(98765));
-        let zombie = stat.replace(") S ", ") Z ");
-        assert_eq!(parse_stat_start_time(&zombie), None);
+        let stat = |line: &str| vk_core::procfs::parse_stat(line).expect("a stat line");
+        assert_eq!(live_start_ticks(&stat(line)), Some(98765));
+        for dead in [") Z ", ") X ", ") x "] {
+            let line = line.replace(") S ", dead);
+            assert_eq!(live_start_ticks(&stat(&line)), None, "state {dead}");
+        }
     }
 
     #[test]
