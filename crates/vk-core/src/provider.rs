@@ -107,10 +107,43 @@ pub trait PodLifecycleHandler: Send + Sync + 'static {
     /// port-forward, stats), declared once; the default is none (those routes answer
     /// 501). Called once per node at start-up.
     ///
-    /// ```ignore
-    /// fn capabilities(self: Arc<Self>) -> Capabilities {
-    ///     Capabilities::all(self) // implements all five capability traits
+    /// A provider that serves logs only (one implementing all five capability traits
+    /// returns `Capabilities::all(self)`):
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use async_trait::async_trait;
+    /// # use k8s_openapi::api::core::v1::{Pod, PodStatus};
+    /// use vk_core::PodLifecycleHandler;
+    /// use vk_core::capabilities::{ByteStream, Capabilities, ContainerLogs, LogOptions};
+    /// # use vk_errdefs::Result;
+    ///
+    /// struct Backend;
+    ///
+    /// #[async_trait]
+    /// impl ContainerLogs for Backend {
+    ///     async fn container_logs(&self, _ns: &str, _pod: &str, _c: &str, _o: &LogOptions)
+    ///         -> Result<ByteStream> {
+    ///         Ok(Box::pin(futures::stream::empty()))
+    ///     }
     /// }
+    ///
+    /// #[async_trait]
+    /// impl PodLifecycleHandler for Backend {
+    /// #   async fn create_pod(&self, _pod: &Pod) -> Result<()> { Ok(()) }
+    /// #   async fn update_pod(&self, _pod: &Pod) -> Result<()> { Ok(()) }
+    /// #   async fn delete_pod(&self, _pod: &Pod) -> Result<()> { Ok(()) }
+    /// #   async fn get_pod(&self, _ns: &str, _name: &str) -> Result<Option<Pod>> { Ok(None) }
+    /// #   async fn get_pod_status(&self, _ns: &str, _name: &str) -> Result<Option<PodStatus>> { Ok(None) }
+    /// #   async fn get_pods(&self) -> Result<Vec<Pod>> { Ok(Vec::new()) }
+    ///     // ...
+    ///     fn capabilities(self: Arc<Self>) -> Capabilities {
+    ///         Capabilities::none().with_logs(self)
+    ///     }
+    /// }
+    ///
+    /// let caps = Arc::new(Backend).capabilities();
+    /// assert_eq!(caps.names(), ["logs"]);
     /// ```
     fn capabilities(self: Arc<Self>) -> crate::capabilities::Capabilities {
         crate::capabilities::Capabilities::none()

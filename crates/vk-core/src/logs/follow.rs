@@ -111,8 +111,8 @@ impl Follower {
 /// ```no_run
 /// # async fn demo() {
 /// use futures::StreamExt as _;
-/// let mut chunks = vk_core::logs::follow_file(
-///     "/var/log/app.log".into(), 0, || false, Default::default());
+/// let mut chunks = Box::pin(vk_core::logs::follow_file(
+///     "/var/log/app.log".into(), 0, || false, Default::default()));
 /// while let Some(chunk) = chunks.next().await {
 ///     print!("{}", String::from_utf8_lossy(&chunk.unwrap()));
 /// }
