@@ -4,15 +4,16 @@
 //! started on Ctrl-C.
 
 use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use vk_testkit::{LocalCluster, UpOptions, UpOutcome};
+use kube::{Api, Client};
+use vk_testkit::{Layout, LocalCluster, UpOptions, UpOutcome};
 
 const NODE: &str = "vk-demo";
 const DEPLOYMENT: &str = "demo-web";
@@ -58,10 +59,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
     let layout = cluster.layout();
-    let kubeconfig = layout.kubeconfig();
     // The sample Deployment serves pages with Python's http.server.
     vk_testkit::cluster::ensure_command("python3", "python3")
         .context("installing python3 for the sample Deployment")?;
+    let bin = build_vk_process()?;
+    let log_path = layout.log_dir().join("vk-demo.log");
+    let mut agent = start_node(layout, &bin, &log_path)?;
+    let client = cluster.client().await?;
+    wait("the node registers and turns Ready", &mut agent, || {
+        node_is_ready(client.clone())
+    })
+    .await?;
+    apply_deployment(&client).await?;
+    wait("2 replicas Running on the virtual node", &mut agent, || {
+        replicas_running(client.clone())
+    })
+    .await?;
+    print_what_to_try(&client, &layout.kubeconfig(), &log_path).await?;
+    tokio::signal::ctrl_c().await?;
+    clean_up(client, agent).await;
+    Ok(())
+}
+
+/// Builds vk-process (debug) and returns its binary.
+fn build_vk_process() -> anyhow::Result<PathBuf> {
     eprintln!("==> building vk-process");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
@@ -71,7 +92,12 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
     if !status.success() {
         bail!("building vk-process failed");
     }
-    let bin = crate::paths::binary("debug", "vk-process");
+    Ok(crate::paths::binary("debug", "vk-process"))
+}
+
+/// Writes the node's provider config and starts the virtual node `bin`, logging to
+/// `log_path`.
+fn start_node(layout: &Layout, bin: &Path, log_path: &Path) -> anyhow::Result<Agent> {
     let state_dir = layout.log_dir().join("vk-demo-state");
     let config_path = layout.log_dir().join("vk-demo-process.toml");
     std::fs::write(
@@ -81,16 +107,15 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
             state_dir.display().to_string()
         ),
     )?;
-    let log_path = layout.log_dir().join("vk-demo.log");
-    let log = std::fs::File::create(&log_path)?;
+    let log = std::fs::File::create(log_path)?;
     let pki = layout.pki();
     eprintln!(
         "==> starting virtual node {NODE} (log: {})",
         log_path.display()
     );
-    let child = Command::new(&bin)
+    let child = Command::new(bin)
         .arg("--kubeconfig")
-        .arg(&kubeconfig)
+        .arg(layout.kubeconfig())
         .args(["--nodename", NODE, "--metrics-addr", "127.0.0.1:10255"])
         .arg("--provider-config")
         .arg(&config_path)
@@ -105,22 +130,21 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let mut agent = Agent(child);
-    let client = cluster.client().await?;
+    Ok(Agent(child))
+}
 
-    wait("the node registers and turns Ready", &mut agent, || {
-        let nodes: Api<Node> = Api::all(client.clone());
-        async move {
-            let n = nodes.get_opt(NODE).await.ok()??;
-            n.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-                .then_some(())
-        }
-    })
-    .await?;
+/// `Some` once the node is Ready.
+async fn node_is_ready(client: Client) -> Option<()> {
+    let n = Api::<Node>::all(client).get_opt(NODE).await.ok()??;
+    n.status?
+        .conditions?
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+        .then_some(())
+}
 
+/// Applies the sample Deployment: two `http.server` replicas on the virtual node.
+async fn apply_deployment(client: &Client) -> anyhow::Result<()> {
     let deployment: Deployment = serde_json::from_value(serde_json::json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -145,8 +169,7 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
             }
         }
     }))?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    deployments
+    Api::<Deployment>::namespaced(client.clone(), "default")
         .patch(
             DEPLOYMENT,
             &PatchParams::apply("vk-demo").force(),
@@ -154,30 +177,37 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
         )
         .await
         .context("applying the sample Deployment")?;
-    wait("2 replicas Running on the virtual node", &mut agent, || {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-        async move {
-            let list = pods
-                .list(&ListParams::default().labels(&format!("app={DEPLOYMENT}")))
-                .await
-                .ok()?;
-            let running = list
-                .items
-                .iter()
-                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-                .count();
-            (running == 2).then_some(())
-        }
-    })
-    .await?;
+    Ok(())
+}
 
+/// The label selector of the sample Deployment's pods.
+fn replica_selector() -> ListParams {
+    ListParams::default().labels(&format!("app={DEPLOYMENT}"))
+}
+
+/// `Some` once both replicas are Running.
+async fn replicas_running(client: Client) -> Option<()> {
+    let list = Api::<Pod>::namespaced(client, "default")
+        .list(&replica_selector())
+        .await
+        .ok()?;
+    let running = list
+        .items
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .count();
+    (running == 2).then_some(())
+}
+
+/// Prints the commands to try against the running demo, with each replica's port.
+async fn print_what_to_try(
+    client: &Client,
+    kubeconfig: &Path,
+    log_path: &Path,
+) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut tries = String::new();
-    for pod in pods
-        .list(&ListParams::default().labels(&format!("app={DEPLOYMENT}")))
-        .await?
-        .items
-    {
+    for pod in pods.list(&replica_selector()).await?.items {
         let name = pod.metadata.name.unwrap_or_default();
         let port = served_port(&pods, &name).await;
         tries.push_str(&format!(
@@ -199,16 +229,20 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
         kubeconfig.display(),
         log_path.display()
     );
-    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// Deletes the Deployment, lets the node stop its replicas' processes (up to 30s),
+/// then stops the node and deletes its Node object.
+async fn clean_up(client: Client, agent: Agent) {
     eprintln!("\n==> cleaning up");
-    let _ = deployments
+    let _ = Api::<Deployment>::namespaced(client.clone(), "default")
         .delete(DEPLOYMENT, &DeleteParams::default())
         .await;
-    // Let the node stop the replicas' processes before it goes.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     for _ in 0..60 {
         let left = pods
-            .list(&ListParams::default().labels(&format!("app={DEPLOYMENT}")))
+            .list(&replica_selector())
             .await
             .map_or(0, |l| l.items.len());
         if left == 0 {
@@ -220,7 +254,6 @@ async fn demo(cluster: &LocalCluster) -> anyhow::Result<()> {
     let _ = Api::<Node>::all(client)
         .delete(NODE, &DeleteParams::default())
         .await;
-    Ok(())
 }
 
 async fn wait<F, Fut>(what: &str, agent: &mut Agent, mut probe: F) -> anyhow::Result<()>

@@ -374,12 +374,31 @@ impl Settings {
         settings.validate()
     }
 
+    /// Checks every setting and converts the typed ones, reporting the first bad value
+    /// (in this order: timings, node, API client, files, TLS pairing, serving, telemetry).
     fn validate(self) -> Result<Resolved, SettingsError> {
-        let invalid = |flag: &'static str, value: &str, reason: &str| SettingsError::Invalid {
-            flag,
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let (resync, startup_timeout) = self.controller_timings()?;
+        self.check_node()?;
+        self.check_api_client()?;
+        self.check_files_exist()?;
+        self.check_tls_pairing()?;
+        let serving = self.serving()?;
+        let log_format = self.log_format()?;
+        let otlp = self.otlp_config()?;
+        Ok(Resolved {
+            log_format,
+            otlp,
+            address: serving.address,
+            streaming_idle_timeout: serving.streaming_idle_timeout,
+            metrics_addr: serving.metrics_addr,
+            startup_timeout,
+            resync,
+            settings: self,
+        })
+    }
+
+    /// `full-resync-period` (at least 1s) and `startup-timeout` (0 = wait forever).
+    fn controller_timings(&self) -> Result<(Duration, Option<Duration>), SettingsError> {
         let resync = parse_duration(&self.full_resync_period)
             .map_err(|e| invalid("full-resync-period", &self.full_resync_period, &e))?;
         if resync < Duration::from_secs(1) {
@@ -391,6 +410,11 @@ impl Settings {
         }
         let startup = parse_duration(&self.startup_timeout)
             .map_err(|e| invalid("startup-timeout", &self.startup_timeout, &e))?;
+        Ok((resync, (!startup.is_zero()).then_some(startup)))
+    }
+
+    /// The node's name, count, workers, taint effect and IP.
+    fn check_node(&self) -> Result<(), SettingsError> {
         if self.nodename.is_empty() || !is_dns_subdomain(&self.nodename) {
             return Err(invalid(
                 "nodename",
@@ -414,6 +438,11 @@ impl Settings {
         if self.node_ip.parse::<std::net::IpAddr>().is_err() {
             return Err(invalid("node-ip", &self.node_ip, "is not an IP address"));
         }
+        Ok(())
+    }
+
+    /// The Kubernetes client's rate limit (`kube-api-qps`).
+    fn check_api_client(&self) -> Result<(), SettingsError> {
         if let Some(qps) = self.kube_api_qps
             && (!qps.is_finite() || qps < 0.0)
         {
@@ -423,6 +452,11 @@ impl Settings {
                 "must be a non-negative number (0 disables the limit)",
             ));
         }
+        Ok(())
+    }
+
+    /// Every file given (TLS, client CA, provider config, kubeconfig) is an existing file.
+    fn check_files_exist(&self) -> Result<(), SettingsError> {
         for (flag, path) in [
             ("tls-cert-file", &self.tls_cert_file),
             ("tls-private-key-file", &self.tls_private_key_file),
@@ -440,6 +474,11 @@ impl Settings {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `tls-cert-file` and `tls-private-key-file` come together or not at all.
+    fn check_tls_pairing(&self) -> Result<(), SettingsError> {
         if self.tls_cert_file.is_some() != self.tls_private_key_file.is_some() {
             return Err(invalid(
                 "tls-cert-file",
@@ -447,6 +486,11 @@ impl Settings {
                 "and --tls-private-key-file must be given together",
             ));
         }
+        Ok(())
+    }
+
+    /// The listeners and the kubelet API's authorization mode and streaming timeout.
+    fn serving(&self) -> Result<Serving, SettingsError> {
         let metrics_addr = match self.metrics_addr.as_str() {
             "" | "off" => None,
             addr => Some(addr.parse().map_err(|_| {
@@ -479,30 +523,24 @@ impl Settings {
                     &e,
                 )
             })?;
-        let log_format = self
-            .log_format
-            .parse::<vk_trace::LogFormat>()
-            .map_err(|_| invalid("log-format", &self.log_format, "must be text or json"))?;
-        let otlp = self.otlp_config(&invalid)?;
-        Ok(Resolved {
-            log_format,
-            otlp,
+        Ok(Serving {
+            metrics_addr,
             address,
             streaming_idle_timeout,
-            metrics_addr,
-            startup_timeout: (!startup.is_zero()).then_some(startup),
-            resync,
-            settings: self,
         })
+    }
+
+    /// `log-format`.
+    fn log_format(&self) -> Result<vk_trace::LogFormat, SettingsError> {
+        self.log_format
+            .parse::<vk_trace::LogFormat>()
+            .map_err(|_| invalid("log-format", &self.log_format, "must be text or json"))
     }
 }
 
 impl Settings {
     /// Span export: the OTLP flags, each falling back to the standard `OTEL_*` variable.
-    fn otlp_config(
-        &self,
-        invalid: &dyn Fn(&'static str, &str, &str) -> SettingsError,
-    ) -> Result<Option<vk_trace::OtlpConfig>, SettingsError> {
+    fn otlp_config(&self) -> Result<Option<vk_trace::OtlpConfig>, SettingsError> {
         let from_env = vk_trace::OtlpConfig::from_env("");
         let mut config = match (&self.otlp_endpoint, from_env) {
             (Some(e), env) if !e.trim().is_empty() => {
@@ -550,6 +588,22 @@ impl Settings {
         }
         Ok(Some(config))
     }
+}
+
+/// A [`SettingsError::Invalid`] for `flag`.
+fn invalid(flag: &'static str, value: &str, reason: &str) -> SettingsError {
+    SettingsError::Invalid {
+        flag,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// The serving settings [`Settings::serving`] resolves.
+struct Serving {
+    metrics_addr: Option<std::net::SocketAddr>,
+    address: std::net::IpAddr,
+    streaming_idle_timeout: Duration,
 }
 
 fn is_dns_subdomain(name: &str) -> bool {

@@ -220,116 +220,146 @@ fn escape(v: &str) -> String {
 /// assert!(vk_core::stats::resource_metrics(&s).contains("node_cpu_usage_seconds_total 2.5"));
 /// ```
 pub fn resource_metrics(summary: &Summary) -> String {
-    let mut out = String::new();
-    let mut family =
-        |name: &str, kind: &str, help: &str, samples: Vec<(String, f64, Option<i64>)>| {
-            let _ = writeln!(out, "# HELP {name} [ALPHA] {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, value, ts) in samples {
-                let _ = match ts {
-                    Some(ts) => writeln!(out, "{name}{labels} {value} {ts}"),
-                    None => writeln!(out, "{name}{labels} {value}"),
-                };
-            }
-        };
-    let node = &summary.node;
-    let mut node_cpu = Vec::new();
-    if let Some(c) = &node.cpu
-        && let Some(v) = c.usage_core_nano_seconds
-    {
-        node_cpu.push((String::new(), seconds(v), millis(&c.time)));
-    }
-    let mut node_mem = Vec::new();
-    if let Some(m) = &node.memory
-        && let Some(v) = m.working_set_bytes
-    {
-        node_mem.push((String::new(), v as f64, millis(&m.time)));
-    }
-    let (mut c_cpu, mut c_mem, mut c_start, mut p_cpu, mut p_mem) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut samples = ResourceSamples::default();
+    samples.add_node(&summary.node);
     for pod in &summary.pods {
+        samples.add_pod(pod);
+    }
+    samples.render()
+}
+
+/// One sample of a family: its rendered label set, value and timestamp (Unix ms).
+type Sample = (String, f64, Option<i64>);
+
+/// The samples of each `/metrics/resource` family, gathered from a [`Summary`].
+#[derive(Default)]
+struct ResourceSamples {
+    container_cpu: Vec<Sample>,
+    container_memory: Vec<Sample>,
+    container_start: Vec<Sample>,
+    node_cpu: Vec<Sample>,
+    node_memory: Vec<Sample>,
+    pod_cpu: Vec<Sample>,
+    pod_memory: Vec<Sample>,
+}
+
+impl ResourceSamples {
+    /// Adds the node's CPU and memory (unlabelled).
+    fn add_node(&mut self, node: &NodeStats) {
+        self.node_cpu.extend(cpu_sample(String::new(), &node.cpu));
+        self.node_memory
+            .extend(memory_sample(String::new(), &node.memory));
+    }
+
+    /// Adds a pod's CPU and memory, then each of its containers.
+    fn add_pod(&mut self, pod: &PodStats) {
         let ns = escape(&pod.pod_ref.namespace);
         let name = escape(&pod.pod_ref.name);
         let pod_labels = format!("{{namespace=\"{ns}\",pod=\"{name}\"}}");
-        if let Some(c) = &pod.cpu
-            && let Some(v) = c.usage_core_nano_seconds
-        {
-            p_cpu.push((pod_labels.clone(), seconds(v), millis(&c.time)));
-        }
-        if let Some(m) = &pod.memory
-            && let Some(v) = m.working_set_bytes
-        {
-            p_mem.push((pod_labels.clone(), v as f64, millis(&m.time)));
-        }
+        self.pod_cpu
+            .extend(cpu_sample(pod_labels.clone(), &pod.cpu));
+        self.pod_memory
+            .extend(memory_sample(pod_labels, &pod.memory));
         for c in &pod.containers {
             let labels = format!(
                 "{{container=\"{}\",namespace=\"{ns}\",pod=\"{name}\"}}",
                 escape(&c.name)
             );
-            if let Some(cpu) = &c.cpu
-                && let Some(v) = cpu.usage_core_nano_seconds
-            {
-                c_cpu.push((labels.clone(), seconds(v), millis(&cpu.time)));
-            }
-            if let Some(m) = &c.memory
-                && let Some(v) = m.working_set_bytes
-            {
-                c_mem.push((labels.clone(), v as f64, millis(&m.time)));
-            }
+            self.container_cpu
+                .extend(cpu_sample(labels.clone(), &c.cpu));
+            self.container_memory
+                .extend(memory_sample(labels.clone(), &c.memory));
             if let Some(t) = &c.start_time {
-                c_start.push((labels, t.0.as_second() as f64, None));
+                self.container_start
+                    .push((labels, t.0.as_second() as f64, None));
             }
         }
     }
-    family(
-        "container_cpu_usage_seconds_total",
-        "counter",
-        "Cumulative cpu time consumed by the container in core-seconds",
-        c_cpu,
-    );
-    family(
-        "container_memory_working_set_bytes",
-        "gauge",
-        "Current working set of the container in bytes",
-        c_mem,
-    );
-    family(
-        "container_start_time_seconds",
-        "gauge",
-        "Start time of the container since unix epoch in seconds",
-        c_start,
-    );
-    family(
-        "node_cpu_usage_seconds_total",
-        "counter",
-        "Cumulative cpu time consumed by the node in core-seconds",
-        node_cpu,
-    );
-    family(
-        "node_memory_working_set_bytes",
-        "gauge",
-        "Current working set of the node in bytes",
-        node_mem,
-    );
-    family(
-        "pod_cpu_usage_seconds_total",
-        "counter",
-        "Cumulative cpu time consumed by the pod in core-seconds",
-        p_cpu,
-    );
-    family(
-        "pod_memory_working_set_bytes",
-        "gauge",
-        "Current working set of the pod in bytes",
-        p_mem,
-    );
-    family(
-        "scrape_error",
-        "gauge",
-        "1 if there was an error while getting container metrics, 0 otherwise",
-        vec![(String::new(), 0.0, None)],
-    );
-    out
+
+    /// The exposition text: every family in the kubelet's order, then `scrape_error 0`.
+    fn render(self) -> String {
+        let families = [
+            (
+                "container_cpu_usage_seconds_total",
+                "counter",
+                "Cumulative cpu time consumed by the container in core-seconds",
+                self.container_cpu,
+            ),
+            (
+                "container_memory_working_set_bytes",
+                "gauge",
+                "Current working set of the container in bytes",
+                self.container_memory,
+            ),
+            (
+                "container_start_time_seconds",
+                "gauge",
+                "Start time of the container since unix epoch in seconds",
+                self.container_start,
+            ),
+            (
+                "node_cpu_usage_seconds_total",
+                "counter",
+                "Cumulative cpu time consumed by the node in core-seconds",
+                self.node_cpu,
+            ),
+            (
+                "node_memory_working_set_bytes",
+                "gauge",
+                "Current working set of the node in bytes",
+                self.node_memory,
+            ),
+            (
+                "pod_cpu_usage_seconds_total",
+                "counter",
+                "Cumulative cpu time consumed by the pod in core-seconds",
+                self.pod_cpu,
+            ),
+            (
+                "pod_memory_working_set_bytes",
+                "gauge",
+                "Current working set of the pod in bytes",
+                self.pod_memory,
+            ),
+            (
+                "scrape_error",
+                "gauge",
+                "1 if there was an error while getting container metrics, 0 otherwise",
+                vec![(String::new(), 0.0, None)],
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, samples) in families {
+            write_family(&mut out, name, kind, help, &samples);
+        }
+        out
+    }
+}
+
+/// The cumulative CPU sample of `cpu`, if it reports one.
+fn cpu_sample(labels: String, cpu: &Option<CpuStats>) -> Option<Sample> {
+    let c = cpu.as_ref()?;
+    let v = c.usage_core_nano_seconds?;
+    Some((labels, seconds(v), millis(&c.time)))
+}
+
+/// The working-set sample of `memory`, if it reports one.
+fn memory_sample(labels: String, memory: &Option<MemoryStats>) -> Option<Sample> {
+    let m = memory.as_ref()?;
+    let v = m.working_set_bytes?;
+    Some((labels, v as f64, millis(&m.time)))
+}
+
+/// Appends one family (HELP, TYPE, then its samples) to `out`.
+fn write_family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[Sample]) {
+    let _ = writeln!(out, "# HELP {name} [ALPHA] {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value, ts) in samples {
+        let _ = match ts {
+            Some(ts) => writeln!(out, "{name}{labels} {value} {ts}"),
+            None => writeln!(out, "{name}{labels} {value}"),
+        };
+    }
 }
 
 #[cfg(test)]

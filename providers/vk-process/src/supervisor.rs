@@ -424,28 +424,14 @@ async fn run_container(
         let current = rt
             .container_status(&name)
             .unwrap_or_else(|| initial_status(c, "ContainerCreating"));
-        let state = current.state.clone().unwrap_or_default();
         let restart_count = u32::try_from(current.restart_count).unwrap_or(0);
         // Adopt what an earlier provider process left running or finished.
-        let mut adopted: Option<(u32, PidRecord)> = None;
-        if first && rt.adopting {
-            if let Some(t) = &state.terminated
-                && !policy.restarts(t.exit_code)
-            {
-                return Ended::Exited(t.exit_code);
-            }
-            if state.running.is_some()
-                && let Some(pid) = read_json::<PidRecord>(&rt.dir.pid(&name, restart_count))
-            {
-                adopted = Some((restart_count, pid));
-            }
-        }
-        let had_run = current
-            .last_state
-            .as_ref()
-            .is_some_and(|l| l.terminated.is_some())
-            || state.terminated.is_some()
-            || state.running.is_some();
+        let adopted = match (first && rt.adopting).then(|| adoption(rt, &current, policy)) {
+            Some(Adoption::Finished(exit_code)) => return Ended::Exited(exit_code),
+            Some(Adoption::Running(pid)) => Some((restart_count, pid)),
+            Some(Adoption::Nothing) | None => None,
+        };
+        let had_run = has_run(&current);
         first = false;
         let (instance, started) = match adopted {
             Some((instance, pid)) => {
@@ -454,22 +440,7 @@ async fn run_container(
             }
             None => {
                 let instance = if had_run { restart_count + 1 } else { 0 };
-                let cgroup = limits::prepare(ctx.launcher.cgroup_parent.as_deref(), &pod, c);
-                match ctx.launcher.start(&pod, &rt.dir, c, instance, cgroup).await {
-                    Ok(result) => (instance, result),
-                    Err(e) => {
-                        tracing::warn!(container = %name, error = %e, "starting container failed");
-                        (
-                            instance,
-                            Err(ExitRecord {
-                                exit_code: 128,
-                                signal: None,
-                                message: Some(e.to_string()),
-                                finished_at: crate::logfmt::now_rfc3339(),
-                            }),
-                        )
-                    }
-                }
+                (instance, start_instance(ctx, rt, &pod, c, instance).await)
             }
         };
         let started_at = now();
@@ -478,21 +449,7 @@ async fn run_container(
             Ok(pid) => {
                 lock(&rt.pids).insert(name.clone(), pid);
                 if adopted.is_none() {
-                    rt.update_container(&name, |s| {
-                        if had_run {
-                            s.restart_count += 1;
-                        }
-                        s.container_id = Some(format!("process://{}", pid.pid));
-                        s.started = Some(c.startup_probe.is_none() && !init);
-                        s.ready = false;
-                        s.state = Some(ContainerState {
-                            running: Some(ContainerStateRunning {
-                                started_at: Some(started_at.clone()),
-                            }),
-                            ..Default::default()
-                        });
-                    });
-                    rt.publish(ctx.publisher.as_ref());
+                    mark_running(ctx, rt, c, pid, had_run, init, &started_at);
                 }
                 let exit = watch_instance(ctx, rt, c, instance, pid, init).await;
                 lock(&rt.pids).remove(&name);
@@ -502,53 +459,14 @@ async fn run_container(
         let Some(exit) = exit else {
             return Ended::Stopped;
         };
-        let finished_at = parse_time(&exit.finished_at);
-        let started_at = rt
-            .container_status(&name)
-            .and_then(|s| s.state.and_then(|s| s.running).and_then(|r| r.started_at))
-            .unwrap_or(started_at);
-        let ran =
-            Duration::try_from(finished_at.0.duration_since(started_at.0)).unwrap_or_default();
-        let oom = limits::oom_killed(ctx.launcher.cgroup_parent.as_deref(), &pod, c);
-        let terminated = ContainerStateTerminated {
-            exit_code: exit.exit_code,
-            signal: exit.signal,
-            reason: Some(exit_reason(exit.exit_code, oom).to_owned()),
-            message: exit.message.clone(),
-            started_at: Some(started_at),
-            finished_at: Some(finished_at),
-            container_id: rt.container_status(&name).and_then(|s| s.container_id),
-        };
+        let (terminated, ran) = terminated_state(ctx, rt, &pod, c, &exit, started_at);
         let next_attempt = ctx.backoff.next_attempt(attempt, ran);
         let delay = ctx.backoff.delay(next_attempt);
         let stopping = rt.stopping();
         let restart = !stopping
             && !rt.deadline_exceeded.load(Ordering::SeqCst)
             && policy.restarts(exit.exit_code);
-        rt.update_container(&name, |s| {
-            s.ready = false;
-            s.started = Some(false);
-            let state = ContainerState {
-                terminated: Some(terminated.clone()),
-                ..Default::default()
-            };
-            if restart {
-                s.last_state = Some(state);
-                s.state = Some(ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: Some("CrashLoopBackOff".into()),
-                        message: Some(format!(
-                            "back-off {}s restarting failed container={name}",
-                            delay.as_secs()
-                        )),
-                    }),
-                    ..Default::default()
-                });
-            } else {
-                s.state = Some(state);
-            }
-        });
-        rt.publish(ctx.publisher.as_ref());
+        record_exit(ctx, rt, &name, terminated, restart.then_some(delay));
         rt.dir.prune(&name, instance.saturating_sub(1));
         if stopping {
             return Ended::Stopped;
@@ -562,6 +480,162 @@ async fn run_container(
             () = rt.stop.cancelled() => return Ended::Stopped,
         }
     }
+}
+
+/// What an earlier provider process left of a container, as the status it recorded says.
+enum Adoption {
+    /// The container finished and is not to be restarted (its exit code).
+    Finished(i32),
+    /// The current instance still runs (its PID record).
+    Running(PidRecord),
+    /// Nothing to adopt: an instance is to be started.
+    Nothing,
+}
+
+/// What there is to adopt of the container whose recorded status is `current`.
+fn adoption(rt: &PodRuntime, current: &ContainerStatus, policy: RestartPolicy) -> Adoption {
+    let state = current.state.clone().unwrap_or_default();
+    if let Some(t) = &state.terminated
+        && !policy.restarts(t.exit_code)
+    {
+        return Adoption::Finished(t.exit_code);
+    }
+    let restart_count = u32::try_from(current.restart_count).unwrap_or(0);
+    if state.running.is_some()
+        && let Some(pid) = read_json::<PidRecord>(&rt.dir.pid(&current.name, restart_count))
+    {
+        return Adoption::Running(pid);
+    }
+    Adoption::Nothing
+}
+
+/// Whether an instance of the container ran before (the next one is then a restart).
+fn has_run(current: &ContainerStatus) -> bool {
+    current
+        .last_state
+        .as_ref()
+        .is_some_and(|l| l.terminated.is_some())
+        || current
+            .state
+            .as_ref()
+            .is_some_and(|s| s.terminated.is_some() || s.running.is_some())
+}
+
+/// Starts instance `instance` of `c` (in its cgroup when it has limits); a failure to
+/// start is an exit with code 128.
+async fn start_instance(
+    ctx: &Context,
+    rt: &PodRuntime,
+    pod: &Pod,
+    c: &Container,
+    instance: u32,
+) -> Result<PidRecord, ExitRecord> {
+    let cgroup = limits::prepare(ctx.launcher.cgroup_parent.as_deref(), pod, c);
+    match ctx.launcher.start(pod, &rt.dir, c, instance, cgroup).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::warn!(container = %c.name, error = %e, "starting container failed");
+            Err(ExitRecord {
+                exit_code: 128,
+                signal: None,
+                message: Some(e.to_string()),
+                finished_at: crate::logfmt::now_rfc3339(),
+            })
+        }
+    }
+}
+
+/// Records a newly started instance as running (a restart when `had_run`) and
+/// publishes it.
+fn mark_running(
+    ctx: &Context,
+    rt: &PodRuntime,
+    c: &Container,
+    pid: PidRecord,
+    had_run: bool,
+    init: bool,
+    started_at: &Time,
+) {
+    rt.update_container(&c.name, |s| {
+        if had_run {
+            s.restart_count += 1;
+        }
+        s.container_id = Some(format!("process://{}", pid.pid));
+        s.started = Some(c.startup_probe.is_none() && !init);
+        s.ready = false;
+        s.state = Some(ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(started_at.clone()),
+            }),
+            ..Default::default()
+        });
+    });
+    rt.publish(ctx.publisher.as_ref());
+}
+
+/// The terminated state of an instance that ended with `exit`, and how long it ran
+/// (from the start its status records, else `started_at`).
+fn terminated_state(
+    ctx: &Context,
+    rt: &PodRuntime,
+    pod: &Pod,
+    c: &Container,
+    exit: &ExitRecord,
+    started_at: Time,
+) -> (ContainerStateTerminated, Duration) {
+    let finished_at = parse_time(&exit.finished_at);
+    let started_at = rt
+        .container_status(&c.name)
+        .and_then(|s| s.state.and_then(|s| s.running).and_then(|r| r.started_at))
+        .unwrap_or(started_at);
+    let ran = Duration::try_from(finished_at.0.duration_since(started_at.0)).unwrap_or_default();
+    let oom = limits::oom_killed(ctx.launcher.cgroup_parent.as_deref(), pod, c);
+    let terminated = ContainerStateTerminated {
+        exit_code: exit.exit_code,
+        signal: exit.signal,
+        reason: Some(exit_reason(exit.exit_code, oom).to_owned()),
+        message: exit.message.clone(),
+        started_at: Some(started_at),
+        finished_at: Some(finished_at),
+        container_id: rt.container_status(&c.name).and_then(|s| s.container_id),
+    };
+    (terminated, ran)
+}
+
+/// Records an ended instance and publishes it: `terminated` as the state, or, when it
+/// restarts after `backoff`, as the last state with `CrashLoopBackOff` waiting.
+fn record_exit(
+    ctx: &Context,
+    rt: &PodRuntime,
+    name: &str,
+    terminated: ContainerStateTerminated,
+    backoff: Option<Duration>,
+) {
+    rt.update_container(name, |s| {
+        s.ready = false;
+        s.started = Some(false);
+        let state = ContainerState {
+            terminated: Some(terminated),
+            ..Default::default()
+        };
+        match backoff {
+            Some(delay) => {
+                s.last_state = Some(state);
+                s.state = Some(ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some("CrashLoopBackOff".into()),
+                        message: Some(format!(
+                            "back-off {}s restarting failed container={name}",
+                            delay.as_secs()
+                        )),
+                    }),
+                    ..Default::default()
+                });
+            }
+            None => s.state = Some(state),
+        }
+    });
+    rt.publish(ctx.publisher.as_ref());
 }
 
 /// Waits for an instance to end, running its probes; stops it when the pod stops

@@ -1,8 +1,8 @@
 //! The four scenarios of `cargo xtask bench`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -13,9 +13,10 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 
-use super::agent::{self, Agent};
+use super::agent::{self, Agent, ApiCounts};
+use super::procfs::ProcSample;
 use super::report::{ScenarioResult, TargetCheck};
-use super::stats::{histogram_svg, summarize};
+use super::stats::{LatencySummary, histogram_svg, summarize};
 use super::workload::{Observer, bench_pod, create_all, delete_all, latencies, throughput};
 use super::{Args, Env};
 
@@ -164,6 +165,22 @@ async fn delete_node_objects(client: &Client, prefix: &str) {
         .await;
 }
 
+/// Deletes every pod of `ns` (grace 1s) and waits until the observer sees none; returns
+/// how long that took.
+async fn delete_and_wait(
+    client: &Client,
+    ns: &str,
+    concurrency: usize,
+    observer: &Observer,
+    label: &str,
+    timeout: Duration,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    delete_all(client, ns, 1, concurrency).await?;
+    observer.wait_empty(label, timeout).await?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 /// N pods through one vk-mock node: throughput, latency, delete time, CPU, memory and
 /// API writes per pod lifecycle.
 pub async fn churn(
@@ -184,77 +201,181 @@ pub async fn churn(
     )?;
     agent.wait_ready(Duration::from_secs(120)).await?;
     let observer = Observer::start(client.clone(), &ns).await?;
-    let cpu0 = agent.sample();
-    let api0 = agent.api_counts().await?;
-    let pod_names = names("p", n);
-    let pods = pod_names.iter().map(|p| bench_pod(p, node)).collect();
-    let start = Instant::now();
-    let sent = create_all(client, &ns, pods, args.concurrency, false).await?;
-    observer
-        .wait_running("churn", &pod_names, Duration::from_secs(900))
-        .await?;
-    let create_secs = start.elapsed().as_secs_f64();
-    let lat = latencies(&observer, &sent);
-    let rate = throughput(&observer, &sent);
-    let t = Instant::now();
-    delete_all(client, &ns, 1, args.concurrency).await?;
-    observer
-        .wait_empty("churn delete", Duration::from_secs(900))
-        .await?;
-    let delete_secs = t.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(2)).await; // trailing writes settle
-    let cpu1 = agent.sample();
-    let api1 = agent.api_counts().await?;
+    let run = churn_pods(client, args, &agent, &observer, &ns, node).await?;
     agent.stop()?;
     delete_node_objects(client, node).await;
     drop_namespace(client, &ns).await;
 
-    let per_pod = |v: u64| v as f64 / n as f64;
-    let pod_writes = agent::delta(&api0, &api1, |v, r| {
-        agent::is_write(v) && (r == "pods" || r.starts_with("pods/"))
-    });
-    let event_writes = agent::delta(&api0, &api1, |v, r| agent::is_write(v) && r == "events");
-    let all_requests = agent::delta(&api0, &api1, |_, r| {
-        r.starts_with("pods")
-            || r == "events"
-            || r == "configmaps"
-            || r == "secrets"
-            || r == "services"
-    });
-    let cpu_secs = cpu1.cpu_seconds - cpu0.cpu_seconds;
-    let cpu_ms_per_pod = cpu_secs * 1000.0 / n as f64;
-    let breakdown: std::collections::BTreeMap<String, f64> = api1
-        .iter()
-        .map(|((v, res), after)| {
-            let before = api0.get(&(v.clone(), res.clone())).copied().unwrap_or(0);
-            (
-                format!("{v} {res}"),
-                after.saturating_sub(before) as f64 / n as f64,
-            )
-        })
-        .filter(|(_, per)| *per > 0.0)
-        .collect();
-    let summary = summarize(&lat);
+    let costs = ChurnCosts::of(&run, n);
+    let summary = summarize(&run.latencies);
     std::fs::write(
         env.out.join("churn-latency.svg"),
-        histogram_svg(&format!("churn: {n} pods, creation → Running"), &lat),
+        histogram_svg(
+            &format!("churn: {n} pods, creation → Running"),
+            &run.latencies,
+        ),
     )?;
+    let r = churn_result(args, &run, &costs, summary, ceiling_rate);
+    eprintln!(
+        "    churn: {:.0} pods/s, p99 {:.0} ms, delete {:.1}s, {:.2} ms CPU/pod, peak RSS {:.1} MB, {:.2} pod writes/pod",
+        run.rate,
+        summary.p99_ms,
+        run.delete_secs,
+        costs.cpu_ms_per_pod,
+        costs.peak_rss_mb,
+        costs.pod_writes_per_pod
+    );
+    Ok(r)
+}
 
+/// What one churn run measured, with the agent's CPU and API counts before and after.
+struct ChurnRun {
+    /// Seconds from the first create until every pod ran.
+    create_secs: f64,
+    /// Seconds from the first delete until every pod was gone.
+    delete_secs: f64,
+    /// Each pod's creation → Running latency.
+    latencies: Vec<Duration>,
+    /// Pods per second to Running.
+    rate: f64,
+    cpu_before: ProcSample,
+    cpu_after: ProcSample,
+    api_before: ApiCounts,
+    api_after: ApiCounts,
+}
+
+/// Creates `args.pods` pods on `node`, waits until all run, deletes them and waits until
+/// they are gone (then 2 s for trailing writes), sampling the agent before and after.
+async fn churn_pods(
+    client: &Client,
+    args: &Args,
+    agent: &Agent,
+    observer: &Observer,
+    ns: &str,
+    node: &str,
+) -> anyhow::Result<ChurnRun> {
+    let cpu_before = agent.sample();
+    let api_before = agent.api_counts().await?;
+    let pod_names = names("p", args.pods);
+    let pods = pod_names.iter().map(|p| bench_pod(p, node)).collect();
+    let start = Instant::now();
+    let sent = create_all(client, ns, pods, args.concurrency, false).await?;
+    observer
+        .wait_running("churn", &pod_names, Duration::from_secs(900))
+        .await?;
+    let create_secs = start.elapsed().as_secs_f64();
+    let latencies = latencies(observer, &sent);
+    let rate = throughput(observer, &sent);
+    let delete_secs = delete_and_wait(
+        client,
+        ns,
+        args.concurrency,
+        observer,
+        "churn delete",
+        Duration::from_secs(900),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await; // trailing writes settle
+    let cpu_after = agent.sample();
+    let api_after = agent.api_counts().await?;
+    Ok(ChurnRun {
+        create_secs,
+        delete_secs,
+        latencies,
+        rate,
+        cpu_before,
+        cpu_after,
+        api_before,
+        api_after,
+    })
+}
+
+/// What a churn run cost the provider.
+struct ChurnCosts {
+    /// CPU seconds over the whole run.
+    cpu_secs: f64,
+    /// CPU milliseconds per pod lifecycle.
+    cpu_ms_per_pod: f64,
+    /// Peak RSS, MB.
+    peak_rss_mb: f64,
+    /// Pod (and pod subresource) writes per pod lifecycle.
+    pod_writes_per_pod: f64,
+    /// Event writes per pod lifecycle.
+    event_writes_per_pod: f64,
+    /// Pod, event, ConfigMap, Secret and Service requests per pod lifecycle.
+    requests_per_pod: f64,
+    /// Requests per pod lifecycle by "verb resource" (those made only).
+    by_verb_and_resource: BTreeMap<String, f64>,
+}
+
+impl ChurnCosts {
+    /// The costs of `run`, spread over its `n` pods.
+    fn of(run: &ChurnRun, n: usize) -> Self {
+        let (api0, api1) = (&run.api_before, &run.api_after);
+        let per_pod = |v: u64| v as f64 / n as f64;
+        let pod_writes = agent::delta(api0, api1, |v, r| {
+            agent::is_write(v) && (r == "pods" || r.starts_with("pods/"))
+        });
+        let event_writes = agent::delta(api0, api1, |v, r| agent::is_write(v) && r == "events");
+        let all_requests = agent::delta(api0, api1, |_, r| {
+            r.starts_with("pods")
+                || r == "events"
+                || r == "configmaps"
+                || r == "secrets"
+                || r == "services"
+        });
+        let cpu_secs = run.cpu_after.cpu_seconds - run.cpu_before.cpu_seconds;
+        let by_verb_and_resource = api1
+            .iter()
+            .map(|((v, res), after)| {
+                let before = api0.get(&(v.clone(), res.clone())).copied().unwrap_or(0);
+                (
+                    format!("{v} {res}"),
+                    after.saturating_sub(before) as f64 / n as f64,
+                )
+            })
+            .filter(|(_, per)| *per > 0.0)
+            .collect();
+        Self {
+            cpu_secs,
+            cpu_ms_per_pod: cpu_secs * 1000.0 / n as f64,
+            peak_rss_mb: run.cpu_after.peak_rss_bytes as f64 / MB,
+            pod_writes_per_pod: per_pod(pod_writes),
+            event_writes_per_pod: per_pod(event_writes),
+            requests_per_pod: per_pod(all_requests),
+            by_verb_and_resource,
+        }
+    }
+}
+
+/// The churn result: its settings, metrics and targets (the rate against 0.8 × this
+/// run's ceiling when there is one).
+fn churn_result(
+    args: &Args,
+    run: &ChurnRun,
+    costs: &ChurnCosts,
+    summary: LatencySummary,
+    ceiling_rate: Option<f64>,
+) -> ScenarioResult {
+    let rate = run.rate;
     let mut r = ScenarioResult::new(
         "churn",
-        json!({"pods": n, "concurrency": args.concurrency, "kube_api_qps": args.qps, "success_events": args.success_events, "pod_sync_workers": 32}),
+        json!({"pods": args.pods, "concurrency": args.concurrency, "kube_api_qps": args.qps, "success_events": args.success_events, "pod_sync_workers": 32}),
     );
     r.metric("pods_per_second", rate);
-    r.metric("create_to_running_seconds", create_secs);
+    r.metric("create_to_running_seconds", run.create_secs);
     r.metric("latency_ms", summary);
-    r.metric("delete_all_seconds", delete_secs);
-    r.metric("provider_cpu_seconds", cpu_secs);
-    r.metric("cpu_ms_per_pod_lifecycle", cpu_ms_per_pod);
-    r.metric("provider_peak_rss_mb", cpu1.peak_rss_bytes as f64 / MB);
-    r.metric("pod_writes_per_lifecycle", per_pod(pod_writes));
-    r.metric("event_writes_per_lifecycle", per_pod(event_writes));
-    r.metric("pod_related_requests_per_lifecycle", per_pod(all_requests));
-    r.metric("requests_per_lifecycle_by_verb_and_resource", breakdown);
+    r.metric("delete_all_seconds", run.delete_secs);
+    r.metric("provider_cpu_seconds", costs.cpu_secs);
+    r.metric("cpu_ms_per_pod_lifecycle", costs.cpu_ms_per_pod);
+    r.metric("provider_peak_rss_mb", costs.peak_rss_mb);
+    r.metric("pod_writes_per_lifecycle", costs.pod_writes_per_pod);
+    r.metric("event_writes_per_lifecycle", costs.event_writes_per_pod);
+    r.metric("pod_related_requests_per_lifecycle", costs.requests_per_pod);
+    r.metric(
+        "requests_per_lifecycle_by_verb_and_resource",
+        &costs.by_verb_and_resource,
+    );
     if let Some(c) = ceiling_rate {
         r.metric("ceiling_pods_per_second", c);
         r.metric("ratio_to_ceiling", rate / c);
@@ -274,35 +395,29 @@ pub async fn churn(
     ));
     r.targets.push(TargetCheck::at_most(
         "CPU per pod lifecycle",
-        cpu_ms_per_pod,
+        costs.cpu_ms_per_pod,
         5.0,
         "ms",
     ));
     r.targets.push(TargetCheck::at_most(
         "peak RSS",
-        cpu1.peak_rss_bytes as f64 / MB,
+        costs.peak_rss_mb,
         30.0,
         "MB",
     ));
     r.targets.push(
         TargetCheck::at_most(
             "API writes per pod lifecycle",
-            per_pod(pod_writes),
+            costs.pod_writes_per_pod,
             3.0,
             "writes",
         )
         .note(format!(
             "pod writes only; events add {:.2} per pod",
-            per_pod(event_writes)
+            costs.event_writes_per_pod
         )),
     );
-    eprintln!(
-        "    churn: {rate:.0} pods/s, p99 {:.0} ms, delete {delete_secs:.1}s, {cpu_ms_per_pod:.2} ms CPU/pod, peak RSS {:.1} MB, {:.2} pod writes/pod",
-        summary.p99_ms,
-        cpu1.peak_rss_bytes as f64 / MB,
-        per_pod(pod_writes)
-    );
-    Ok(r)
+    r
 }
 
 fn provider_counter(text: &str, name: &str, label: &str) -> u64 {
@@ -331,16 +446,79 @@ pub async fn steady(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     )?;
     agent.wait_ready(Duration::from_secs(120)).await?;
     let observer = Observer::start(client.clone(), &ns).await?;
-    let pod_names = names("s", n);
+    let fill = steady_fill(client, args, &observer, &ns, node).await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle = hold_idle(&agent, minutes).await?;
+    // Restart: the provider keeps its pods (state file), the core must adopt them all.
+    let resync = restart_and_resync(&mut agent).await?;
+    let delete_secs = delete_and_wait(
+        client,
+        &ns,
+        args.concurrency,
+        &observer,
+        "steady delete",
+        Duration::from_secs(1800),
+    )
+    .await?;
+    agent.stop()?;
+    delete_node_objects(client, node).await;
+    drop_namespace(client, &ns).await;
+    let _ = std::fs::remove_file(&state);
+
+    let r = steady_result(args, &fill, &idle, &resync, delete_secs);
+    eprintln!(
+        "    steady: RSS {:.1} MB, idle {:.3} CPU-s/min, resync {:.1}s, {} creates after restart",
+        idle.rss_max as f64 / MB,
+        idle.cpu_per_min,
+        resync.duration.as_secs_f64(),
+        resync.creates
+    );
+    Ok(r)
+}
+
+/// How the steady scenario's pods were started.
+struct Fill {
+    /// Seconds from the first create until every pod ran.
+    seconds: f64,
+    /// Pods per second to Running.
+    rate: f64,
+}
+
+/// Creates `args.steady_pods` pods on `node` and waits until all run.
+async fn steady_fill(
+    client: &Client,
+    args: &Args,
+    observer: &Observer,
+    ns: &str,
+    node: &str,
+) -> anyhow::Result<Fill> {
+    let pod_names = names("s", args.steady_pods);
     let pods = pod_names.iter().map(|p| bench_pod(p, node)).collect();
     let t = Instant::now();
-    let sent = create_all(client, &ns, pods, args.concurrency, false).await?;
+    let sent = create_all(client, ns, pods, args.concurrency, false).await?;
     observer
         .wait_running("steady", &pod_names, Duration::from_secs(1800))
         .await?;
-    let fill_secs = t.elapsed().as_secs_f64();
-    let fill_rate = throughput(&observer, &sent);
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    Ok(Fill {
+        seconds: t.elapsed().as_secs_f64(),
+        rate: throughput(observer, &sent),
+    })
+}
+
+/// The provider while it held its pods idle.
+struct Idle {
+    /// The largest RSS sampled, bytes.
+    rss_max: u64,
+    /// Peak RSS at the end, bytes.
+    peak_rss_bytes: u64,
+    /// CPU seconds per minute.
+    cpu_per_min: f64,
+    /// API requests per minute.
+    requests_per_min: f64,
+}
+
+/// Holds the pods for `minutes`, sampling the agent every 10 s and printing progress.
+async fn hold_idle(agent: &Agent, minutes: u64) -> anyhow::Result<Idle> {
     let a = agent.sample();
     let api_a = agent.api_counts().await?;
     let mut rss_max = a.rss_bytes;
@@ -361,70 +539,99 @@ pub async fn steady(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     let b = agent.sample();
     let api_b = agent.api_counts().await?;
     let idle_minutes = idle_start.elapsed().as_secs_f64() / 60.0;
-    let cpu_per_min = (b.cpu_seconds - a.cpu_seconds) / idle_minutes;
-    let idle_requests = agent::delta(&api_a, &api_b, |_, _| true) as f64 / idle_minutes;
-    // Restart: the provider keeps its pods (state file), the core must adopt them all.
+    Ok(Idle {
+        rss_max,
+        peak_rss_bytes: b.peak_rss_bytes,
+        cpu_per_min: (b.cpu_seconds - a.cpu_seconds) / idle_minutes,
+        requests_per_min: agent::delta(&api_a, &api_b, |_, _| true) as f64 / idle_minutes,
+    })
+}
+
+/// What the provider did when restarted with its pods.
+struct Resync {
+    /// Until it was ready again.
+    duration: Duration,
+    /// Provider creates after the restart (0 when every pod was adopted).
+    creates: u64,
+    /// Pods adopted.
+    adopted: u64,
+    /// RSS once ready, bytes.
+    rss_bytes: u64,
+}
+
+/// Restarts the provider and waits until it is ready again, then reads what it did
+/// from its metrics.
+async fn restart_and_resync(agent: &mut Agent) -> anyhow::Result<Resync> {
     eprintln!("    steady: restarting the provider process");
     agent.restart()?;
-    let resync = agent.wait_ready(Duration::from_secs(600)).await?;
+    let duration = agent.wait_ready(Duration::from_secs(600)).await?;
     let (_, metrics) = vk_testkit::http::get(agent.metrics_port, "/metrics").await?;
-    let creates_after_restart = provider_counter(
+    let creates = provider_counter(
         &metrics,
         "vk_pod_provider_calls_total",
         "operation=\"create\"",
     );
     let adopted = provider_counter(&metrics, "vk_pod_adopted_total", "node=");
-    let after_restart = agent.sample();
-    let t = Instant::now();
-    delete_all(client, &ns, 1, args.concurrency).await?;
-    observer
-        .wait_empty("steady delete", Duration::from_secs(1800))
-        .await?;
-    let delete_secs = t.elapsed().as_secs_f64();
-    agent.stop()?;
-    delete_node_objects(client, node).await;
-    drop_namespace(client, &ns).await;
-    let _ = std::fs::remove_file(&state);
+    Ok(Resync {
+        duration,
+        creates,
+        adopted,
+        rss_bytes: agent.sample().rss_bytes,
+    })
+}
 
+/// The steady result: its settings, metrics and targets.
+fn steady_result(
+    args: &Args,
+    fill: &Fill,
+    idle: &Idle,
+    resync: &Resync,
+    delete_secs: f64,
+) -> ScenarioResult {
+    let n = args.steady_pods;
     let mut r = ScenarioResult::new(
         "steady",
-        json!({"pods": n, "idle_minutes": minutes, "kube_api_qps": args.qps}),
+        json!({"pods": n, "idle_minutes": args.minutes, "kube_api_qps": args.qps}),
     );
-    r.metric("fill_seconds", fill_secs);
-    r.metric("fill_pods_per_second", fill_rate);
-    r.metric("rss_mb_while_holding", rss_max as f64 / MB);
-    r.metric("peak_rss_mb", b.peak_rss_bytes as f64 / MB);
-    r.metric("idle_cpu_seconds_per_minute", cpu_per_min);
-    r.metric("idle_api_requests_per_minute", idle_requests);
-    r.metric("resync_after_restart_seconds", resync.as_secs_f64());
-    r.metric("creates_after_restart", creates_after_restart);
-    r.metric("adopted_after_restart", adopted);
-    r.metric("rss_mb_after_restart", after_restart.rss_bytes as f64 / MB);
+    r.metric("fill_seconds", fill.seconds);
+    r.metric("fill_pods_per_second", fill.rate);
+    r.metric("rss_mb_while_holding", idle.rss_max as f64 / MB);
+    r.metric("peak_rss_mb", idle.peak_rss_bytes as f64 / MB);
+    r.metric("idle_cpu_seconds_per_minute", idle.cpu_per_min);
+    r.metric("idle_api_requests_per_minute", idle.requests_per_min);
+    r.metric(
+        "resync_after_restart_seconds",
+        resync.duration.as_secs_f64(),
+    );
+    r.metric("creates_after_restart", resync.creates);
+    r.metric("adopted_after_restart", resync.adopted);
+    r.metric("rss_mb_after_restart", resync.rss_bytes as f64 / MB);
     r.metric("delete_all_seconds", delete_secs);
     r.targets.push(TargetCheck::at_most(
         "RSS holding 10,000 pods",
-        rss_max as f64 / MB,
+        idle.rss_max as f64 / MB,
         100.0,
         "MB",
     ));
     r.targets.push(
-        TargetCheck::at_most("idle CPU", cpu_per_min, 0.5, "CPU-s/min")
+        TargetCheck::at_most("idle CPU", idle.cpu_per_min, 0.5, "CPU-s/min")
             .note("\"near-zero\": at most 1% of one core"),
     );
     r.targets.push(TargetCheck {
         name: "no duplicate creates after restart".into(),
         target: "0".into(),
-        value: creates_after_restart.to_string(),
-        met: creates_after_restart == 0 && adopted as usize == n,
-        note: Some(format!("{adopted} pods adopted")),
+        value: resync.creates.to_string(),
+        met: resync.creates == 0 && resync.adopted as usize == n,
+        note: Some(format!("{} pods adopted", resync.adopted)),
     });
-    eprintln!(
-        "    steady: RSS {:.1} MB, idle {cpu_per_min:.3} CPU-s/min, resync {:.1}s, {creates_after_restart} creates after restart",
-        rss_max as f64 / MB,
-        resync.as_secs_f64()
-    );
-    Ok(r)
+    r
 }
+
+/// The name prefix of the fleet's nodes (and so of their Leases).
+const FLEET_PREFIX: &str = "vk-bench-fleet";
+
+/// The Lease renewal interval the fleet is held to, seconds.
+const LEASE_RENEW_INTERVAL_S: f64 = 10.0;
 
 #[derive(Default)]
 struct FleetWatch {
@@ -436,6 +643,33 @@ struct FleetWatch {
     not_ready_nodes: std::collections::BTreeSet<String>,
 }
 
+impl FleetWatch {
+    /// Records Lease `name` renewed at `t`: a renewal when later than the last one
+    /// seen, late when more than two intervals after it.
+    fn record_renewal(&mut self, name: String, t: k8s_openapi::jiff::Timestamp) {
+        if let Some(prev) = self.last_renew.insert(name, t) {
+            let gap = t.duration_since(prev).as_secs_f64();
+            if gap > 0.0 {
+                self.renewals += 1;
+                self.max_gap_s = self.max_gap_s.max(gap);
+                if gap > 2.0 * LEASE_RENEW_INTERVAL_S {
+                    self.late += 1;
+                }
+            }
+        }
+    }
+
+    /// Records node `name` seen not Ready.
+    fn record_not_ready(&mut self, name: String) {
+        self.not_ready += 1;
+        self.not_ready_nodes.insert(name);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// M nodes in one process: lease renewals on time, never NotReady, memory and CPU.
 pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     let client = &env.client;
@@ -443,98 +677,18 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     let pods_n = args.fleet_pods;
     let minutes = args.minutes;
     eprintln!("==> fleet: {m} nodes in one vk-mock process, {pods_n} pods, {minutes} min");
-    let prefix = "vk-bench-fleet";
     let ns = namespace(client, "fleet").await?;
     let config = mock_config(&env.out, None)?;
-    let nodes_arg = m.to_string();
-    let mut agent = Agent::start(
-        &env.binary,
-        // The fleet measures node/lease upkeep; 1,000 kubelet API listeners on
-        // consecutive ports would collide with whatever else runs on this machine.
-        &agent_args(
-            env,
-            args,
-            prefix,
-            &config,
-            &["--nodes", &nodes_arg, "--no-kubelet-api"],
-        ),
-        &env.out.join("fleet-agent.log"),
-    )?;
-    let register = agent.wait_ready(Duration::from_secs(900)).await?;
-    eprintln!(
-        "    fleet: {m} nodes registered and synced in {:.1}s",
-        register.as_secs_f64()
-    );
-
+    let (mut agent, register) = start_fleet(env, args, &config).await?;
     let watch = Arc::new(Mutex::new(FleetWatch::default()));
-    let renew_interval = 10.0;
-    let lease_task = {
-        let watch = Arc::clone(&watch);
-        let api: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-        tokio::spawn(async move {
-            let mut s = watcher(api, watcher::Config::default()).boxed();
-            while let Some(Ok(e)) = s.next().await {
-                let (watcher::Event::Apply(l) | watcher::Event::InitApply(l)) = e else {
-                    continue;
-                };
-                let name = l.metadata.name.clone().unwrap_or_default();
-                if !name.starts_with(prefix) {
-                    continue;
-                }
-                let Some(t) = l.spec.and_then(|s| s.renew_time).map(|t| t.0) else {
-                    continue;
-                };
-                let mut w = watch.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(prev) = w.last_renew.insert(name, t) {
-                    let gap = t.duration_since(prev).as_secs_f64();
-                    if gap > 0.0 {
-                        w.renewals += 1;
-                        w.max_gap_s = w.max_gap_s.max(gap);
-                        if gap > 2.0 * renew_interval {
-                            w.late += 1;
-                        }
-                    }
-                }
-            }
-        })
-    };
-    let node_task = {
-        let watch = Arc::clone(&watch);
-        let api: Api<Node> = Api::all(client.clone());
-        tokio::spawn(async move {
-            let mut s = watcher(
-                api,
-                watcher::Config::default().labels("type=virtual-kubelet"),
-            )
-            .boxed();
-            while let Some(Ok(e)) = s.next().await {
-                let (watcher::Event::Apply(n) | watcher::Event::InitApply(n)) = e else {
-                    continue;
-                };
-                let name = n.metadata.name.clone().unwrap_or_default();
-                if !name.starts_with(prefix) {
-                    continue;
-                }
-                let ready = n
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
-                if !ready {
-                    let mut w = watch.lock().unwrap_or_else(|e| e.into_inner());
-                    w.not_ready += 1;
-                    w.not_ready_nodes.insert(name);
-                }
-            }
-        })
-    };
+    let lease_task = tokio::spawn(watch_leases(client.clone(), Arc::clone(&watch)));
+    let node_task = tokio::spawn(watch_nodes(client.clone(), Arc::clone(&watch)));
     let observer = Observer::start(client.clone(), &ns).await?;
     let pod_names = names("f", pods_n);
     let pods = pod_names
         .iter()
         .enumerate()
-        .map(|(i, p)| bench_pod(p, &format!("{prefix}-{}", i % m)))
+        .map(|(i, p)| bench_pod(p, &format!("{FLEET_PREFIX}-{}", i % m)))
         .collect();
     let cpu0 = agent.sample();
     let sent = create_all(client, &ns, pods, args.concurrency, false).await?;
@@ -543,15 +697,129 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
         .await?;
     let fill_rate = throughput(&observer, &sent);
     let hold = Instant::now();
+    let rss_max = hold_fleet(&agent, &watch, hold, minutes).await;
+    let cpu1 = agent.sample();
+    lease_task.abort();
+    node_task.abort();
+    delete_and_wait(
+        client,
+        &ns,
+        args.concurrency,
+        &observer,
+        "fleet delete",
+        Duration::from_secs(900),
+    )
+    .await?;
+    agent.stop()?;
+    delete_node_objects(client, FLEET_PREFIX).await;
+    drop_namespace(client, &ns).await;
+
+    let w = lock(&watch);
+    let run = FleetRun {
+        register,
+        fill_rate,
+        rss_max,
+        peak_rss_bytes: cpu1.peak_rss_bytes,
+        cpu_per_min: (cpu1.cpu_seconds - cpu0.cpu_seconds) / (hold.elapsed().as_secs_f64() / 60.0),
+    };
+    let r = fleet_result(args, &run, &w);
+    eprintln!(
+        "    fleet: {} late renewals (max gap {:.1}s), {} NotReady, RSS {:.1} MB, {:.2} CPU-s/min",
+        w.late,
+        w.max_gap_s,
+        w.not_ready,
+        rss_max as f64 / MB,
+        run.cpu_per_min
+    );
+    Ok(r)
+}
+
+/// Starts one vk-mock process running `args.nodes` nodes and waits until all are
+/// registered and synced; returns the agent and how long that took.
+async fn start_fleet(env: &Env, args: &Args, config: &Path) -> anyhow::Result<(Agent, Duration)> {
+    let nodes_arg = args.nodes.to_string();
+    let mut agent = Agent::start(
+        &env.binary,
+        // The fleet measures node/lease upkeep; 1,000 kubelet API listeners on
+        // consecutive ports would collide with whatever else runs on this machine.
+        &agent_args(
+            env,
+            args,
+            FLEET_PREFIX,
+            config,
+            &["--nodes", &nodes_arg, "--no-kubelet-api"],
+        ),
+        &env.out.join("fleet-agent.log"),
+    )?;
+    let register = agent.wait_ready(Duration::from_secs(900)).await?;
+    eprintln!(
+        "    fleet: {} nodes registered and synced in {:.1}s",
+        args.nodes,
+        register.as_secs_f64()
+    );
+    Ok((agent, register))
+}
+
+/// Records every renewal of the fleet's Leases in `watch` (until aborted).
+async fn watch_leases(client: Client, watch: Arc<Mutex<FleetWatch>>) {
+    let api: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    let mut s = watcher(api, watcher::Config::default()).boxed();
+    while let Some(Ok(e)) = s.next().await {
+        let (watcher::Event::Apply(l) | watcher::Event::InitApply(l)) = e else {
+            continue;
+        };
+        let name = l.metadata.name.clone().unwrap_or_default();
+        if !name.starts_with(FLEET_PREFIX) {
+            continue;
+        }
+        let Some(t) = l.spec.and_then(|s| s.renew_time).map(|t| t.0) else {
+            continue;
+        };
+        lock(&watch).record_renewal(name, t);
+    }
+}
+
+/// Records in `watch` every time one of the fleet's Nodes is seen not Ready (until
+/// aborted).
+async fn watch_nodes(client: Client, watch: Arc<Mutex<FleetWatch>>) {
+    let api: Api<Node> = Api::all(client);
+    let mut s = watcher(
+        api,
+        watcher::Config::default().labels("type=virtual-kubelet"),
+    )
+    .boxed();
+    while let Some(Ok(e)) = s.next().await {
+        let (watcher::Event::Apply(n) | watcher::Event::InitApply(n)) = e else {
+            continue;
+        };
+        let name = n.metadata.name.clone().unwrap_or_default();
+        if !name.starts_with(FLEET_PREFIX) {
+            continue;
+        }
+        let ready = n
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if !ready {
+            lock(&watch).record_not_ready(name);
+        }
+    }
+}
+
+/// Holds the fleet until `minutes` after `since`, sampling the agent every 10 s and
+/// printing progress; returns the largest RSS sampled, bytes.
+async fn hold_fleet(agent: &Agent, watch: &Mutex<FleetWatch>, since: Instant, minutes: u64) -> u64 {
     let mut rss_max = 0;
-    while hold.elapsed() < Duration::from_secs(60 * minutes) {
+    while since.elapsed() < Duration::from_secs(60 * minutes) {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let s = agent.sample();
         rss_max = rss_max.max(s.rss_bytes);
-        let w = watch.lock().unwrap_or_else(|e| e.into_inner());
+        let w = lock(watch);
         eprintln!(
             "    fleet: {:.0}s, {} renewals ({} late, max gap {:.1}s), {} NotReady observations, RSS {:.1} MB",
-            hold.elapsed().as_secs_f64(),
+            since.elapsed().as_secs_f64(),
             w.renewals,
             w.late,
             w.max_gap_s,
@@ -559,32 +827,38 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
             s.rss_bytes as f64 / MB
         );
     }
-    let cpu1 = agent.sample();
-    lease_task.abort();
-    node_task.abort();
-    delete_all(client, &ns, 1, args.concurrency).await?;
-    observer
-        .wait_empty("fleet delete", Duration::from_secs(900))
-        .await?;
-    agent.stop()?;
-    delete_node_objects(client, prefix).await;
-    drop_namespace(client, &ns).await;
+    rss_max
+}
 
-    let w = watch.lock().unwrap_or_else(|e| e.into_inner());
-    let cpu_per_min = (cpu1.cpu_seconds - cpu0.cpu_seconds) / (hold.elapsed().as_secs_f64() / 60.0);
+/// What a fleet run measured besides the watch.
+struct FleetRun {
+    /// Until every node was registered and synced.
+    register: Duration,
+    /// Pods per second to Running.
+    fill_rate: f64,
+    /// The largest RSS sampled while holding, bytes.
+    rss_max: u64,
+    /// Peak RSS at the end of the hold, bytes.
+    peak_rss_bytes: u64,
+    /// CPU seconds per minute of the hold.
+    cpu_per_min: f64,
+}
+
+/// The fleet result: its settings, metrics, targets, and the first nodes seen NotReady.
+fn fleet_result(args: &Args, run: &FleetRun, w: &FleetWatch) -> ScenarioResult {
     let mut r = ScenarioResult::new(
         "fleet",
-        json!({"nodes": m, "pods": pods_n, "minutes": minutes, "lease_renew_interval_s": renew_interval}),
+        json!({"nodes": args.nodes, "pods": args.fleet_pods, "minutes": args.minutes, "lease_renew_interval_s": LEASE_RENEW_INTERVAL_S}),
     );
-    r.metric("registration_seconds", register.as_secs_f64());
-    r.metric("fill_pods_per_second", fill_rate);
+    r.metric("registration_seconds", run.register.as_secs_f64());
+    r.metric("fill_pods_per_second", run.fill_rate);
     r.metric("lease_renewals_observed", w.renewals);
     r.metric("late_lease_renewals", w.late);
     r.metric("max_renewal_gap_seconds", w.max_gap_s);
     r.metric("not_ready_observations", w.not_ready);
-    r.metric("rss_mb", rss_max as f64 / MB);
-    r.metric("peak_rss_mb", cpu1.peak_rss_bytes as f64 / MB);
-    r.metric("cpu_seconds_per_minute", cpu_per_min);
+    r.metric("rss_mb", run.rss_max as f64 / MB);
+    r.metric("peak_rss_mb", run.peak_rss_bytes as f64 / MB);
+    r.metric("cpu_seconds_per_minute", run.cpu_per_min);
     r.targets.push(TargetCheck::at_most(
         "late lease renewals",
         w.late as f64,
@@ -599,7 +873,7 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     ));
     r.targets.push(TargetCheck::at_most(
         "RSS",
-        rss_max as f64 / MB,
+        run.rss_max as f64 / MB,
         200.0,
         "MB",
     ));
@@ -614,12 +888,82 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
                 .join(", ")
         ));
     }
-    eprintln!(
-        "    fleet: {} late renewals (max gap {:.1}s), {} NotReady, RSS {:.1} MB, {cpu_per_min:.2} CPU-s/min",
-        w.late,
-        w.max_gap_s,
-        w.not_ready,
-        rss_max as f64 / MB
-    );
-    Ok(r)
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).expect("timestamp")
+    }
+
+    #[test]
+    fn fleet_watch_counts_renewals_gaps_and_late_ones() {
+        let mut w = FleetWatch::default();
+        w.record_renewal("a".into(), at(100));
+        w.record_renewal("a".into(), at(110));
+        w.record_renewal("a".into(), at(110)); // the same renewal seen again
+        w.record_renewal("b".into(), at(105));
+        w.record_renewal("a".into(), at(135)); // more than two intervals late
+        assert_eq!(w.renewals, 2);
+        assert_eq!(w.late, 1);
+        assert_eq!(w.max_gap_s, 25.0);
+        w.record_not_ready("b".into());
+        w.record_not_ready("b".into());
+        assert_eq!(w.not_ready, 2);
+        assert_eq!(w.not_ready_nodes.len(), 1);
+    }
+
+    #[test]
+    fn churn_costs_are_per_pod_and_split_by_kind() {
+        let counts = |entries: &[(&str, &str, u64)]| -> ApiCounts {
+            entries
+                .iter()
+                .map(|(v, r, n)| (((*v).to_owned(), (*r).to_owned()), *n))
+                .collect()
+        };
+        let run = ChurnRun {
+            create_secs: 1.0,
+            delete_secs: 1.0,
+            latencies: Vec::new(),
+            rate: 1.0,
+            cpu_before: ProcSample {
+                cpu_seconds: 1.0,
+                ..Default::default()
+            },
+            cpu_after: ProcSample {
+                cpu_seconds: 3.0,
+                rss_bytes: 0,
+                peak_rss_bytes: 8 * 1024 * 1024,
+            },
+            api_before: counts(&[("patch", "pods/status", 10), ("get", "nodes", 5)]),
+            api_after: counts(&[
+                ("patch", "pods/status", 30),
+                ("delete", "pods", 10),
+                ("create", "events", 5),
+                ("get", "configmaps", 10),
+                ("get", "nodes", 5),
+            ]),
+        };
+        let c = ChurnCosts::of(&run, 10);
+        assert_eq!(c.cpu_secs, 2.0);
+        assert_eq!(c.cpu_ms_per_pod, 200.0);
+        assert_eq!(c.peak_rss_mb, 8.0);
+        assert_eq!(c.pod_writes_per_pod, 3.0);
+        assert_eq!(c.event_writes_per_pod, 0.5);
+        assert_eq!(c.requests_per_pod, 4.5);
+        let by: Vec<_> = c.by_verb_and_resource.into_iter().collect();
+        assert_eq!(
+            by,
+            [
+                ("create events".to_owned(), 0.5),
+                ("delete pods".to_owned(), 1.0),
+                ("get configmaps".to_owned(), 1.0),
+                ("patch pods/status".to_owned(), 2.0),
+            ]
+        );
+    }
 }

@@ -223,13 +223,33 @@ fn gauge_family<'a, N: prometheus_client::encoding::EncodeGaugeValue>(
 
 impl Collector for NodeCollector {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let n = &self.nodes;
         self.encode_pod_metrics(&mut e)?;
+        self.encode_pod_counters(&mut e)?;
+        self.encode_pod_gauges(&mut e)?;
+        self.encode_node_metrics(&mut e)?;
+        Ok(())
+    }
+}
+
+/// The `node` label of one node's samples.
+fn node_label(h: &NodeHandles) -> Labels<'_> {
+    vec![("node", h.name.as_str())]
+}
+
+/// `usize` gauges as `i64`, saturating.
+fn as_i64(v: usize) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl NodeCollector {
+    /// The per-node pod controller counters: provider calls by operation, retries,
+    /// status writes, API deletes, adoptions and dangling deletes.
+    fn encode_pod_counters(&self, e: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         counter_family(
-            &mut e,
+            e,
             "vk_pod_provider_calls",
             "Successful provider pod operations by node and operation",
-            n.iter().flat_map(|h| {
+            self.nodes.iter().flat_map(|h| {
                 [
                     ("create", get(&h.pods.creates)),
                     ("update", get(&h.pods.updates)),
@@ -264,23 +284,30 @@ impl Collector for NodeCollector {
         ];
         for (name, help, field) in simple {
             counter_family(
-                &mut e,
+                e,
                 name,
                 help,
-                n.iter()
-                    .map(|h| (vec![("node", h.name.as_str())], get(field(&h.pods)))),
+                self.nodes
+                    .iter()
+                    .map(|h| (node_label(h), get(field(&h.pods)))),
             )?;
         }
-        let as_i64 = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        Ok(())
+    }
+
+    /// The per-node pod gauges: pods tracked, pods by phase, and the queue's depth and
+    /// delayed keys.
+    fn encode_pod_gauges(&self, e: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let n = &self.nodes;
         gauge_family(
-            &mut e,
+            e,
             "vk_pods_tracked",
             "Pods bound to the node that the controller tracks",
             n.iter()
-                .map(|h| (vec![("node", h.name.as_str())], as_i64(h.gauges.tracked()))),
+                .map(|h| (node_label(h), as_i64(h.gauges.tracked()))),
         )?;
         gauge_family(
-            &mut e,
+            e,
             "vk_pods",
             "Pods the controller tracks, by the phase the API reports",
             n.iter().flat_map(|h| {
@@ -293,84 +320,104 @@ impl Collector for NodeCollector {
             }),
         )?;
         gauge_family(
-            &mut e,
+            e,
             "vk_pod_queue_depth",
             "Pod keys waiting for a worker",
-            n.iter().map(|h| {
-                (
-                    vec![("node", h.name.as_str())],
-                    as_i64(h.gauges.queue_depth()),
-                )
-            }),
+            n.iter()
+                .map(|h| (node_label(h), as_i64(h.gauges.queue_depth()))),
         )?;
         gauge_family(
-            &mut e,
+            e,
             "vk_pod_queue_delayed",
             "Pod keys waiting for a retry or a deadline",
             n.iter()
-                .map(|h| (vec![("node", h.name.as_str())], as_i64(h.gauges.delayed()))),
-        )?;
-        counter_family(
-            &mut e,
+                .map(|h| (node_label(h), as_i64(h.gauges.delayed()))),
+        )
+    }
+
+    /// The node controller's metrics: lease renewals and status writes (by result, with
+    /// the time of the last success), registrations, and readiness.
+    fn encode_node_metrics(&self, e: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.result_counter(
+            e,
             "vk_node_lease_renewals",
             "Lease renewals by result",
-            n.iter().flat_map(|h| {
-                [
-                    ("success", get(&h.node.lease_renewals)),
-                    ("error", get(&h.node.lease_failures)),
-                ]
-                .into_iter()
-                .map(move |(r, v)| (vec![("node", h.name.as_str()), ("result", r)], v))
-            }),
+            |s| (get(&s.lease_renewals), get(&s.lease_failures)),
         )?;
-        gauge_family(
-            &mut e,
+        self.timestamp_gauge(
+            e,
             "vk_node_lease_last_renewal_timestamp_seconds",
             "Unix time of the last successful Lease renewal",
-            n.iter().filter_map(|h| {
-                let t = h.node.last_lease_renewal()?;
-                Some((vec![("node", h.name.as_str())], t))
-            }),
+            NodeControllerStats::last_lease_renewal,
         )?;
-        counter_family(
-            &mut e,
+        self.result_counter(
+            e,
             "vk_node_status_updates",
             "Node status writes by result",
-            n.iter().flat_map(|h| {
-                [
-                    ("success", get(&h.node.status_updates)),
-                    ("error", get(&h.node.status_failures)),
-                ]
-                .into_iter()
-                .map(move |(r, v)| (vec![("node", h.name.as_str()), ("result", r)], v))
-            }),
+            |s| (get(&s.status_updates), get(&s.status_failures)),
         )?;
-        gauge_family(
-            &mut e,
+        self.timestamp_gauge(
+            e,
             "vk_node_status_last_update_timestamp_seconds",
             "Unix time of the last successful Node status write",
-            n.iter().filter_map(|h| {
-                let t = h.node.last_status_update()?;
-                Some((vec![("node", h.name.as_str())], t))
-            }),
+            NodeControllerStats::last_status_update,
         )?;
         counter_family(
-            &mut e,
+            e,
             "vk_node_registrations",
             "Times the Node object was created or re-created",
-            n.iter()
-                .map(|h| (vec![("node", h.name.as_str())], get(&h.node.registrations))),
+            self.nodes
+                .iter()
+                .map(|h| (node_label(h), get(&h.node.registrations))),
         )?;
         gauge_family(
-            &mut e,
+            e,
             "vk_node_ready",
             "1 when the node is registered and its pods are synced",
-            n.iter().map(|h| {
+            self.nodes.iter().map(|h| {
                 let ready = *h.registered.borrow() && h.gauges.synced();
-                (vec![("node", h.name.as_str())], i64::from(ready))
+                (node_label(h), i64::from(ready))
             }),
-        )?;
-        Ok(())
+        )
+    }
+
+    /// A per-node counter by `result`, from `read`'s (success, error) counts.
+    fn result_counter(
+        &self,
+        e: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        read: fn(&NodeControllerStats) -> (u64, u64),
+    ) -> Result<(), std::fmt::Error> {
+        counter_family(
+            e,
+            name,
+            help,
+            self.nodes.iter().flat_map(|h| {
+                let (success, error) = read(&h.node);
+                [("success", success), ("error", error)]
+                    .into_iter()
+                    .map(move |(r, v)| (vec![("node", h.name.as_str()), ("result", r)], v))
+            }),
+        )
+    }
+
+    /// A per-node Unix-time gauge from `read`, for the nodes that have one.
+    fn timestamp_gauge(
+        &self,
+        e: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        read: fn(&NodeControllerStats) -> Option<f64>,
+    ) -> Result<(), std::fmt::Error> {
+        gauge_family(
+            e,
+            name,
+            help,
+            self.nodes
+                .iter()
+                .filter_map(|h| Some((node_label(h), read(&h.node)?))),
+        )
     }
 }
 
