@@ -690,14 +690,17 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
         .enumerate()
         .map(|(i, p)| bench_pod(p, &format!("{FLEET_PREFIX}-{}", i % m)))
         .collect();
-    let cpu0 = agent.sample();
     let sent = create_all(client, &ns, pods, args.concurrency, false).await?;
     observer
         .wait_running("fleet", &pod_names, Duration::from_secs(900))
         .await?;
     let fill_rate = throughput(&observer, &sent);
+    // CPU per minute of the hold alone: sampled at its start and end, over its length
+    // (not the fill before it or the deletion after it).
+    let cpu0 = agent.sample();
     let hold = Instant::now();
     let rss_max = hold_fleet(&agent, &watch, hold, minutes).await;
+    let held = hold.elapsed();
     let cpu1 = agent.sample();
     lease_task.abort();
     node_task.abort();
@@ -720,7 +723,7 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
         fill_rate,
         rss_max,
         peak_rss_bytes: cpu1.peak_rss_bytes,
-        cpu_per_min: (cpu1.cpu_seconds - cpu0.cpu_seconds) / (hold.elapsed().as_secs_f64() / 60.0),
+        cpu_per_min: (cpu1.cpu_seconds - cpu0.cpu_seconds) / (held.as_secs_f64() / 60.0),
     };
     let r = fleet_result(args, &run, &w);
     eprintln!(
