@@ -1,7 +1,8 @@
 //! `cargo xtask cluster ...`.
 
 use anyhow::Context as _;
-use vk_testkit::{LocalCluster, UpOptions, UpOutcome};
+use vk_testkit::cluster::CLUSTER_NAME_ENV;
+use vk_testkit::{Layout, LocalCluster, UpOptions, UpOutcome};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
@@ -25,8 +26,17 @@ pub enum Action {
     Env,
 }
 
-pub async fn run(action: Action) -> anyhow::Result<()> {
-    let cluster = LocalCluster::from_env()?;
+/// Runs `action` on the cluster `name` (default: `VK_CLUSTER_NAME`, else `default`).
+pub async fn run(name: Option<String>, action: Action) -> anyhow::Result<()> {
+    let layout = match &name {
+        Some(name) => Layout::named(name)?,
+        None => Layout::from_env()?,
+    };
+    let cluster = LocalCluster::new(layout);
+    let selector = match cluster.layout().name() {
+        vk_testkit::cluster::DEFAULT_CLUSTER => String::new(),
+        other => format!(" --name {other}"),
+    };
     match action {
         Action::Up { fresh } => {
             let outcome = cluster
@@ -36,7 +46,7 @@ pub async fn run(action: Action) -> anyhow::Result<()> {
             if outcome == UpOutcome::AlreadyRunning {
                 eprintln!("==> local control plane is already running");
             }
-            eprintln!("Use it with:\n  eval \"$(cargo xtask cluster env)\"");
+            eprintln!("Use it with:\n  eval \"$(cargo xtask cluster env{selector})\"");
         }
         Action::Down { wipe } => {
             cluster.down(wipe).context("cargo xtask cluster down")?;
@@ -54,7 +64,8 @@ pub async fn run(action: Action) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `export` lines for a shell: the admin kubeconfig, and the kubelet serving certificate
+/// `export` lines for a shell: the cluster's name (so tests and tools pick the same
+/// cluster), the admin kubeconfig, and the kubelet serving certificate
 /// (signed by the cluster CA, which the API server verifies) under the variable names
 /// virtual-kubelet has always read them from.
 pub fn env_exports(cluster: &LocalCluster) -> String {
@@ -62,10 +73,12 @@ pub fn env_exports(cluster: &LocalCluster) -> String {
     let pki = layout.pki();
     let serving = pki.kubelet_serving();
     format!(
-        "export KUBECONFIG={}\n\
+        "export {CLUSTER_NAME_ENV}={}\n\
+         export KUBECONFIG={}\n\
          export APISERVER_CERT_LOCATION={}\n\
          export APISERVER_KEY_LOCATION={}\n\
          export APISERVER_CA_CERT_LOCATION={}\n",
+        layout.name(),
         layout.kubeconfig().display(),
         serving.cert.display(),
         serving.key.display(),

@@ -29,6 +29,11 @@ enum Command {
     /// Manage the local Kubernetes control plane (etcd, kube-apiserver,
     /// kube-controller-manager, kube-scheduler on 127.0.0.1).
     Cluster {
+        /// Which cluster: `default` (the one tests and the demo use unless
+        /// VK_CLUSTER_NAME says otherwise), or any other name for another control plane
+        /// side by side (own state, etcd data and ports).
+        #[arg(long, global = true, value_name = "NAME")]
+        name: Option<String>,
         #[command(subcommand)]
         action: cluster::Action,
     },
@@ -49,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Cluster { action } => runtime.block_on(cluster::run(action)),
+        Command::Cluster { name, action } => runtime.block_on(cluster::run(name, action)),
         Command::Ci(args) => runtime.block_on(ci::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),

@@ -6,6 +6,12 @@ use std::path::PathBuf;
 /// local control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// A cluster name that cannot name directories and processes.
+    #[error("invalid cluster name {name:?}: use 1-30 lowercase letters, digits and '-'")]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
     /// Neither the override variable nor `HOME` says where a directory goes.
     #[error("cannot choose the {what} directory: set {env} or HOME")]
     NoDirectory {

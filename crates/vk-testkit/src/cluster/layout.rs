@@ -38,7 +38,69 @@ impl Default for Ports {
     }
 }
 
-/// The directories of one local cluster.
+impl Ports {
+    /// The ports of the cluster named `name`: the defaults for [`DEFAULT_CLUSTER`],
+    /// otherwise the defaults shifted by a multiple of 100 chosen from the name (slots 1
+    /// to 40), so that several named clusters run side by side. Two names may share a
+    /// slot (the second `up` then reports the ports in use): pick another name.
+    ///
+    /// ```
+    /// use vk_testkit::cluster::Ports;
+    /// let remote = Ports::for_cluster("remote");
+    /// assert_ne!(remote.apiserver, Ports::default().apiserver);
+    /// assert_eq!(remote, Ports::for_cluster("remote"));
+    /// assert_eq!((remote.apiserver - Ports::default().apiserver) % 100, 0);
+    /// ```
+    pub fn for_cluster(name: &str) -> Self {
+        let base = Self::default();
+        if name == DEFAULT_CLUSTER {
+            return base;
+        }
+        // FNV-1a: stable across runs and Rust versions (unlike `DefaultHasher`).
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let shift = u16::try_from(hash % 40).unwrap_or(0).saturating_add(1) * 100;
+        Self {
+            etcd_client: base.etcd_client + shift,
+            etcd_peer: base.etcd_peer + shift,
+            apiserver: base.apiserver + shift,
+            controller_manager: base.controller_manager + shift,
+            scheduler: base.scheduler + shift,
+        }
+    }
+}
+
+/// The name of the cluster used when none is given (`cargo xtask cluster up`).
+pub const DEFAULT_CLUSTER: &str = "default";
+
+/// The variable naming the cluster that tools and tests use (set by
+/// `eval "$(cargo xtask cluster env --name NAME)"`); unset or empty means
+/// [`DEFAULT_CLUSTER`].
+pub const CLUSTER_NAME_ENV: &str = "VK_CLUSTER_NAME";
+
+/// Checks a cluster name: 1-30 lowercase letters, digits and `-`.
+pub fn validate_cluster_name(name: &str) -> Result<(), ClusterError> {
+    let ok = !name.is_empty()
+        && name.len() <= 30
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ClusterError::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// The directories and ports of one local cluster.
+///
+/// Several clusters can run side by side, each with a name (`cargo xtask cluster up
+/// --name remote`): the default one is `default`; another one keeps its state in a
+/// sibling directory `<state>-<name>`, its etcd data in its own directory, and listens on
+/// [`Ports::for_cluster`]. The cache (the built binaries) is shared.
 ///
 /// * the **cache** (`$VK_CACHE_DIR`, default `$XDG_CACHE_HOME/vk-rs` or `~/.cache/vk-rs`)
 ///   holds the Kubernetes source download and the built binaries, keyed by version; it
@@ -50,6 +112,7 @@ impl Default for Ports {
 ///   in tests and benchmarks. Set `VK_CLUSTER_ETCD_DIR` to keep it elsewhere.
 #[derive(Debug, Clone)]
 pub struct Layout {
+    name: String,
     cache_root: PathBuf,
     state: PathBuf,
     etcd_data: PathBuf,
@@ -58,8 +121,39 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout chosen by the environment (see the type's documentation).
+    /// The layout of the cluster named by `VK_CLUSTER_NAME` (default: `default`), with
+    /// the directories the environment chooses (see the type's documentation).
     pub fn from_env() -> Result<Self, ClusterError> {
+        let name = std::env::var(CLUSTER_NAME_ENV)
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| DEFAULT_CLUSTER.to_owned());
+        Self::named(&name)
+    }
+
+    /// The layout of the cluster `name`, with the directories the environment chooses.
+    pub fn named(name: &str) -> Result<Self, ClusterError> {
+        validate_cluster_name(name)?;
+        let default = Self::default_from_env()?;
+        if name == DEFAULT_CLUSTER {
+            return Ok(default);
+        }
+        let sibling = |dir: &Path| {
+            let mut os = dir.as_os_str().to_owned();
+            os.push(format!("-{name}"));
+            PathBuf::from(os)
+        };
+        Ok(Self {
+            state: sibling(&default.state),
+            etcd_data: sibling(&default.etcd_data),
+            ports: Ports::for_cluster(name),
+            name: name.to_owned(),
+            ..default
+        })
+    }
+
+    /// The default cluster's layout, from the environment.
+    fn default_from_env() -> Result<Self, ClusterError> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         let cache_root = match (var("VK_CACHE_DIR"), var("XDG_CACHE_HOME"), &home) {
@@ -91,14 +185,20 @@ impl Layout {
         Ok(Self::new(cache_root, state, etcd_data))
     }
 
-    /// A layout with explicit directories and the default ports.
+    /// A layout of the default cluster with explicit directories and the default ports.
     pub fn new(cache_root: PathBuf, state: PathBuf, etcd_data: PathBuf) -> Self {
         Self {
+            name: DEFAULT_CLUSTER.to_owned(),
             cache_root,
             state,
             etcd_data,
             ports: Ports::default(),
         }
+    }
+
+    /// The cluster's name (`default` unless chosen).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The per-version cache directory.
@@ -169,5 +269,60 @@ fn default_etcd_dir(state: &Path) -> PathBuf {
         shm.join(format!("vk-rs-etcd-{uid}"))
     } else {
         state.join("etcd")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_layout() -> Layout {
+        Layout::new(
+            "/cache".into(),
+            "/state/cluster".into(),
+            "/dev/shm/vk-rs-etcd-0".into(),
+        )
+    }
+
+    #[test]
+    fn named_clusters_get_their_own_state_etcd_and_ports() {
+        let default = default_layout();
+        let named = Layout {
+            state: PathBuf::from("/state/cluster-remote"),
+            etcd_data: PathBuf::from("/dev/shm/vk-rs-etcd-0-remote"),
+            ports: Ports::for_cluster("remote"),
+            name: "remote".into(),
+            ..default.clone()
+        };
+        assert_eq!(
+            named.bin_dir(),
+            default.bin_dir(),
+            "the build cache is shared"
+        );
+        assert_ne!(named.kubeconfig(), default.kubeconfig());
+        assert_ne!(named.server_url(), default.server_url());
+        let p = Ports::for_cluster("remote");
+        let d = Ports::default();
+        for (a, b) in [
+            (p.etcd_client, d.etcd_client),
+            (p.etcd_peer, d.etcd_peer),
+            (p.apiserver, d.apiserver),
+            (p.controller_manager, d.controller_manager),
+            (p.scheduler, d.scheduler),
+        ] {
+            assert!(a > b && (a - b) % 100 == 0 && a - b <= 4000, "{a} vs {b}");
+        }
+        assert_eq!(Ports::for_cluster(DEFAULT_CLUSTER), d);
+    }
+
+    #[test]
+    fn cluster_names_are_checked() {
+        for good in ["remote", "faults-1", "a"] {
+            assert!(validate_cluster_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Remote", "a/b", "../x", "with space", &"x".repeat(31)] {
+            let err = validate_cluster_name(bad).expect_err(bad).to_string();
+            assert!(err.contains("invalid cluster name"), "{err}");
+        }
     }
 }

@@ -35,7 +35,9 @@ use kube::Api;
 pub use daemon::{Daemon, DaemonState};
 pub use error::ClusterError;
 pub use kubeconfig::CONTEXT;
-pub use layout::{KUBERNETES_VERSION, Layout, Ports};
+pub use layout::{
+    CLUSTER_NAME_ENV, DEFAULT_CLUSTER, KUBERNETES_VERSION, Layout, Ports, validate_cluster_name,
+};
 pub use pki::{CertPair, Pki};
 pub use toolchain::{CONTROL_PLANE_BINARIES, ensure_command};
 
