@@ -112,9 +112,10 @@ impl<P: TypedValueParser> TypedValueParser for NamesEnv<P> {
             if std::env::var_os(variable).as_deref() != Some(value) {
                 return e;
             }
-            let reason = std::error::Error::source(&e)
-                .map(ToString::to_string)
-                .unwrap_or_else(|| "is not valid".to_owned());
+            let reason = match std::error::Error::source(&e) {
+                Some(cause) => format!("is not valid ({cause})"),
+                None => "is not valid".to_owned(),
+            };
             clap::Error::raw(
                 clap::error::ErrorKind::ValueValidation,
                 format!(
