@@ -89,6 +89,7 @@ pub async fn endpoint(
     node: &str,
     port: u16,
     provider: SharedPodHandler,
+    bound_pods: impl Fn() -> Vec<k8s_openapi::api::core::v1::Pod> + Send + Sync + 'static,
     client: kube::Client,
     tls: Arc<rustls::ServerConfig>,
 ) -> Result<Endpoint, CliError> {
@@ -110,7 +111,7 @@ pub async fn endpoint(
         idle_timeout: resolved.streaming_idle_timeout,
         ..Default::default()
     };
-    let api = Arc::new(NodeApi::new(node, provider, auth, streaming));
+    let api = Arc::new(NodeApi::new(node, provider, auth, streaming).with_bound_pods(bound_pods));
     info!(node, capabilities = ?api.capabilities(), "kubelet API capabilities");
     let addr = SocketAddr::new(resolved.address, port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

@@ -258,6 +258,17 @@ impl Fleet {
     /// `spec.nodeName=<node>`; with several, one watch selects all bound pods and events
     /// are routed by node name (pods of other nodes are dropped on arrival, never stored).
     pub async fn run(nodes: &[VirtualNode], shutdown: CancellationToken) {
+        Self::run_in_namespace(nodes, None, shutdown).await;
+    }
+
+    /// [`Fleet::run`] with the pod watch restricted to `namespace` (`None`: all
+    /// namespaces), as upstream's `--namespace`: pods bound to the nodes in other
+    /// namespaces are then not seen at all.
+    pub async fn run_in_namespace(
+        nodes: &[VirtualNode],
+        namespace: Option<&str>,
+        shutdown: CancellationToken,
+    ) {
         let Some(first) = nodes.first() else {
             return;
         };
@@ -280,7 +291,7 @@ impl Fleet {
         for node in nodes {
             node.resources.install_service_cache(store.clone());
         }
-        let watch = pod_watch(client, selector, routes, shutdown.clone());
+        let watch = pod_watch(client, namespace, selector, routes, shutdown.clone());
         let runs = futures::future::join_all(
             nodes
                 .iter()
@@ -294,14 +305,19 @@ impl Fleet {
 /// Events buffered between the pod watch and one node's controller.
 const FEED_CAPACITY: usize = 256;
 
-/// Watches pods matching `selector` and routes events to the node they are bound to.
+/// Watches pods matching `selector` (in `namespace`, or all) and routes events to the
+/// node they are bound to.
 async fn pod_watch(
     client: Client,
+    namespace: Option<&str>,
     selector: String,
     routes: HashMap<String, mpsc::Sender<FeedEvent>>,
     shutdown: CancellationToken,
 ) {
-    let api: Api<Pod> = Api::all(client);
+    let api: Api<Pod> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
     let stream = watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
     futures::pin_mut!(stream);
     let route = |pod: &Pod| {
