@@ -303,9 +303,10 @@ impl Fleet {
             shutdown.clone(),
         );
         let watch = pod_watch(client, selector, routes, shutdown.clone());
-        let runs = futures::future::join_all(nodes.iter().zip(feeds).zip(presences).map(
-            |((node, feed), presence)| node.run_with_feed(feed, presence, shutdown.clone()),
-        ));
+        let runs =
+            futures::future::join_all(nodes.iter().zip(feeds).zip(presences).map(
+                |((node, feed), presence)| node.run_with_feed(feed, presence, shutdown.clone()),
+            ));
         tokio::join!(watch, node_watch, runs);
     }
 }

@@ -60,7 +60,9 @@ pub enum LeaseError {
         source: kube::Error,
     },
     /// Every attempt met a concurrent change of the Lease.
-    #[error("updating lease {LEASE_NAMESPACE}/{name}: changed concurrently {attempts} times in a row")]
+    #[error(
+        "updating lease {LEASE_NAMESPACE}/{name}: changed concurrently {attempts} times in a row"
+    )]
     Contended {
         /// The Lease's name.
         name: String,

@@ -38,9 +38,9 @@
 mod lease;
 pub mod presence;
 mod resync;
+mod template;
 #[cfg(test)]
 mod tests;
-mod template;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -290,7 +290,8 @@ impl NodeController {
                 _ = retry.wait(), if state.resync.is_some() => {}
             }
             if state.resync.is_some() && retry.due() {
-                self.resync(&nodes, &mut state, &mut lease, &mut retry).await;
+                self.resync(&nodes, &mut state, &mut lease, &mut retry)
+                    .await;
             }
         }
     }

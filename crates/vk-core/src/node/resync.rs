@@ -185,7 +185,9 @@ impl NodeController {
             .as_ref()
             .is_some_and(|n| state.template.is_applied_to(n));
         match (&found_uid, changed) {
-            (None, _) => warn!(node = %name, node.uid = %known, "the node was deleted; re-creating it"),
+            (None, _) => {
+                warn!(node = %name, node.uid = %known, "the node was deleted; re-creating it")
+            }
             (Some(new), true) => warn!(
                 node = %name,
                 node.uid = %known,
