@@ -192,8 +192,8 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
         let options = vk_node_api::server::ServeOptions {
-            header_read_timeout: Duration::from_millis(200),
-            idle_timeout: Duration::from_millis(200),
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
             ..serve_options()
         };
         let server = tokio::spawn(serve(listener, state(), options, shutdown.clone()));

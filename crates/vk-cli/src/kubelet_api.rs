@@ -189,3 +189,24 @@ impl Endpoint {
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_node_shares_one_cap_within_half_the_open_file_limit() {
+        let (a, b) = (kubelet_api_connections(), kubelet_api_connections());
+        let held = a.try_acquire().expect("room");
+        assert_eq!(b.open(), 1, "one cap for the process");
+        drop(held);
+        assert!(a.max() <= DEFAULT_MAX_CONNECTIONS);
+        if let Some(limit) = open_file_limit() {
+            assert!(
+                a.max() as u64 <= (limit / 2).max(4),
+                "{} of {limit}",
+                a.max()
+            );
+        }
+    }
+}

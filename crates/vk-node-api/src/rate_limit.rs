@@ -72,9 +72,10 @@ impl TokenBucket {
         if self.per_second == 0.0 {
             return Err(Duration::MAX);
         }
-        Err(Duration::from_secs_f64(
-            (1.0 - state.tokens) / self.per_second,
-        ))
+        Err(
+            Duration::try_from_secs_f64((1.0 - state.tokens) / self.per_second)
+                .unwrap_or(Duration::MAX),
+        )
     }
 }
 
@@ -164,6 +165,9 @@ mod tests {
         bucket.try_acquire().expect("a burst of at least one");
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert_eq!(bucket.try_acquire(), Err(Duration::MAX));
+        let slow = TokenBucket::new(f64::MIN_POSITIVE, 1);
+        slow.try_acquire().expect("the burst");
+        assert_eq!(slow.try_acquire(), Err(Duration::MAX), "no overflow");
         let nan = TokenBucket::new(f64::NAN, 1);
         assert_eq!(nan.try_acquire(), Ok(()));
         assert_eq!(nan.try_acquire(), Err(Duration::MAX));

@@ -41,8 +41,9 @@ const NODE: &str = "vk-hostile";
 const LIMIT: Duration = Duration::from_secs(60);
 /// A timeout that never fires during a test.
 const NEVER: Duration = Duration::from_secs(3600);
-/// A timeout that fires soon.
-const SHORT: Duration = Duration::from_millis(300);
+/// A timeout that fires soon, yet leaves a loaded machine time for the handshakes
+/// and requests that must succeed.
+const SHORT: Duration = Duration::from_secs(1);
 
 // ----------------------------------------------------------------------------------
 // A provider: pod default/web with container app (logs "line\n"), container quiet
