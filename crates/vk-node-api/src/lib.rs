@@ -46,15 +46,25 @@
 //!   from either transport; [`options`] parses the query parameters.
 //! * [`server`]: the TLS accept loop (HTTP/1.1 with upgrades); [`tls`]: certificates
 //!   (files re-read on change, or self-signed) and client-CA verification.
-//! * [`auth`]: who is calling and may they; [`error`]: HTTP answers of failures.
+//! * Hostile clients: [`connections`] (the connection cap), [`head_timer`] (header-read
+//!   and keep-alive idle timeouts), [`path_guard`], [`accept`] (pausing when out of
+//!   file descriptors), [`fd_limit`] (raising the open-file limit), [`rate_limit`].
+//! * [`auth`]: who is calling and may they, with [`token_cache`] and [`ttl_cache`];
+//!   [`error`]: HTTP answers of failures.
 //! * [`spdy`], [`ws`], [`upgrade`], [`resize`], [`status`], [`idle`]: the protocol pieces.
 
+pub mod accept;
 pub mod auth;
+pub mod connections;
 pub mod error;
+pub mod fd_limit;
+pub mod head_timer;
 pub mod idle;
 pub mod node_api;
 pub mod options;
+pub mod path_guard;
 pub mod portforward;
+pub mod rate_limit;
 pub mod remotecommand;
 pub mod resize;
 pub mod router;
@@ -63,6 +73,8 @@ pub mod spdy;
 pub mod status;
 pub mod streams;
 pub mod tls;
+pub mod token_cache;
+pub mod ttl_cache;
 pub mod upgrade;
 pub mod ws;
 
