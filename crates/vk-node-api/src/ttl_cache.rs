@@ -125,6 +125,9 @@ mod tests {
         for i in 0..10_000u32 {
             cache.insert(i, i, Duration::from_secs(3600));
             assert!(cache.len() <= 100);
+            // Each entry expires a little later than the one before (with the clock
+            // paused, equal expiry times would make the evicted entry arbitrary).
+            tokio::time::advance(Duration::from_millis(1)).await;
         }
         // The newest entries are kept (the oldest expire first).
         assert_eq!(cache.get(&9_999), Some(9_999));
