@@ -31,6 +31,7 @@ pub mod admin;
 mod command_line;
 mod duration;
 mod kubelet_api;
+pub mod node_meta;
 pub mod provider_config;
 mod settings;
 pub mod upstream;
@@ -349,7 +350,8 @@ fn node_names(settings: &Settings) -> Vec<String> {
 }
 
 /// The node as the settings describe it, before the provider adds its capacity.
-fn node_template(info: &ProviderInfo, settings: &Settings, name: &str, port: u16) -> NodeTemplate {
+fn node_template(info: &ProviderInfo, resolved: &Resolved, name: &str, port: u16) -> NodeTemplate {
+    let settings = &resolved.settings;
     let mut template = NodeTemplate::new(name.to_owned(), info.name);
     // Kubernetes spells the OS in lowercase (the Go charts pass "Linux").
     template.set_os(settings.os.to_ascii_lowercase());
@@ -370,6 +372,17 @@ fn node_template(info: &ProviderInfo, settings: &Settings, name: &str, port: u16
             time_added: None,
         }]
     };
+    // The kubelet's --node-labels and --register-with-taints (the user's win over ours).
+    template.labels.extend(resolved.node_labels.clone());
+    template.taints.retain(|t| {
+        !resolved
+            .register_with_taints
+            .iter()
+            .any(|r| r.key == t.key && r.effect == t.effect)
+    });
+    template
+        .taints
+        .extend(resolved.register_with_taints.iter().cloned());
     template
 }
 
@@ -390,7 +403,7 @@ where
 {
     let settings = &resolved.settings;
     let port = node_port(settings.listen_port, index)?;
-    let template = node_template(info, settings, name, port);
+    let template = node_template(info, resolved, name, port);
     let builder = VirtualNode::builder(client.clone(), template.clone());
     let events = vk_core::events::EventSink::start(client.clone(), name);
     let ctx = ProviderContext {

@@ -121,6 +121,19 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taint_effect: Option<String>,
 
+    /// Extra node labels, key=value[,key=value] (as the kubelet's flag; kubernetes.io and
+    /// k8s.io labels only where a kubelet may set them). Labels this node set before and
+    /// no longer sets are removed; labels set by others are kept.
+    #[arg(long, value_name = "LABELS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_labels: Option<String>,
+
+    /// Extra taints, key=value:Effect or key:Effect, comma-separated (as the kubelet's
+    /// flag), besides the provider taint (--disable-taint removes only that one).
+    #[arg(long, value_name = "TAINTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub register_with_taints: Option<String>,
+
     /// Client-side request rate limit toward the API server (per second; per node when
     /// not set explicitly and --nodes > 1).
     #[arg(long, value_name = "QPS")]
@@ -284,6 +297,10 @@ pub struct Settings {
     pub taint_value: Option<String>,
     /// See [`Flags::taint_effect`].
     pub taint_effect: String,
+    /// See [`Flags::node_labels`].
+    pub node_labels: String,
+    /// See [`Flags::register_with_taints`].
+    pub register_with_taints: String,
     /// See [`Flags::kube_api_qps`].
     pub kube_api_qps: Option<f32>,
     /// See [`Flags::kube_api_burst`].
@@ -343,6 +360,8 @@ impl Default for Settings {
             taint_key: vk_core::node::keys::PROVIDER_TAINT.into(),
             taint_value: None,
             taint_effect: "NoSchedule".into(),
+            node_labels: String::new(),
+            register_with_taints: String::new(),
             kube_api_qps: None,
             kube_api_burst: None,
             log_level: "info".into(),
@@ -453,6 +472,10 @@ pub struct Resolved {
     pub provider: Option<String>,
     /// Warnings about accepted flags that change nothing, to log once logging is up.
     pub notices: Vec<String>,
+    /// `node-labels`, parsed.
+    pub node_labels: std::collections::BTreeMap<String, String>,
+    /// `register-with-taints`, parsed.
+    pub register_with_taints: Vec<k8s_openapi::api::core::v1::Taint>,
 }
 
 impl Settings {
@@ -517,6 +540,10 @@ impl Settings {
     fn validate(self) -> Result<Resolved, SettingsError> {
         let (resync, startup_timeout) = self.controller_timings()?;
         self.check_node()?;
+        let node_labels = crate::node_meta::parse_labels(&self.node_labels)
+            .map_err(|e| invalid("node-labels", &self.node_labels, &e))?;
+        let register_with_taints = crate::node_meta::parse_taints(&self.register_with_taints)
+            .map_err(|e| invalid("register-with-taints", &self.register_with_taints, &e))?;
         self.check_api_client()?;
         self.check_files_exist()?;
         self.check_tls_pairing()?;
@@ -531,6 +558,8 @@ impl Settings {
             service_name: None,
             provider: None,
             notices: Vec::new(),
+            node_labels,
+            register_with_taints,
             address: serving.address,
             streaming_idle_timeout: serving.streaming_idle_timeout,
             metrics_addr: serving.metrics_addr,
@@ -917,6 +946,25 @@ mod tests {
         Settings::load(&flags(args))
             .expect_err("invalid")
             .to_string()
+    }
+
+    #[test]
+    fn node_labels_and_taints_are_parsed_and_errors_name_the_flag() {
+        let r = load(&[
+            "--node-labels",
+            "team=blue,example.com/tier=gold",
+            "--register-with-taints",
+            "gpu=true:NoSchedule",
+        ]);
+        assert_eq!(r.node_labels["team"], "blue");
+        assert_eq!(r.register_with_taints[0].key, "gpu");
+        let e = load_err(&["--node-labels", "kubernetes.io/role=master"]);
+        assert!(e.starts_with("--node-labels:"), "{e}");
+        let e = load_err(&["--register-with-taints", "gpu:Sometimes"]);
+        assert!(
+            e.starts_with("--register-with-taints:") && e.contains("effect"),
+            "{e}"
+        );
     }
 
     #[test]

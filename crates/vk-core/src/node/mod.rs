@@ -36,6 +36,7 @@
 //! - a status write answered 404.
 
 mod lease;
+pub mod ownership;
 pub mod presence;
 mod resync;
 mod template;
@@ -58,7 +59,7 @@ use tracing::{Instrument as _, debug, info, warn};
 
 pub use lease::{LEASE_NAMESPACE, LeaseError, LeaseKeeper, Renewal};
 pub use presence::NodePresence;
-pub use template::{NodeTemplate, keys, merge_taints};
+pub use template::{NodeTemplate, keys};
 
 use crate::events::reasons::PROVIDER_PING_FAILED;
 use crate::kube_errors::{is_conflict, is_not_found};
@@ -355,6 +356,7 @@ impl NodeController {
             let result = match nodes.get_opt(&name).await? {
                 None => {
                     let mut node = state.template.to_node();
+                    ownership::apply(&mut node, &ownership::desired(&state.template));
                     if let Some(status) = node.status.as_mut() {
                         status.conditions =
                             Some(state.conditions(None, self.config.ping_failure_threshold));
@@ -367,29 +369,15 @@ impl NodeController {
                         })
                 }
                 Some(current) => {
-                    // Merge labels/annotations (ours win) and taints (others' kept), with
-                    // the resourceVersion as precondition so a concurrent change is not
-                    // lost.
-                    let taints = merge_taints(
-                        current
-                            .spec
-                            .as_ref()
-                            .and_then(|s| s.taints.as_deref())
-                            .unwrap_or_default(),
-                        &state.template.taints,
-                    );
-                    let patch = json!({
-                        "metadata": {
-                            "resourceVersion": current.metadata.resource_version,
-                            "labels": state.template.labels,
-                            "annotations": state.template.annotations,
-                        },
-                        "spec": {"taints": taints},
-                    });
+                    // Ours set, ours no longer wanted removed, others' kept (see
+                    // `ownership`), with the resourceVersion as precondition so a
+                    // concurrent change is not lost.
+                    let patch =
+                        ownership::merge_patch(&current, &ownership::desired(&state.template));
                     nodes
                         .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
                         .await
-                        .inspect(|_| info!(node = %name, "node already registered; updated labels and taints"))
+                        .inspect(|_| info!(node = %name, "node already registered; updated labels, annotations and taints"))
                 }
             };
             match result {

@@ -181,9 +181,9 @@ impl NodeController {
             })?;
         let found_uid = found.as_ref().and_then(|n| n.metadata.uid.clone());
         let changed = found_uid.as_deref() != Some(known.as_str());
-        let applied = found
-            .as_ref()
-            .is_some_and(|n| state.template.is_applied_to(n));
+        let applied = found.as_ref().is_some_and(|n| {
+            super::ownership::is_applied(n, &super::ownership::desired(&state.template))
+        });
         match (&found_uid, changed) {
             (None, _) => {
                 warn!(node = %name, node.uid = %known, "the node was deleted; re-creating it")

@@ -179,37 +179,6 @@ impl NodeTemplate {
         }
     }
 
-    /// Whether `node` carries our labels, annotations and taints (others' may be there
-    /// too).
-    ///
-    /// ```
-    /// use vk_core::node::NodeTemplate;
-    /// let t = NodeTemplate::new("vk-1", "mock");
-    /// let mut node = t.to_node();
-    /// assert!(t.is_applied_to(&node));
-    /// node.metadata.labels.as_mut().unwrap().remove("type");
-    /// assert!(!t.is_applied_to(&node));
-    /// ```
-    pub fn is_applied_to(&self, node: &Node) -> bool {
-        let contains = |theirs: Option<&BTreeMap<String, String>>,
-                        ours: &BTreeMap<String, String>| {
-            ours.iter()
-                .all(|(k, v)| theirs.and_then(|m| m.get(k)) == Some(v))
-        };
-        let taints = node
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.as_deref())
-            .unwrap_or_default();
-        contains(node.metadata.labels.as_ref(), &self.labels)
-            && contains(node.metadata.annotations.as_ref(), &self.annotations)
-            && self.taints.iter().all(|t| {
-                taints
-                    .iter()
-                    .any(|x| x.key == t.key && x.effect == t.effect && x.value == t.value)
-            })
-    }
-
     /// The Node object to create.
     pub fn to_node(&self) -> Node {
         Node {
@@ -227,17 +196,6 @@ impl NodeTemplate {
             status: Some(self.status()),
         }
     }
-}
-
-/// `current` taints with ours added or replaced (same key and effect), others kept.
-pub fn merge_taints(current: &[Taint], ours: &[Taint]) -> Vec<Taint> {
-    let mut out: Vec<Taint> = current
-        .iter()
-        .filter(|t| !ours.iter().any(|o| o.key == t.key && o.effect == t.effect))
-        .cloned()
-        .collect();
-    out.extend(ours.iter().cloned());
-    out
 }
 
 #[cfg(test)]
@@ -280,64 +238,5 @@ mod tests {
             10333
         );
         assert_eq!(s.addresses.expect("addr")[0].address, "127.0.0.1");
-    }
-
-    #[test]
-    fn applied_means_our_metadata_is_there_whatever_else_is() {
-        let mut t = NodeTemplate::new("n", "mock");
-        t.annotations.insert("a".into(), "1".into());
-        let mut node = t.to_node();
-        assert!(t.is_applied_to(&node));
-        node.metadata
-            .labels
-            .get_or_insert_with(Default::default)
-            .insert("example.com/team".into(), "blue".into());
-        node.spec
-            .get_or_insert_with(Default::default)
-            .taints
-            .get_or_insert_with(Vec::new)
-            .push(Taint {
-                key: "example.com/x".into(),
-                effect: "NoSchedule".into(),
-                value: None,
-                time_added: None,
-            });
-        assert!(t.is_applied_to(&node), "foreign metadata does not matter");
-        let mut changed = node.clone();
-        changed.metadata.annotations = None;
-        assert!(!t.is_applied_to(&changed), "annotation missing");
-        let mut changed = node.clone();
-        if let Some(taints) = changed.spec.as_mut().and_then(|s| s.taints.as_mut()) {
-            taints.retain(|x| x.key != keys::PROVIDER_TAINT);
-        }
-        assert!(!t.is_applied_to(&changed), "taint missing");
-        let mut changed = node;
-        changed
-            .metadata
-            .labels
-            .get_or_insert_with(Default::default)
-            .insert(keys::ROLE.into(), "other".into());
-        assert!(!t.is_applied_to(&changed), "label changed");
-    }
-
-    #[test]
-    fn taint_merge_keeps_foreign_taints() {
-        let foreign = Taint {
-            key: "node.kubernetes.io/unreachable".into(),
-            effect: "NoExecute".into(),
-            value: None,
-            time_added: None,
-        };
-        let old_ours = Taint {
-            key: keys::PROVIDER_TAINT.into(),
-            effect: "NoSchedule".into(),
-            value: Some("old".into()),
-            time_added: None,
-        };
-        let ours = NodeTemplate::new("n", "new").taints;
-        let merged = merge_taints(&[foreign.clone(), old_ours], &ours);
-        assert_eq!(merged.len(), 2);
-        assert!(merged.contains(&foreign));
-        assert!(merged.iter().any(|t| t.value.as_deref() == Some("new")));
     }
 }
