@@ -18,8 +18,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::mpsc;
 
 use series::{SeriesCache, SeriesKey};
@@ -276,10 +276,11 @@ mod tests {
                 let (parts, body) = req.into_parts();
                 let bytes = body.collect().await.expect("request body").to_bytes();
                 let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-                noted
-                    .lock()
-                    .expect("calls")
-                    .push((parts.method, parts.uri.path().to_owned(), json));
+                noted.lock().expect("calls").push((
+                    parts.method,
+                    parts.uri.path().to_owned(),
+                    json,
+                ));
                 let answer = serde_json::json!({
                     "apiVersion": "events.k8s.io/v1",
                     "kind": "Event",
@@ -318,9 +319,15 @@ mod tests {
     async fn a_repeat_patches_the_series_of_the_first_event() {
         let (client, calls) = recording_client();
         let mut publisher = Publisher::new(client, "node-1");
-        publisher.publish(pending("a", "ProviderCreateFailed")).await;
-        publisher.publish(pending("a", "ProviderCreateFailed")).await;
-        publisher.publish(pending("a", "ProviderCreateFailed")).await;
+        publisher
+            .publish(pending("a", "ProviderCreateFailed"))
+            .await;
+        publisher
+            .publish(pending("a", "ProviderCreateFailed"))
+            .await;
+        publisher
+            .publish(pending("a", "ProviderCreateFailed"))
+            .await;
         let calls = calls.lock().expect("calls").clone();
         assert_eq!(calls.len(), 3);
         let (method, path, created) = &calls[0];
@@ -352,15 +359,24 @@ mod tests {
         let mut publisher = Publisher::new(client, "node-1");
         let mut peak = 0;
         for cycle in 0..45 {
-            for reason in [reasons::PROVIDER_CREATE_SUCCESS, reasons::PROVIDER_DELETE_SUCCESS] {
+            for reason in [
+                reasons::PROVIDER_CREATE_SUCCESS,
+                reasons::PROVIDER_DELETE_SUCCESS,
+            ] {
                 for i in 0..100 {
-                    publisher.publish(pending(&format!("p{cycle}-{i}"), reason)).await;
+                    publisher
+                        .publish(pending(&format!("p{cycle}-{i}"), reason))
+                        .await;
                     peak = peak.max(publisher.series.len());
                 }
             }
             tokio::time::advance(Duration::from_secs(1)).await;
         }
-        assert_eq!(calls.lock().expect("calls").len(), 9000, "every event published");
+        assert_eq!(
+            calls.lock().expect("calls").len(),
+            9000,
+            "every event published"
+        );
         assert_eq!(peak, SERIES_LIMIT, "bounded by the limit, not by the churn");
 
         // Idle: the running publisher's sweep empties the cache within a TTL.

@@ -173,8 +173,11 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let p = dir.join("c.toml");
         let state = dir.join("missing").join("state.json");
-        std::fs::write(&p, format!("state_file = {:?}\n", state.display().to_string()))
-            .expect("write");
+        std::fs::write(
+            &p,
+            format!("state_file = {:?}\n", state.display().to_string()),
+        )
+        .expect("write");
         let e = vk_cli::load_provider_config::<MockConfig>(Some(&p), "VK_MOCK_TEST_")
             .expect_err("missing directory")
             .to_string();
@@ -184,8 +187,11 @@ mod tests {
             "{e}"
         );
         let state = dir.join("state.json");
-        std::fs::write(&p, format!("state_file = {:?}\n", state.display().to_string()))
-            .expect("write");
+        std::fs::write(
+            &p,
+            format!("state_file = {:?}\n", state.display().to_string()),
+        )
+        .expect("write");
         let c = vk_cli::load_provider_config::<MockConfig>(Some(&p), "VK_MOCK_TEST_")
             .expect("a writable directory");
         assert_eq!(c.state_file, Some(state));

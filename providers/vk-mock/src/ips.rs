@@ -191,11 +191,8 @@ mod tests {
         assert!(pool.restore("third", Ipv4Addr::new(10, 244, 0, 4)));
         // And an address low in the pool, as left by an earlier wrap-around.
         assert!(pool.restore("old", Ipv4Addr::new(10, 244, 0, 2)));
-        let mut seen: HashSet<Ipv4Addr> = [
-            Ipv4Addr::new(10, 244, 0, 4),
-            Ipv4Addr::new(10, 244, 0, 2),
-        ]
-        .into();
+        let mut seen: HashSet<Ipv4Addr> =
+            [Ipv4Addr::new(10, 244, 0, 4), Ipv4Addr::new(10, 244, 0, 2)].into();
         for i in 0..(CAPACITY - 2) {
             let ip = pool.reserve(&format!("new-{i}")).expect("free");
             assert!(seen.insert(ip), "{ip} handed out twice");
@@ -235,7 +232,11 @@ mod tests {
             assert!(pool.pending.len() <= 2 * PENDING_LIMIT + 1);
         }
         assert_eq!(pool.len(), PENDING_LIMIT + 1);
-        assert_eq!(pool.reserve("created"), Some(created), "confirmed pods stay");
+        assert_eq!(
+            pool.reserve("created"),
+            Some(created),
+            "confirmed pods stay"
+        );
         assert_ne!(
             pool.reserve("never-created-0"),
             Some(first),

@@ -505,7 +505,10 @@ impl PodLifecycleHandler for MockProvider {
             // The stored pod's IP, and any reserved for the pod asked about (its
             // creation may never have succeeded).
             let mut ips = self.lock_ips();
-            let uids = [removed.as_ref().and_then(Compact::uid), pod.metadata.uid.clone()];
+            let uids = [
+                removed.as_ref().and_then(Compact::uid),
+                pod.metadata.uid.clone(),
+            ];
             for uid in uids.iter().flatten() {
                 ips.release(uid);
             }

@@ -170,7 +170,8 @@ pub(crate) fn write(path: &Path, lines: impl IntoIterator<Item = Vec<u8>>) -> st
         out.write_all(&line)?;
         out.write_all(b"\n")?;
     }
-    out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+    out.into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
     std::fs::rename(&tmp, path)
 }
 

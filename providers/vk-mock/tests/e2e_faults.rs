@@ -227,7 +227,10 @@ async fn exec_sleep_with_an_interval_out_of_range_exits_1() {
         )
         .expect("kubectl runs")
     };
-    for env in [&[][..], &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")][..]] {
+    for env in [
+        &[][..],
+        &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")][..],
+    ] {
         let ok = exec(env, "0.01");
         assert_eq!(ok.code, 0, "a valid sleep works ({env:?}): {}", ok.stderr);
         for interval in ["1e300", "inf", "-1"] {
@@ -256,26 +259,37 @@ async fn a_state_file_the_provider_cannot_use_fails_at_start() {
     let ctx = TestContext::new().await.expect("control plane");
     let node = unique_name("never-registered");
     let files = NodeFiles::new(&node);
-    let run = |state: &Path| {
+    // Returns vk-mock's stderr once it has exited (failing if it keeps running).
+    let run = async |state: &Path| {
         std::fs::write(
             files.config(),
             format!("state_file = {:?}\n", state.display().to_string()),
         )
         .expect("config");
-        let out = std::process::Command::new(BIN)
-            .arg("--kubeconfig")
-            .arg(ctx.kubeconfig())
-            .args(["--nodename", &node, "--metrics-addr", "off"])
-            .arg("--provider-config")
-            .arg(files.config())
-            .output()
-            .expect("run");
-        assert!(!out.status.success(), "vk-mock started with {state:?}");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let stderr = files.dir.join("stderr");
+        let mut child = Running(
+            vk_testkit::tied::command(BIN.as_ref())
+                .arg("--kubeconfig")
+                .arg(ctx.kubeconfig())
+                .args(["--nodename", &node, "--metrics-addr", "off"])
+                .arg("--provider-config")
+                .arg(files.config())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&stderr).expect("stderr"))
+                .spawn()
+                .expect("start vk-mock"),
+        );
+        let exit = eventually(&format!("vk-mock refuses state_file {state:?}"), || {
+            let exited = child.0.try_wait().expect("wait");
+            async move { exited }
+        })
+        .await;
+        assert!(!exit.success(), "vk-mock started with {state:?}");
+        std::fs::read_to_string(&stderr).expect("stderr")
     };
 
     let missing = files.dir.join("no-such-dir").join("state.json");
-    let err = run(&missing);
+    let err = run(&missing).await;
     assert!(
         err.contains(&format!("key `state_file` is {}", missing.display()))
             && err.contains(&format!(
@@ -287,7 +301,7 @@ async fn a_state_file_the_provider_cannot_use_fails_at_start() {
 
     let corrupt = files.state();
     std::fs::write(&corrupt, "{\"metadata\":{\"name\":\"ok\"}}\nnot a pod\n").expect("write");
-    let err = run(&corrupt);
+    let err = run(&corrupt).await;
     assert!(
         err.contains("state_file") && err.contains("line 2 is not a JSON pod"),
         "{err}"

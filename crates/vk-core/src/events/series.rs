@@ -192,7 +192,10 @@ mod tests {
         let mut cache = SeriesCache::new(Duration::from_secs(360), 2);
         cache.open(key("a", "R"), "a".into(), t0);
         cache.open(key("b", "R"), "b".into(), t0);
-        assert!(cache.repeat(&key("a", "R"), t0).is_some(), "a is now the newest");
+        assert!(
+            cache.repeat(&key("a", "R"), t0).is_some(),
+            "a is now the newest"
+        );
         cache.open(key("c", "R"), "c".into(), t0);
         assert_eq!(cache.len(), 2);
         assert!(cache.repeat(&key("b", "R"), t0).is_none(), "b went");
