@@ -7,8 +7,8 @@
 //! A repeat of an event (same object, type, reason and action) within six minutes of
 //! the last one is counted in the same Event's `series` rather than creating another,
 //! as upstream's recorder does. The open series are kept in a cache bounded by age and
-//! by size ([`SERIES_LIMIT`]), swept while the node is idle: pod churn cannot make it
-//! grow ([`series`]).
+//! by size ([`SERIES_TTL`], [`SERIES_LIMIT`]) and swept while the node is idle, so
+//! that pod churn cannot make it grow.
 
 mod series;
 
