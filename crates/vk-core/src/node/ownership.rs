@@ -16,7 +16,7 @@
 //! * the record is rewritten with what we set now.
 //!
 //! A Node without the record (registered by an older version) is treated as owning only
-//! the default provider taint ([`keys::PROVIDER_TAINT`](super::keys::PROVIDER_TAINT)),
+//! the default provider taint ([`super::keys::PROVIDER_TAINT`]),
 //! so that `--disable-taint` still removes it.
 //!
 //! ```
