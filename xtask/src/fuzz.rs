@@ -22,6 +22,19 @@ use anyhow::{Context as _, bail};
 /// How often progress is printed while a target runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
+/// Longest input libFuzzer generates (`-max_len`): enough for a SPDY session of a few
+/// frames, a deflate bomb or a config file, and it keeps the corpus small.
+const MAX_INPUT_LEN: usize = 1024;
+
+/// Variables `cargo run` sets for the binary it runs (besides `CARGO_PKG_*`).
+const CARGO_RUN_VARIABLES: [&str; 5] = [
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+];
+
 /// Options of `cargo xtask fuzz`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -153,6 +166,15 @@ impl CargoFuzz {
             // Nightly features on a stable toolchain (a no-op on nightly).
             .env("RUSTC_BOOTSTRAP", "1")
             .env("CARGO_INCREMENTAL", "0");
+        // What `cargo run` set for xtask itself: build scripts that track these (ring
+        // tracks CARGO_MANIFEST_DIR) would otherwise rebuild everything each time the
+        // fuzz targets are built alternately by hand and by xtask.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if CARGO_RUN_VARIABLES.contains(&name.as_ref()) || name.starts_with("CARGO_PKG_") {
+                command.env_remove(name.as_ref());
+            }
+        }
         command
     }
 
@@ -214,6 +236,9 @@ impl CargoFuzz {
         std::fs::create_dir_all(&artifacts)
             .with_context(|| format!("creating {}", artifacts.display()))?;
         std::fs::create_dir_all(self.root.join("fuzz/corpus").join(target))?;
+        // Tokens of the input's language (libFuzzer's `-dict`), where there is a file.
+        let dictionary = Some(self.root.join("fuzz/dict").join(format!("{target}.dict")))
+            .filter(|d| d.is_file());
         let mut child = self
             .command("run")
             .args(self.build_options())
@@ -221,9 +246,11 @@ impl CargoFuzz {
             .arg("--")
             .arg(format!("-max_total_time={}", time.as_secs()))
             .arg("-print_final_stats=1")
+            .arg(format!("-max_len={MAX_INPUT_LEN}"))
             // A hang, or memory growing without bound, is a failure too.
             .arg("-timeout=10")
             .arg("-rss_limit_mb=2048")
+            .args(dictionary.map(|d| format!("-dict={}", d.display())))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -523,6 +550,30 @@ mod tests {
         eprintln!(
             "{total} corpus files in {:.1}s",
             started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// The corpus stays small enough to keep in the repository: inputs no longer than
+    /// the fuzzer generates, a few hundred KB in all.
+    #[test]
+    fn the_corpus_is_small() {
+        let mut total = 0;
+        for target in &vk_fuzz_harness::TARGETS {
+            let dir = fuzz_dir().join("corpus").join(target.name);
+            for entry in std::fs::read_dir(&dir).expect("corpus directory") {
+                let path = entry.expect("corpus entry").path();
+                let len = std::fs::metadata(&path).expect("corpus file").len();
+                assert!(
+                    len <= MAX_INPUT_LEN as u64,
+                    "{} is {len} bytes, over -max_len={MAX_INPUT_LEN}",
+                    path.display()
+                );
+                total += len;
+            }
+        }
+        assert!(
+            total <= 400 << 10,
+            "the corpus is {total} bytes: minimize it (cargo xtask fuzz runs cargo fuzz cmin)"
         );
     }
 
