@@ -527,8 +527,11 @@ mod tests {
         workspace_root().join("fuzz")
     }
 
-    /// The corpus test: every file of `fuzz/corpus/<target>/` goes through the body of
-    /// its target, the function the libFuzzer binary calls, and must not panic.
+    /// The corpus test: every file of `fuzz/corpus/<target>/` and of
+    /// `fuzz/regressions/<target>/` (reproducers of crashes fixed, kept out of the corpus
+    /// because `cargo fuzz cmin` would drop them once their coverage is no longer new)
+    /// goes through the body of its target, the function the libFuzzer binary calls, and
+    /// must not panic.
     #[test]
     fn every_corpus_file_passes_its_target() {
         let started = Instant::now();
@@ -536,19 +539,22 @@ mod tests {
         let mut total = 0;
         for target in &vk_fuzz_harness::TARGETS {
             let dir = fuzz_dir().join("corpus").join(target.name);
-            let entries =
-                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-            let mut files = 0;
-            for entry in entries {
-                let path = entry.expect("corpus entry").path();
+            let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .map(|entry| entry.expect("corpus entry").path())
+                .collect();
+            assert!(!paths.is_empty(), "the corpus of {} is empty", target.name);
+            let regressions = fuzz_dir().join("regressions").join(target.name);
+            if let Ok(entries) = std::fs::read_dir(&regressions) {
+                paths.extend(entries.map(|entry| entry.expect("regression entry").path()));
+            }
+            for path in paths {
                 let data = std::fs::read(&path).expect("corpus file");
-                files += 1;
+                total += 1;
                 if std::panic::catch_unwind(|| (target.run)(&data)).is_err() {
                     failures.push(path.display().to_string());
                 }
             }
-            assert!(files > 0, "the corpus of {} is empty", target.name);
-            total += files;
         }
         assert!(failures.is_empty(), "panicked on {failures:#?}");
         eprintln!(
