@@ -4,7 +4,9 @@
 //!   (see `vk_testkit::LocalCluster`);
 //! * `cargo xtask ci`: everything CI checks, exactly as `.ci/run` runs it;
 //! * `cargo xtask demo`: the README's main job;
-//! * `cargo xtask bench`: throughput, latency, CPU and memory at scale.
+//! * `cargo xtask bench`: throughput, latency, CPU and memory at scale;
+//! * `cargo xtask fuzz`: every cargo-fuzz target of `fuzz/` for a while (the command
+//!   is the `xtask_fuzz` library, `src/fuzz.rs`).
 
 mod bench;
 mod ci;
@@ -46,6 +48,9 @@ enum Command {
     /// The main job: local control plane + a virtual node + a sample Deployment, until
     /// Ctrl-C.
     Demo(demo::Args),
+    /// Run every fuzz target of `fuzz/` for a while, one after the other; keep the
+    /// corpus, report crashes (needs `cargo install cargo-fuzz`).
+    Fuzz(xtask_fuzz::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,5 +73,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ci(args) => runtime.block_on(ci::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Fuzz(args) => xtask_fuzz::run(args),
     }
 }

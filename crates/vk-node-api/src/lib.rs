@@ -80,6 +80,57 @@ pub mod ws;
 
 pub use node_api::{NodeApi, StreamingConfig};
 
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets (the repository's `fuzz/` directory) into
+    //! parsers that are private to this crate. Not part of the API: it may change or go
+    //! away in any release.
+
+    use bytes::Bytes;
+
+    use crate::ws::ChannelProtocol;
+    use crate::ws::frame::{self, Incoming};
+
+    /// What a client's WebSocket channel message means (a copy of the private
+    /// `ws::frame::Incoming`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum WsIncoming {
+        /// Data for a channel; the payload may be empty.
+        Data {
+            /// The channel number.
+            channel: u8,
+            /// The decoded payload.
+            payload: Bytes,
+        },
+        /// The v5 close signal for `channel`.
+        Close {
+            /// The channel closed.
+            channel: u8,
+        },
+        /// A message with nothing in it.
+        Empty,
+        /// A malformed message (ignored by the connection), with the reason.
+        Invalid(&'static str),
+    }
+
+    /// Decodes a message (text or binary alike) the client sent, as
+    /// [`ChannelConn`](crate::ws::ChannelConn) does.
+    pub fn ws_decode(protocol: ChannelProtocol, message: Bytes) -> WsIncoming {
+        match frame::decode(protocol, message) {
+            Incoming::Data { channel, payload } => WsIncoming::Data { channel, payload },
+            Incoming::Close { channel } => WsIncoming::Close { channel },
+            Incoming::Empty => WsIncoming::Empty,
+            Incoming::Invalid(reason) => WsIncoming::Invalid(reason),
+        }
+    }
+
+    /// The content of the message the server sends to carry `payload` on `channel`
+    /// (text in the base64 protocols, binary otherwise).
+    pub fn ws_encode(protocol: ChannelProtocol, channel: u8, payload: &[u8]) -> Bytes {
+        frame::encode(protocol, channel, payload).into_data()
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn install_crypto_for_tests() {
     let _ = rustls::crypto::ring::default_provider().install_default();
