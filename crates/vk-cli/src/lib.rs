@@ -327,11 +327,16 @@ where
     result
 }
 
-/// The client-side rate limit: each virtual node gets the kubelet's budget (50 QPS,
-/// burst 100) unless the limits are set explicitly.
+/// The client-side rate limit: client-go's fixed QPS and burst when either flag is set
+/// (50 QPS / burst 100 per node for the one not set, as the kubelet); otherwise the
+/// adaptive limit ([`vk_core::client::ClientLimits::adaptive_for_nodes`]), which never
+/// throttles a healthy API server and slows down when it answers 429.
 fn client_limits(settings: &Settings) -> vk_core::client::ClientLimits {
     let scale = u32::try_from(settings.nodes).unwrap_or(u32::MAX);
-    vk_core::client::ClientLimits {
+    if settings.kube_api_qps.is_none() && settings.kube_api_burst.is_none() {
+        return vk_core::client::ClientLimits::adaptive_for_nodes(scale);
+    }
+    vk_core::client::ClientLimits::Fixed {
         qps: settings.kube_api_qps.unwrap_or(50.0 * scale as f32),
         burst: settings
             .kube_api_burst
@@ -570,5 +575,42 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vk_core::client::ClientLimits;
+
+    #[test]
+    fn the_client_limit_is_adaptive_unless_a_flag_fixes_it() {
+        let mut settings = Settings::default();
+        assert_eq!(
+            client_limits(&settings),
+            ClientLimits::adaptive_for_nodes(1)
+        );
+        settings.nodes = 3;
+        assert_eq!(
+            client_limits(&settings),
+            ClientLimits::adaptive_for_nodes(3)
+        );
+        settings.kube_api_qps = Some(20.0);
+        assert_eq!(
+            client_limits(&settings),
+            ClientLimits::Fixed {
+                qps: 20.0,
+                burst: 300
+            }
+        );
+        settings.kube_api_qps = None;
+        settings.kube_api_burst = Some(7);
+        assert_eq!(
+            client_limits(&settings),
+            ClientLimits::Fixed {
+                qps: 150.0,
+                burst: 7
+            }
+        );
     }
 }

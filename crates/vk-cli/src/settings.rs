@@ -134,13 +134,16 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub register_with_taints: Option<String>,
 
-    /// Client-side request rate limit toward the API server (per second; per node when
-    /// not set explicitly and --nodes > 1).
+    /// Fixed client-side request rate limit toward the API server (per second; 0 = no
+    /// limit). Unset (with --kube-api-burst unset too): adaptive, up to 1000/s per node,
+    /// halved whenever the API server answers 429 and grown back while it does not; 429,
+    /// 503 and 504 are retried after the server's Retry-After either way.
     #[arg(long, value_name = "QPS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kube_api_qps: Option<f32>,
 
-    /// Client-side burst above the QPS.
+    /// Requests allowed in a burst above --kube-api-qps; setting it makes the limit fixed
+    /// (default with only --kube-api-qps set: 100 per node, as the kubelet).
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kube_api_burst: Option<u32>,

@@ -56,8 +56,8 @@ use crate::runtime::VirtualNode;
 
 pub use self::process::ProcessCollector;
 
-/// Exposes [`ApiStats`] as `vk_api_requests_total` and
-/// `vk_api_request_duration_seconds`.
+/// Exposes [`ApiStats`] as `vk_api_requests_total`, `vk_api_retries_total`,
+/// `vk_api_client_rate_limit` and `vk_api_request_duration_seconds`.
 #[derive(Debug, Clone)]
 pub struct ApiCollector(pub ApiStats);
 
@@ -78,6 +78,18 @@ impl Collector for ApiCollector {
             ];
             ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
         }
+        ConstCounter::new(self.0.retries()).encode(encoder.encode_descriptor(
+            "vk_api_retries",
+            "Requests sent again after the API server answered 429, 503 or 504 (Retry-After honoured)",
+            None,
+            MetricType::Counter,
+        )?)?;
+        ConstGauge::new(self.0.rate_limit()).encode(encoder.encode_descriptor(
+            "vk_api_client_rate_limit",
+            "The client-side rate limit in force, in requests per second (0 = none; adaptive unless --kube-api-qps/--kube-api-burst are set)",
+            None,
+            MetricType::Gauge,
+        )?)?;
         let mut family = encoder.encode_descriptor(
             "vk_api_request_duration_seconds",
             "Time until the API server's response headers arrived, by verb and resource",

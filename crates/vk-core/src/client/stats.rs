@@ -1,171 +1,17 @@
-//! Building the Kubernetes client every controller of a process shares: a client-side
-//! rate limit (QPS and burst, like client-go's) and request accounting.
-//!
-//! kube-rs has no client-side rate limiter; without one a burst of pods turns into a
-//! burst of API calls. We add a token bucket in front of the HTTP stack. Defaults match
-//! the kubelet (50 QPS, burst 100); watches count once, when they are opened.
+//! Request accounting: every request to the API server counted by verb, resource and
+//! HTTP status, with its duration, and the retries the client made.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use http::{Method, Request, Response};
-use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 use crate::metrics::histogram::{DurationHistogram, HistogramSnapshot};
-
-/// Client-side limits.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ClientLimits {
-    /// Sustained requests per second; 0 or less disables the limit.
-    pub qps: f32,
-    /// Requests allowed in a burst above the sustained rate.
-    pub burst: u32,
-}
-
-impl Default for ClientLimits {
-    /// The kubelet's defaults: 50 QPS, burst 100.
-    fn default() -> Self {
-        Self {
-            qps: 50.0,
-            burst: 100,
-        }
-    }
-}
-
-/// Builds a client from `config` with the rate limit and request accounting.
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), kube::Error> {
-/// let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
-/// let (client, stats) = vk_core::client::build(config, vk_core::client::ClientLimits::default())?;
-/// # let _ = (client, stats);
-/// # Ok(()) }
-/// ```
-pub fn build(
-    config: kube::Config,
-    limits: ClientLimits,
-) -> Result<(kube::Client, ApiStats), kube::Error> {
-    let stats = ApiStats::default();
-    let client = kube::client::ClientBuilder::try_from(config)?
-        .with_layer(&RateLimitLayer::new(limits))
-        .with_layer(&CountLayer {
-            stats: stats.clone(),
-        })
-        .build();
-    Ok((client, stats))
-}
-
-/// A token bucket shared by every clone of the layer.
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-    qps: f64,
-    burst: f64,
-}
-
-impl Bucket {
-    /// Takes a token, or says how long until one is available.
-    fn try_take(&mut self) -> Result<(), Duration> {
-        if self.qps <= 0.0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.qps).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.qps))
-        }
-    }
-}
-
-/// Tower layer limiting requests to a token bucket.
-#[derive(Debug, Clone)]
-pub struct RateLimitLayer {
-    bucket: Arc<Mutex<Bucket>>,
-}
-
-impl RateLimitLayer {
-    /// A layer with `limits`; the bucket starts full.
-    pub fn new(limits: ClientLimits) -> Self {
-        let burst = f64::from(limits.burst.max(1));
-        Self {
-            bucket: Arc::new(Mutex::new(Bucket {
-                tokens: burst,
-                last: Instant::now(),
-                qps: f64::from(limits.qps),
-                burst,
-            })),
-        }
-    }
-}
-
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimit<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        RateLimit {
-            inner,
-            bucket: Arc::clone(&self.bucket),
-            sleep: None,
-            permitted: false,
-        }
-    }
-}
-
-/// The service made by [`RateLimitLayer`].
-#[derive(Debug)]
-pub struct RateLimit<S> {
-    inner: S,
-    bucket: Arc<Mutex<Bucket>>,
-    sleep: Option<Pin<Box<Sleep>>>,
-    permitted: bool,
-}
-
-impl<S, Req> Service<Req> for RateLimit<S>
-where
-    S: Service<Req>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        loop {
-            if self.permitted {
-                return self.inner.poll_ready(cx);
-            }
-            if let Some(sleep) = self.sleep.as_mut() {
-                ready!(sleep.as_mut().poll(cx));
-                self.sleep = None;
-            }
-            let taken = self
-                .bucket
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .try_take();
-            match taken {
-                Ok(()) => self.permitted = true,
-                Err(wait) => self.sleep = Some(Box::pin(tokio::time::sleep(wait))),
-            }
-        }
-    }
-
-    fn call(&mut self, req: Req) -> Self::Future {
-        self.permitted = false;
-        self.inner.call(req)
-    }
-}
 
 /// One bucket of [`ApiStats`]: verb, resource (with subresource) and HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -195,6 +41,10 @@ pub struct ApiStats {
 #[derive(Debug, Default)]
 struct Recorded {
     counts: BTreeMap<RequestKey, u64>,
+    /// Requests sent again after a 429/503/504 answer.
+    retries: u64,
+    /// The client-side rate limit now, in requests per second (0 = none).
+    rate_limit: f64,
     /// verb → resource → durations (nested so a lookup needs no owned key).
     durations: BTreeMap<&'static str, BTreeMap<String, DurationHistogram>>,
 }
@@ -221,6 +71,28 @@ impl ApiStats {
     #[doc(hidden)]
     pub fn record_for_test(&self, key: RequestKey) {
         self.record(key, Duration::from_millis(1));
+    }
+
+    /// Counts one request sent again (after a 429, 503 or 504 answer).
+    pub(crate) fn record_retry(&self) {
+        self.lock().retries += 1;
+    }
+
+    /// Requests sent again after a 429, 503 or 504 answer (each answer itself is counted
+    /// in [`snapshot`](Self::snapshot) under its code).
+    pub fn retries(&self) -> u64 {
+        self.lock().retries
+    }
+
+    /// Records the client-side rate limit in force now.
+    pub(crate) fn set_rate_limit(&self, qps: f64) {
+        self.lock().rate_limit = qps;
+    }
+
+    /// The client-side rate limit in force now, in requests per second (0 = none): fixed,
+    /// or where the adaptive limit stands after the API server's 429s.
+    pub fn rate_limit(&self) -> f64 {
+        self.lock().rate_limit
     }
 
     /// A copy of all counts.
@@ -251,10 +123,18 @@ impl ApiStats {
     }
 }
 
-/// Tower layer feeding [`ApiStats`].
+/// Tower layer feeding [`ApiStats`]: one count per request sent (a retried request is
+/// counted once per attempt, each under the code it got).
 #[derive(Debug, Clone)]
 pub struct CountLayer {
     stats: ApiStats,
+}
+
+impl CountLayer {
+    /// A layer counting into `stats`.
+    pub fn new(stats: ApiStats) -> Self {
+        Self { stats }
+    }
 }
 
 impl<S> Layer<S> for CountLayer {
@@ -411,67 +291,6 @@ mod tests {
                 (verb, resource.to_owned()),
                 "{m} {path}"
             );
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_bucket_allows_a_burst_then_the_sustained_rate() {
-        let mut bucket = Bucket {
-            tokens: 3.0,
-            last: Instant::now(),
-            qps: 10.0,
-            burst: 3.0,
-        };
-        for _ in 0..3 {
-            assert!(bucket.try_take().is_ok());
-        }
-        let wait = bucket.try_take().expect_err("empty");
-        assert!(wait <= Duration::from_millis(100) && wait > Duration::from_millis(90));
-        tokio::time::advance(Duration::from_millis(100)).await;
-        assert!(bucket.try_take().is_ok());
-        // Long idle refills only up to the burst.
-        tokio::time::advance(Duration::from_secs(60)).await;
-        for _ in 0..3 {
-            assert!(bucket.try_take().is_ok());
-        }
-        assert!(bucket.try_take().is_err());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_layer_delays_requests_beyond_the_burst() {
-        use tower::ServiceExt as _;
-        let layer = RateLimitLayer::new(ClientLimits { qps: 2.0, burst: 2 });
-        let mut svc = layer.layer(tower::service_fn(|_: ()| async {
-            Ok::<_, ()>(Instant::now())
-        }));
-        let start = Instant::now();
-        let mut times = Vec::new();
-        for _ in 0..4 {
-            let t = svc
-                .ready()
-                .await
-                .expect("ready")
-                .call(())
-                .await
-                .expect("call");
-            times.push(t.duration_since(start));
-        }
-        assert_eq!(times[0], Duration::ZERO);
-        assert_eq!(times[1], Duration::ZERO);
-        assert!(times[2] >= Duration::from_millis(499), "{times:?}");
-        assert!(times[3] >= Duration::from_millis(999), "{times:?}");
-    }
-
-    #[test]
-    fn unlimited_when_qps_is_zero() {
-        let mut bucket = Bucket {
-            tokens: 1.0,
-            last: Instant::now(),
-            qps: 0.0,
-            burst: 1.0,
-        };
-        for _ in 0..1000 {
-            assert!(bucket.try_take().is_ok());
         }
     }
 }
