@@ -4,12 +4,14 @@
 //!   (see `vk_testkit::LocalCluster`);
 //! * `cargo xtask ci`: everything CI checks, exactly as `.ci/run` runs it;
 //! * `cargo xtask demo`: the README's main job;
-//! * `cargo xtask bench`: throughput, latency, CPU and memory at scale.
+//! * `cargo xtask bench`: throughput, latency, CPU and memory at scale;
+//! * `cargo xtask faults`: the recorded fault suite, on a control plane of its own.
 
 mod bench;
 mod ci;
 mod cluster;
 mod demo;
+mod faults;
 mod paths;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +45,10 @@ enum Command {
     Ci(ci::Args),
     /// Benchmarks against the local control plane (see `cargo xtask bench --help`).
     Bench(bench::Args),
+    /// The recorded fault suite: kills and restarts control-plane components, the
+    /// provider and the network around a virtual node, on a cluster of its own, and
+    /// records expectation vs measured (see `cargo xtask faults --help`).
+    Faults(faults::Args),
     /// The main job: local control plane + a virtual node + a sample Deployment, until
     /// Ctrl-C.
     Demo(demo::Args),
@@ -58,5 +64,6 @@ fn main() -> anyhow::Result<()> {
         Command::Ci(args) => runtime.block_on(ci::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Faults(args) => runtime.block_on(faults::run(args)),
     }
 }
