@@ -45,9 +45,9 @@ enum Command {
     Ci(ci::Args),
     /// Benchmarks against the local control plane (see `cargo xtask bench --help`).
     Bench(bench::Args),
-    /// The recorded fault suite: kills and restarts control-plane components, the
-    /// provider and the network around a virtual node, on a cluster of its own, and
-    /// records expectation vs measured (see `cargo xtask faults --help`).
+    /// The recorded fault suite: breaks control-plane components, the provider and the
+    /// network around a virtual node, on a cluster of its own, and records each
+    /// expectation against what was measured.
     Faults(faults::Args),
     /// The main job: local control plane + a virtual node + a sample Deployment, until
     /// Ctrl-C.

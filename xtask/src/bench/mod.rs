@@ -119,6 +119,10 @@ pub(crate) fn build_release_provider() -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     if !Command::new(&cargo)
         .args(["build", "--release", "--quiet", "-p", "vk-mock"])
+        // `cargo xtask` (cargo run) sets this for xtask; ring's build script watches it,
+        // so inheriting it would make this build and one from a shell invalidate each
+        // other (a full release rebuild each time).
+        .env_remove("CARGO_MANIFEST_DIR")
         .current_dir(crate::paths::workspace_root())
         .status()?
         .success()
