@@ -1,7 +1,7 @@
 //! `cargo xtask cluster ...`.
 
 use anyhow::Context as _;
-use vk_testkit::cluster::CLUSTER_NAME_ENV;
+use vk_testkit::cluster::{CLUSTER_NAME_ENV, DaemonState};
 use vk_testkit::{Layout, LocalCluster, UpOptions, UpOutcome};
 
 #[derive(Debug, clap::Subcommand)]
@@ -59,9 +59,39 @@ pub async fn run(name: Option<String>, action: Action) -> anyhow::Result<()> {
             let status = cluster.status().await;
             print!("{status}");
         }
-        Action::Env => print!("{}", env_exports(&cluster)),
+        Action::Env => print!("{}", checked_env_exports(&cluster).await?),
     }
     Ok(())
+}
+
+/// [`env_exports`] once the cluster is up (its kubeconfig written and every component
+/// running); otherwise an error saying what is missing and how to start it, so that
+/// `eval "$(cargo xtask cluster env)"` fails instead of exporting paths to nothing.
+pub async fn checked_env_exports(cluster: &LocalCluster) -> anyhow::Result<String> {
+    let status = cluster.status().await;
+    let selector = match cluster.layout().name() {
+        vk_testkit::cluster::DEFAULT_CLUSTER => String::new(),
+        other => format!(" --name {other}"),
+    };
+    let stopped: Vec<&str> = status
+        .components
+        .iter()
+        .filter(|c| !matches!(c.state, DaemonState::Running { .. }))
+        .map(|c| c.component.name())
+        .collect();
+    if !status.kubeconfig.is_file() || !stopped.is_empty() {
+        anyhow::bail!(
+            "the local control plane is not up (state directory {}; {}): start it with \
+             `cargo xtask cluster up{selector}`, see `cargo xtask cluster status{selector}`",
+            cluster.layout().state().display(),
+            if stopped.is_empty() {
+                format!("no kubeconfig at {}", status.kubeconfig.display())
+            } else {
+                format!("not running: {}", stopped.join(", "))
+            }
+        );
+    }
+    Ok(env_exports(cluster))
 }
 
 /// `export` lines for a shell: the cluster's name (so tests and tools pick the same
@@ -84,4 +114,30 @@ pub fn env_exports(cluster: &LocalCluster) -> String {
         serving.key.display(),
         pki.ca().cert.display(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use vk_testkit::Layout;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn env_fails_clearly_when_the_cluster_is_not_up() {
+        let dir = std::env::temp_dir().join(format!("xtask-no-cluster-{}", std::process::id()));
+        let cluster = LocalCluster::new(Layout::new(
+            dir.join("cache"),
+            dir.join("never-created"),
+            dir.join("etcd"),
+        ));
+        let err = checked_env_exports(&cluster)
+            .await
+            .expect_err("no cluster there")
+            .to_string();
+        assert!(
+            err.contains("not up") && err.contains("cargo xtask cluster up"),
+            "{err}"
+        );
+        assert!(err.contains("never-created"), "{err}");
+    }
 }

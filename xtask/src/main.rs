@@ -6,6 +6,8 @@
 //! * `cargo xtask demo`: the README's main job;
 //! * `cargo xtask bench`: throughput, latency, CPU and memory at scale;
 //! * `cargo xtask faults`: the recorded fault suite, on a control plane of its own.
+//! * `cargo xtask fuzz`: every cargo-fuzz target of `fuzz/` for a while (the command
+//!   is the `xtask_fuzz` library, `src/fuzz.rs`).
 
 mod bench;
 mod ci;
@@ -52,10 +54,23 @@ enum Command {
     /// The main job: local control plane + a virtual node + a sample Deployment, until
     /// Ctrl-C.
     Demo(demo::Args),
+    /// Run every fuzz target of `fuzz/` for a while, one after the other; keep the
+    /// corpus, report crashes (needs `cargo install cargo-fuzz`).
+    Fuzz(xtask_fuzz::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain on one line, without a backtrace (RUST_BACKTRACE may be set).
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -65,5 +80,6 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Faults(args) => runtime.block_on(faults::run(args)),
+        Command::Fuzz(args) => xtask_fuzz::run(args),
     }
 }

@@ -117,16 +117,110 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> (StatusCode, &'static s
     }
 }
 
-/// Binds `addr` (failing at once if it is taken) and serves until `shutdown`.
+/// The share of the open-file limit the admin listener may hold as connections (at
+/// most [`MAX_ADMIN_CONNECTIONS`]).
+const ADMIN_FD_SHARE: f64 = 0.125;
+/// The most connections the admin listener holds at once.
+pub const MAX_ADMIN_CONNECTIONS: usize = 64;
+
+/// The admin listener's connection limits: the kubelet API's header-read and
+/// keep-alive idle timeouts, and a cap of its own (so a flood on the kubelet port
+/// cannot take `/healthz` down with it) sized from the open-file limit.
+pub fn serve_options() -> vk_node_api::server::ServeOptions {
+    let max = vk_node_api::fd_limit::connection_budget(
+        crate::kubelet_api::open_file_limit(),
+        ADMIN_FD_SHARE,
+        MAX_ADMIN_CONNECTIONS,
+    );
+    vk_node_api::server::ServeOptions {
+        name: "admin",
+        connections: vk_node_api::connections::ConnectionLimit::new("admin", max),
+        ..Default::default()
+    }
+}
+
+/// Binds `addr` (failing at once if it is taken) and serves with [`serve_options`]
+/// until `shutdown` (connections still open then are not waited for).
 pub async fn bind(
     addr: SocketAddr,
     state: Arc<AdminState>,
     shutdown: CancellationToken,
 ) -> std::io::Result<impl std::future::Future<Output = ()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    Ok(async move {
-        let _ = axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    })
+    Ok(serve(listener, state, serve_options(), shutdown))
+}
+
+/// Serves the admin router on `listener` with `options` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AdminState>,
+    options: vk_node_api::server::ServeOptions,
+    shutdown: CancellationToken,
+) {
+    vk_node_api::server::serve_plain(listener, router(state), options, shutdown).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    fn state() -> Arc<AdminState> {
+        Arc::new(AdminState {
+            registry: Registry::default(),
+            ready: Box::new(|| true),
+            log_filter: None,
+        })
+    }
+
+    /// Reads until the server closes the connection; what it sent.
+    async fn read_to_close(conn: &mut tokio::net::TcpStream) -> String {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut got))
+            .await
+            .expect("the server closes the connection")
+            .expect("read");
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    #[tokio::test]
+    async fn silent_and_idle_connections_are_closed_and_healthz_still_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let options = vk_node_api::server::ServeOptions {
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            ..serve_options()
+        };
+        let server = tokio::spawn(serve(listener, state(), options, shutdown.clone()));
+
+        // Connected, never a byte: closed without an answer.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        // One request, then silence: answered, then closed.
+        let mut kept = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        assert_eq!(read_to_close(&mut silent).await, "");
+        let answer = read_to_close(&mut kept).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(answer.ends_with("ok"), "{answer}");
+
+        shutdown.cancel();
+        server.await.expect("server");
+    }
+
+    #[test]
+    fn the_admin_cap_is_its_own_and_small() {
+        let options = serve_options();
+        assert_eq!(options.name, "admin");
+        assert!(options.connections.max() <= MAX_ADMIN_CONNECTIONS);
+        assert!(options.connections.max() >= 4);
+        assert_eq!(options.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(options.idle_timeout, Duration::from_secs(90));
+    }
 }

@@ -2,7 +2,7 @@
 //! from the settings.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::CertificateDer;
 
@@ -10,8 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vk_core::SharedPodHandler;
 use vk_node_api::auth::{AuthConfig, Authenticator, AuthzMode};
+use vk_node_api::connections::ConnectionLimit;
+use vk_node_api::fd_limit::{FdLimitError, connection_budget, raise_open_file_limit};
 use vk_node_api::node_api::{NodeApi, StreamingConfig};
 use vk_node_api::router::router;
+use vk_node_api::server::{DEFAULT_MAX_CONNECTIONS, ServeOptions};
 use vk_node_api::tls::{ReloadingCert, ServingCert, load_client_ca, server_config};
 
 use crate::{CliError, Resolved};
@@ -22,6 +25,48 @@ pub struct Endpoint {
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: axum::Router,
+    options: ServeOptions,
+}
+
+/// The soft open-file limit of the process (`None`: unlimited), raised to the hard
+/// limit the first time it is asked for (a failure to raise it is logged).
+pub fn open_file_limit() -> Option<u64> {
+    static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+    *LIMIT.get_or_init(|| match raise_open_file_limit() {
+        Ok(limit) => {
+            if limit.after != limit.before {
+                info!(before = ?limit.before, after = ?limit.after, "raised the soft open-file limit to the hard limit");
+            }
+            limit.after
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot raise the soft open-file limit; connection caps follow the current one");
+            match e {
+                FdLimitError::Raise { from, .. } => from,
+            }
+        }
+    })
+}
+
+/// The share of the open-file limit the kubelet API listeners of the process may hold
+/// as connections (together, at most [`DEFAULT_MAX_CONNECTIONS`]).
+const KUBELET_API_FD_SHARE: f64 = 0.5;
+
+/// The connection cap every node's kubelet API shares (file descriptors are a
+/// process's): half the open-file limit, at most [`DEFAULT_MAX_CONNECTIONS`].
+pub fn kubelet_api_connections() -> ConnectionLimit {
+    static LIMIT: OnceLock<ConnectionLimit> = OnceLock::new();
+    LIMIT
+        .get_or_init(|| {
+            let max = connection_budget(
+                open_file_limit(),
+                KUBELET_API_FD_SHARE,
+                DEFAULT_MAX_CONNECTIONS,
+            );
+            info!(max, "kubelet API connection cap");
+            ConnectionLimit::new("kubelet API", max)
+        })
+        .clone()
 }
 
 /// The client CA to verify kubelet API callers with: `--client-ca-file`, else the CA the
@@ -83,12 +128,15 @@ pub fn tls_config(
     ))
 }
 
-/// Binds the kubelet API of node `node` on `port`, serving with `tls`.
+/// Binds the kubelet API of node `node` on `port`, serving with `tls`, its connections
+/// bounded by [`ServeOptions::default`]'s timeouts and the process's
+/// [`kubelet_api_connections`] cap (the first endpoint raises the open-file limit).
 pub async fn endpoint(
     resolved: &Resolved,
     node: &str,
     port: u16,
     provider: SharedPodHandler,
+    bound_pods: impl Fn() -> Vec<k8s_openapi::api::core::v1::Pod> + Send + Sync + 'static,
     client: kube::Client,
     tls: Arc<rustls::ServerConfig>,
 ) -> Result<Endpoint, CliError> {
@@ -110,7 +158,7 @@ pub async fn endpoint(
         idle_timeout: resolved.streaming_idle_timeout,
         ..Default::default()
     };
-    let api = Arc::new(NodeApi::new(node, provider, auth, streaming));
+    let api = Arc::new(NodeApi::new(node, provider, auth, streaming).with_bound_pods(bound_pods));
     info!(node, capabilities = ?api.capabilities(), "kubelet API capabilities");
     let addr = SocketAddr::new(resolved.address, port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -121,6 +169,10 @@ pub async fn endpoint(
         listener,
         tls,
         router: router(api),
+        options: ServeOptions {
+            connections: kubelet_api_connections(),
+            ..ServeOptions::default()
+        },
     })
 }
 
@@ -128,6 +180,34 @@ impl Endpoint {
     /// Serves until `shutdown`.
     pub async fn serve(self, shutdown: CancellationToken) {
         info!(addr = %self.addr, "kubelet API listening");
-        vk_node_api::server::serve_tls(self.listener, self.tls, self.router, shutdown).await;
+        vk_node_api::server::serve_tls_with(
+            self.listener,
+            self.tls,
+            self.router,
+            self.options,
+            shutdown,
+        )
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_node_shares_one_cap_within_half_the_open_file_limit() {
+        let (a, b) = (kubelet_api_connections(), kubelet_api_connections());
+        let held = a.try_acquire().expect("room");
+        assert_eq!(b.open(), 1, "one cap for the process");
+        drop(held);
+        assert!(a.max() <= DEFAULT_MAX_CONNECTIONS);
+        if let Some(limit) = open_file_limit() {
+            assert!(
+                a.max() as u64 <= (limit / 2).max(4),
+                "{} of {limit}",
+                a.max()
+            );
+        }
     }
 }

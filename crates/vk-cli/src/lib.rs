@@ -28,10 +28,13 @@
 //! ```
 
 pub mod admin;
+mod command_line;
 mod duration;
 mod kubelet_api;
+pub mod node_meta;
 pub mod provider_config;
 mod settings;
+pub mod upstream;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -39,20 +42,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{CommandFactory as _, FromArgMatches as _};
 use k8s_openapi::api::core::v1::Taint;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use vk_core::node::{NodeControllerConfig, NodeTemplate};
 use vk_core::pod::PodControllerConfig;
 use vk_core::runtime::{Fleet, VirtualNode};
 use vk_core::{ResourceAccess, SharedNodeProvider, SharedPodHandler};
 
+pub use command_line::{NamesEnv, command, parse_command_line};
 pub use duration::parse_duration;
 pub use provider_config::{
     InvalidValue, ProviderConfig, ProviderConfigError, env_prefix, load_provider_config,
 };
 pub use settings::{Flags, Resolved, Settings, SettingsError};
+pub use upstream::go_bool;
 
 /// A boxed error from a provider factory.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -176,12 +180,7 @@ where
     F: Fn(ProviderContext) -> Fut,
     Fut: Future<Output = Result<Provider, BoxError>>,
 {
-    let command = Flags::command()
-        .name(info.binary)
-        .version(info.version)
-        .about(info.about);
-    let matches = command.get_matches();
-    let flags = match Flags::from_arg_matches(&matches) {
+    let flags = match parse_command_line(&info, std::env::args_os()) {
         Ok(f) => f,
         Err(e) => e.exit(),
     };
@@ -201,6 +200,7 @@ where
     Fut: Future<Output = Result<Provider, BoxError>>,
 {
     let resolved = Settings::load(&flags)?;
+    upstream::check_provider(resolved.provider.as_deref(), info.binary, info.name)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -209,6 +209,9 @@ where
     runtime.block_on(async {
         // Inside the runtime: the OTLP exporter runs on it.
         let telemetry = init_telemetry(&info, &resolved)?;
+        for notice in &resolved.notices {
+            warn!("{notice}");
+        }
         let filter = telemetry.as_ref().map(vk_trace::Telemetry::filter);
         let result = run_async(info, resolved, factory, filter).await;
         if let Some(t) = telemetry {
@@ -226,9 +229,12 @@ fn init_telemetry(
 ) -> Result<Option<vk_trace::Telemetry>, CliError> {
     let config = vk_trace::TraceConfig {
         log_format: resolved.log_format,
-        log_filter: vk_trace::default_filter(&resolved.settings.log_level),
+        log_filter: vk_trace::default_filter(&resolved.log_filter),
         otlp: resolved.otlp.clone(),
-        service_name: info.binary.to_owned(),
+        service_name: resolved
+            .service_name
+            .clone()
+            .unwrap_or_else(|| info.binary.to_owned()),
     };
     let otlp = config.otlp.clone();
     match vk_trace::init(config) {
@@ -243,19 +249,27 @@ fn init_telemetry(
     }
 }
 
+/// The client configuration: the kubeconfig file(s) of the settings, merged in order as
+/// kubectl merges a `KUBECONFIG` list (the first to set a value wins), else kube's
+/// inference (~/.kube/config, then the in-cluster service account).
 async fn kube_config(settings: &Settings) -> Result<kube::Config, CliError> {
-    match &settings.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| CliError::KubeConfig(e.to_string()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .map_err(|e| CliError::KubeConfig(e.to_string()))
-        }
-        None => kube::Config::infer()
+    let paths = settings.kubeconfig_paths();
+    if paths.is_empty() {
+        return kube::Config::infer()
             .await
-            .map_err(|e| CliError::KubeConfig(e.to_string())),
+            .map_err(|e| CliError::KubeConfig(e.to_string()));
     }
+    let mut merged = kube::config::Kubeconfig::default();
+    for path in &paths {
+        let next = kube::config::Kubeconfig::read_from(path)
+            .map_err(|e| CliError::KubeConfig(format!("{}: {e}", path.display())))?;
+        merged = merged
+            .merge(next)
+            .map_err(|e| CliError::KubeConfig(format!("merging {}: {e}", path.display())))?;
+    }
+    kube::Config::from_custom_kubeconfig(merged, &Default::default())
+        .await
+        .map_err(|e| CliError::KubeConfig(e.to_string()))
 }
 
 /// Runs the process's virtual nodes until a signal, a fatal start-up error or the end of
@@ -305,7 +319,7 @@ where
         provider = info.name,
         "starting virtual node(s)"
     );
-    let result = run_nodes(&nodes, &names, resolved.startup_timeout, &shutdown).await;
+    let result = run_nodes(&nodes, &names, &resolved, &shutdown).await;
     shutdown.cancel();
     if let Some(admin) = admin {
         let _ = admin.await;
@@ -336,9 +350,11 @@ fn node_names(settings: &Settings) -> Vec<String> {
 }
 
 /// The node as the settings describe it, before the provider adds its capacity.
-fn node_template(info: &ProviderInfo, settings: &Settings, name: &str, port: u16) -> NodeTemplate {
+fn node_template(info: &ProviderInfo, resolved: &Resolved, name: &str, port: u16) -> NodeTemplate {
+    let settings = &resolved.settings;
     let mut template = NodeTemplate::new(name.to_owned(), info.name);
-    template.set_os(settings.os.clone());
+    // Kubernetes spells the OS in lowercase (the Go charts pass "Linux").
+    template.set_os(settings.os.to_ascii_lowercase());
     template.internal_ip = Some(settings.node_ip.clone());
     template.kubelet_port = i32::from(port);
     template.taints = if settings.disable_taint {
@@ -356,6 +372,17 @@ fn node_template(info: &ProviderInfo, settings: &Settings, name: &str, port: u16
             time_added: None,
         }]
     };
+    // The kubelet's --node-labels and --register-with-taints (the user's win over ours).
+    template.labels.extend(resolved.node_labels.clone());
+    template.taints.retain(|t| {
+        !resolved
+            .register_with_taints
+            .iter()
+            .any(|r| r.key == t.key && r.effect == t.effect)
+    });
+    template
+        .taints
+        .extend(resolved.register_with_taints.iter().cloned());
     template
 }
 
@@ -376,7 +403,7 @@ where
 {
     let settings = &resolved.settings;
     let port = node_port(settings.listen_port, index)?;
-    let template = node_template(info, settings, name, port);
+    let template = node_template(info, resolved, name, port);
     let builder = VirtualNode::builder(client.clone(), template.clone());
     let events = vk_core::events::EventSink::start(client.clone(), name);
     let ctx = ProviderContext {
@@ -394,20 +421,7 @@ where
         node: name.to_owned(),
         source,
     })?;
-    let endpoint = match tls {
-        Some(tls) => Some(
-            kubelet_api::endpoint(
-                resolved,
-                name,
-                port,
-                Arc::clone(&provider.pods),
-                client.clone(),
-                Arc::clone(tls),
-            )
-            .await?,
-        ),
-        None => None,
-    };
+    let pods = Arc::clone(&provider.pods);
     // The factory may have changed the template (capacity); build with its version.
     let mut builder = VirtualNode::builder(client.clone(), provider.template)
         .event_sink(events)
@@ -422,7 +436,25 @@ where
     if let Some(node_provider) = provider.node {
         builder = builder.node_provider(node_provider);
     }
-    Ok((builder.build()?, endpoint))
+    let node = builder.build()?;
+    // `/pods` lists what the pod controller sees in the API, as a kubelet does.
+    let lister = node.pods().lister();
+    let endpoint = match tls {
+        Some(tls) => Some(
+            kubelet_api::endpoint(
+                resolved,
+                name,
+                port,
+                pods,
+                move || lister.list(),
+                client.clone(),
+                Arc::clone(tls),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok((node, endpoint))
 }
 
 /// A token cancelled at Ctrl-C or SIGTERM.
@@ -464,15 +496,17 @@ async fn start_admin(
     Ok(Some(tokio::spawn(server)))
 }
 
-/// Runs the fleet until `shutdown` or its end; fails (after stopping the fleet) when
-/// the nodes are not ready within `startup_timeout`.
+/// Runs the fleet (watching the pods of `--namespace`, or all) until `shutdown` or its
+/// end; fails (after stopping the fleet) when the nodes are not ready within
+/// `--startup-timeout`.
 async fn run_nodes(
     nodes: &[VirtualNode],
     names: &[String],
-    startup_timeout: Option<Duration>,
+    resolved: &Resolved,
     shutdown: &CancellationToken,
 ) -> Result<(), CliError> {
-    let run = Fleet::run(nodes, shutdown.clone());
+    let startup_timeout = resolved.startup_timeout;
+    let run = Fleet::run_in_namespace(nodes, resolved.namespace.as_deref(), shutdown.clone());
     tokio::pin!(run);
     let ready = async {
         futures::future::join_all(nodes.iter().map(VirtualNode::ready)).await;

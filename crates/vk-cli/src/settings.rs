@@ -4,9 +4,15 @@
 //! Every setting has a flag; upstream virtual-kubelet's environment variables are honoured
 //! (`KUBELET_PORT`, `VKUBELET_POD_IP`, `VKUBELET_TAINT_KEY/VALUE/EFFECT`,
 //! `APISERVER_CERT_LOCATION`, `APISERVER_KEY_LOCATION`, `APISERVER_CA_CERT_LOCATION`,
-//! `KUBECONFIG`). The config file (`--config`, TOML or JSON) uses the flag names with
-//! dashes as keys, e.g. `nodename = "vk-1"`, `pod-sync-workers = 20`.
+//! `KUBECONFIG`, which may list several files, `a:b`, merged as kubectl does). The config
+//! file (`--config`, TOML or JSON) uses the flag names with dashes as keys, e.g.
+//! `nodename = "vk-1"`, `pod-sync-workers = 20`.
+//!
+//! A bad value names where it came from: the flag (`--listen-port`), or the environment
+//! variable it was read from (`KUBELET_PORT`). The Go project's flags are accepted too
+//! (see [`crate::upstream`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,7 +21,9 @@ use figment::Figment;
 use figment::providers::{Format as _, Json, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::command_line::NamesEnv;
 use crate::duration::parse_duration;
+use crate::upstream::{self, UpstreamFlags, go_bool};
 
 /// Command-line flags (all optional: unset flags fall through to env, file, defaults).
 #[derive(Debug, Clone, Default, Parser, Serialize)]
@@ -27,9 +35,9 @@ pub struct Flags {
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
-    /// kubeconfig to use; without it, $KUBECONFIG, ~/.kube/config, then the in-cluster
-    /// service account.
-    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
+    /// kubeconfig to use (a list of files separated by ':' is merged, as kubectl merges
+    /// $KUBECONFIG); without it, ~/.kube/config, then the in-cluster service account.
+    #[arg(long, value_name = "FILE[:FILE...]", env = "KUBECONFIG")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<PathBuf>,
 
@@ -43,18 +51,31 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<usize>,
 
-    /// Operating system the node reports (linux, windows).
+    /// Operating system the node reports (linux, windows; any case).
     #[arg(long, value_name = "OS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
+
+    /// Watch pods in this namespace only (empty: all namespaces). Pods bound to the node
+    /// in other namespaces are then ignored.
+    #[arg(long, value_name = "NAMESPACE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+
+    /// The cluster's DNS domain. Accepted for compatibility with upstream's flag and
+    /// handed to the provider in its settings; the core does not use it.
+    #[arg(long, value_name = "DOMAIN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_domain: Option<String>,
 
     /// The provider's own config file.
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_config: Option<PathBuf>,
 
-    /// Port of the kubelet API (published in the node's daemonEndpoints).
-    #[arg(long, value_name = "PORT", env = "KUBELET_PORT")]
+    /// Port of the kubelet API (published in the node's daemonEndpoints; 1-65535).
+    #[arg(long, value_name = "PORT", env = "KUBELET_PORT",
+          value_parser = NamesEnv(clap::value_parser!(u16)))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen_port: Option<u16>,
 
@@ -79,13 +100,14 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub startup_timeout: Option<String>,
 
-    /// Do not taint the node (pods then need no toleration).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub disable_taint: bool,
+    /// Do not taint the node (pods then need no toleration): bare, =true or =false.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
+          value_parser = go_bool)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_taint: Option<bool>,
 
     /// Taint key.
-    #[arg(long, value_name = "KEY", env = "VKUBELET_TAINT_KEY")]
+    #[arg(long, value_name = "KEY", env = "VKUBELET_TAINT_KEY", alias = "taint")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taint_key: Option<String>,
 
@@ -98,6 +120,19 @@ pub struct Flags {
     #[arg(long, value_name = "EFFECT", env = "VKUBELET_TAINT_EFFECT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taint_effect: Option<String>,
+
+    /// Extra node labels, key=value[,key=value] (as the kubelet's flag; kubernetes.io and
+    /// k8s.io labels only where a kubelet may set them). Labels this node set before and
+    /// no longer sets are removed; labels set by others are kept.
+    #[arg(long, value_name = "LABELS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_labels: Option<String>,
+
+    /// Extra taints, key=value:Effect or key:Effect, comma-separated (as the kubelet's
+    /// flag), besides the provider taint (--disable-taint removes only that one).
+    #[arg(long, value_name = "TAINTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub register_with_taints: Option<String>,
 
     /// Client-side request rate limit toward the API server (per second; per node when
     /// not set explicitly and --nodes > 1).
@@ -158,7 +193,12 @@ pub struct Flags {
     pub tls_private_key_file: Option<PathBuf>,
 
     /// CA bundle that client certificates of kubelet API callers must chain to.
-    #[arg(long, value_name = "FILE", env = "APISERVER_CA_CERT_LOCATION")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "APISERVER_CA_CERT_LOCATION",
+        alias = "client-verify-ca"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ca_file: Option<PathBuf>,
 
@@ -186,7 +226,8 @@ pub struct Flags {
     pub anonymous_auth: bool,
 
     /// Check bearer tokens of kubelet API callers with TokenReview (true/false).
-    #[arg(long, value_name = "BOOL")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
+          value_parser = go_bool)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication_token_webhook: Option<bool>,
 
@@ -196,7 +237,7 @@ pub struct Flags {
     pub authorization_mode: Option<String>,
 
     /// Close exec/attach/port-forward sessions idle for this long.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", alias = "stream-idle-timeout")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub streaming_connection_idle_timeout: Option<String>,
 
@@ -205,6 +246,19 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_success_events: bool,
+
+    /// The Go project's flags without a counterpart of the same name (hidden).
+    #[command(flatten)]
+    #[serde(skip)]
+    pub upstream: UpstreamFlags,
+
+    /// Settings whose value was read from an environment variable: flag name (e.g.
+    /// `listen-port`) to variable (`KUBELET_PORT`). Filled by
+    /// [`parse_command_line`](crate::parse_command_line), so that an invalid value names
+    /// the variable.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub from_env: BTreeMap<String, String>,
 }
 
 /// The effective settings after layering.
@@ -219,6 +273,10 @@ pub struct Settings {
     pub nodes: usize,
     /// See [`Flags::os`].
     pub os: String,
+    /// See [`Flags::namespace`] (empty: all namespaces).
+    pub namespace: String,
+    /// See [`Flags::cluster_domain`].
+    pub cluster_domain: String,
     /// See [`Flags::provider_config`].
     pub provider_config: Option<PathBuf>,
     /// See [`Flags::listen_port`].
@@ -239,6 +297,10 @@ pub struct Settings {
     pub taint_value: Option<String>,
     /// See [`Flags::taint_effect`].
     pub taint_effect: String,
+    /// See [`Flags::node_labels`].
+    pub node_labels: String,
+    /// See [`Flags::register_with_taints`].
+    pub register_with_taints: String,
     /// See [`Flags::kube_api_qps`].
     pub kube_api_qps: Option<f32>,
     /// See [`Flags::kube_api_burst`].
@@ -286,6 +348,8 @@ impl Default for Settings {
             nodename: "virtual-kubelet".into(),
             nodes: 1,
             os: "linux".into(),
+            namespace: String::new(),
+            cluster_domain: "cluster.local".into(),
             provider_config: None,
             listen_port: 10250,
             node_ip: "127.0.0.1".into(),
@@ -296,6 +360,8 @@ impl Default for Settings {
             taint_key: vk_core::node::keys::PROVIDER_TAINT.into(),
             taint_value: None,
             taint_effect: "NoSchedule".into(),
+            node_labels: String::new(),
+            register_with_taints: String::new(),
             kube_api_qps: None,
             kube_api_burst: None,
             log_level: "info".into(),
@@ -335,6 +401,45 @@ pub enum SettingsError {
         /// What is wrong and what to do instead.
         reason: String,
     },
+    /// A value read from an environment variable parses but is not acceptable.
+    #[error("environment variable {variable} (for --{flag}): {value:?} {reason}")]
+    InvalidFromEnv {
+        /// The variable.
+        variable: String,
+        /// The flag it stands for.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong and what to do instead.
+        reason: String,
+    },
+}
+
+impl SettingsError {
+    /// Names the environment variable when the bad value came from one (`from_env`:
+    /// flag name to variable, see [`Flags::from_env`]).
+    fn attributed(self, from_env: &BTreeMap<String, String>) -> Self {
+        match self {
+            SettingsError::Invalid {
+                flag,
+                value,
+                reason,
+            } => match from_env.get(flag) {
+                Some(variable) => SettingsError::InvalidFromEnv {
+                    variable: variable.clone(),
+                    flag,
+                    value,
+                    reason,
+                },
+                None => SettingsError::Invalid {
+                    flag,
+                    value,
+                    reason,
+                },
+            },
+            other => other,
+        }
+    }
 }
 
 /// Settings validated and converted to their types.
@@ -356,12 +461,28 @@ pub struct Resolved {
     pub log_format: vk_trace::LogFormat,
     /// Span export (`otlp-*` flags or `OTEL_*` variables), if configured.
     pub otlp: Option<vk_trace::OtlpConfig>,
+    /// `namespace` (`None`: all namespaces).
+    pub namespace: Option<String>,
+    /// The initial log filter: `log-level` plus what `--klog.v` adds.
+    pub log_filter: String,
+    /// `service.name` of exported spans (`--trace-service-name`), if not the binary's.
+    pub service_name: Option<String>,
+    /// `--provider`, to check against the binary's provider
+    /// ([`upstream::check_provider`]).
+    pub provider: Option<String>,
+    /// Warnings about accepted flags that change nothing, to log once logging is up.
+    pub notices: Vec<String>,
+    /// `node-labels`, parsed.
+    pub node_labels: std::collections::BTreeMap<String, String>,
+    /// `register-with-taints`, parsed.
+    pub register_with_taints: Vec<k8s_openapi::api::core::v1::Taint>,
 }
 
 impl Settings {
     /// Layers defaults < `flags.config` file < env/flags (clap has already merged env and
     /// flags, flags winning).
     pub fn load(flags: &Flags) -> Result<Resolved, SettingsError> {
+        let upstream = flags.upstream.resolve()?;
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = &flags.config {
             figment = match path.extension().and_then(|e| e.to_str()) {
@@ -370,8 +491,48 @@ impl Settings {
             };
         }
         figment = figment.merge(Serialized::defaults(flags));
-        let settings: Settings = figment.extract().map_err(Box::new)?;
-        settings.validate()
+        let mut settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.apply_upstream(&upstream);
+        let mut resolved = settings
+            .validate()
+            .map_err(|e| e.attributed(&flags.from_env))?;
+        if let Some(directives) = upstream.log_directives {
+            resolved.log_filter = format!("{},{directives}", resolved.log_filter);
+        }
+        resolved.service_name = upstream.service_name;
+        resolved.provider = upstream.provider;
+        resolved.notices = upstream.notices;
+        Ok(resolved)
+    }
+
+    /// The files of `kubeconfig`: one path, or several separated as in `$PATH` (empty
+    /// entries skipped). Empty when no kubeconfig is set.
+    pub fn kubeconfig_paths(&self) -> Vec<PathBuf> {
+        self.kubeconfig
+            .as_ref()
+            .map(|list| {
+                std::env::split_paths(list)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Folds in what the Go project's flags map to, beneath our own settings: the
+    /// sample rate unless a sample ratio is set, OTLP export to the default endpoint
+    /// when `--trace-exporter otlp` is given and nothing names an endpoint, and logrus
+    /// level names.
+    fn apply_upstream(&mut self, upstream: &upstream::UpstreamEffects) {
+        if self.trace_sample_ratio.is_none() {
+            self.trace_sample_ratio = upstream.sample_ratio;
+        }
+        if upstream.otlp_export
+            && self.otlp_endpoint.is_none()
+            && vk_trace::OtlpConfig::from_env("").is_none()
+        {
+            self.otlp_endpoint = Some(upstream::OTLP_DEFAULT_ENDPOINT.to_owned());
+        }
+        self.log_level = upstream::log_level(&self.log_level).to_owned();
     }
 
     /// Checks every setting and converts the typed ones, reporting the first bad value
@@ -379,6 +540,10 @@ impl Settings {
     fn validate(self) -> Result<Resolved, SettingsError> {
         let (resync, startup_timeout) = self.controller_timings()?;
         self.check_node()?;
+        let node_labels = crate::node_meta::parse_labels(&self.node_labels)
+            .map_err(|e| invalid("node-labels", &self.node_labels, &e))?;
+        let register_with_taints = crate::node_meta::parse_taints(&self.register_with_taints)
+            .map_err(|e| invalid("register-with-taints", &self.register_with_taints, &e))?;
         self.check_api_client()?;
         self.check_files_exist()?;
         self.check_tls_pairing()?;
@@ -388,6 +553,13 @@ impl Settings {
         Ok(Resolved {
             log_format,
             otlp,
+            namespace: (!self.namespace.is_empty()).then(|| self.namespace.clone()),
+            log_filter: self.log_level.clone(),
+            service_name: None,
+            provider: None,
+            notices: Vec::new(),
+            node_labels,
+            register_with_taints,
             address: serving.address,
             streaming_idle_timeout: serving.streaming_idle_timeout,
             metrics_addr: serving.metrics_addr,
@@ -438,6 +610,28 @@ impl Settings {
         if self.node_ip.parse::<std::net::IpAddr>().is_err() {
             return Err(invalid("node-ip", &self.node_ip, "is not an IP address"));
         }
+        if self.listen_port == 0 {
+            return Err(invalid(
+                "listen-port",
+                "0",
+                "is not a port: the node publishes it in daemonEndpoints for the API server to \
+                 connect to (use 1-65535, e.g. 10250)",
+            ));
+        }
+        if !self.namespace.is_empty() && !is_dns_label(&self.namespace) {
+            return Err(invalid(
+                "namespace",
+                &self.namespace,
+                "is not a namespace name (lowercase letters, digits and '-', at most 63 characters; empty for all)",
+            ));
+        }
+        if !is_dns_subdomain(&self.cluster_domain) {
+            return Err(invalid(
+                "cluster-domain",
+                &self.cluster_domain,
+                "is not a DNS domain (e.g. cluster.local)",
+            ));
+        }
         Ok(())
     }
 
@@ -455,15 +649,19 @@ impl Settings {
         Ok(())
     }
 
-    /// Every file given (TLS, client CA, provider config, kubeconfig) is an existing file.
+    /// Every file given (TLS, client CA, provider config, each kubeconfig of the list)
+    /// is an existing file.
     fn check_files_exist(&self) -> Result<(), SettingsError> {
-        for (flag, path) in [
-            ("tls-cert-file", &self.tls_cert_file),
-            ("tls-private-key-file", &self.tls_private_key_file),
-            ("client-ca-file", &self.client_ca_file),
-            ("provider-config", &self.provider_config),
-            ("kubeconfig", &self.kubeconfig),
-        ] {
+        let kubeconfigs = self.kubeconfig_paths();
+        let files = [
+            ("tls-cert-file", self.tls_cert_file.as_ref()),
+            ("tls-private-key-file", self.tls_private_key_file.as_ref()),
+            ("client-ca-file", self.client_ca_file.as_ref()),
+            ("provider-config", self.provider_config.as_ref()),
+        ]
+        .into_iter()
+        .chain(kubeconfigs.iter().map(|p| ("kubeconfig", Some(p))));
+        for (flag, path) in files {
             if let Some(p) = path
                 && !Path::new(p).is_file()
             {
@@ -493,6 +691,16 @@ impl Settings {
     fn serving(&self) -> Result<Serving, SettingsError> {
         let metrics_addr = match self.metrics_addr.as_str() {
             "" | "off" => None,
+            // Go's ":10255": every interface.
+            addr if addr.starts_with(':') => {
+                Some(format!("0.0.0.0{addr}").parse().map_err(|_| {
+                    invalid(
+                        "metrics-addr",
+                        addr,
+                        "is not an address:port (e.g. 127.0.0.1:10255, or \"off\")",
+                    )
+                })?)
+            }
             addr => Some(addr.parse().map_err(|_| {
                 invalid(
                     "metrics-addr",
@@ -591,7 +799,7 @@ impl Settings {
 }
 
 /// A [`SettingsError::Invalid`] for `flag`.
-fn invalid(flag: &'static str, value: &str, reason: &str) -> SettingsError {
+pub(crate) fn invalid(flag: &'static str, value: &str, reason: &str) -> SettingsError {
     SettingsError::Invalid {
         flag,
         value: value.to_owned(),
@@ -607,16 +815,18 @@ struct Serving {
 }
 
 fn is_dns_subdomain(name: &str) -> bool {
-    name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    name.len() <= 253 && name.split('.').all(is_dns_label)
+}
+
+/// An RFC 1123 label (a namespace name).
+fn is_dns_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && label
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
 }
 
 #[cfg(test)]
@@ -726,6 +936,327 @@ mod tests {
         assert_eq!(otlp.headers["api-key"], "s3cret");
         assert_eq!(otlp.sample_ratio, 0.1);
         assert_eq!(otlp.traces_url(), "http://127.0.0.1:4317");
+    }
+
+    fn load(args: &[&str]) -> Resolved {
+        Settings::load(&flags(args)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn load_err(args: &[&str]) -> String {
+        Settings::load(&flags(args))
+            .expect_err("invalid")
+            .to_string()
+    }
+
+    #[test]
+    fn node_labels_and_taints_are_parsed_and_errors_name_the_flag() {
+        let r = load(&[
+            "--node-labels",
+            "team=blue,example.com/tier=gold",
+            "--register-with-taints",
+            "gpu=true:NoSchedule",
+        ]);
+        assert_eq!(r.node_labels["team"], "blue");
+        assert_eq!(r.register_with_taints[0].key, "gpu");
+        let e = load_err(&["--node-labels", "kubernetes.io/role=master"]);
+        assert!(e.starts_with("--node-labels:"), "{e}");
+        let e = load_err(&["--register-with-taints", "gpu:Sometimes"]);
+        assert!(
+            e.starts_with("--register-with-taints:") && e.contains("effect"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn go_flag_names_are_aliases_of_ours() {
+        let ca = tempfile::NamedTempFile::new().expect("temp file");
+        let ca_path = ca.path().to_str().expect("utf8");
+        let r = load(&[
+            "--taint",
+            "example.com/vk",
+            "--client-verify-ca",
+            ca_path,
+            "--stream-idle-timeout",
+            "30s",
+        ]);
+        assert_eq!(r.settings.taint_key, "example.com/vk");
+        assert_eq!(r.settings.client_ca_file.as_deref(), Some(ca.path()));
+        assert_eq!(r.streaming_idle_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn disable_taint_takes_a_go_boolean_in_every_spelling() {
+        assert!(!load(&[]).settings.disable_taint);
+        for (args, want) in [
+            (&["--disable-taint"][..], true),
+            (&["--disable-taint=true"][..], true),
+            (&["--disable-taint", "true"][..], true),
+            (&["--disable-taint=false"][..], false),
+            (&["--disable-taint", "False"][..], false),
+            (&["--disable-taint", "--nodename", "n"][..], true),
+        ] {
+            assert_eq!(load(args).settings.disable_taint, want, "{args:?}");
+        }
+        let e = Flags::try_parse_from(["vk", "--disable-taint=maybe"])
+            .expect_err("not a boolean")
+            .to_string();
+        assert!(e.contains("--disable-taint"), "{e}");
+        // An explicit false overrides the config file's true.
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "disable-taint = true\n").expect("write");
+        let p = path.to_str().expect("utf8");
+        assert!(load(&["--config", p]).settings.disable_taint);
+        assert!(
+            !load(&["--config", p, "--disable-taint=false"])
+                .settings
+                .disable_taint
+        );
+    }
+
+    #[test]
+    fn token_webhook_takes_a_bare_or_explicit_boolean() {
+        assert!(load(&[]).settings.authentication_token_webhook);
+        assert!(
+            load(&["--authentication-token-webhook"])
+                .settings
+                .authentication_token_webhook
+        );
+        assert!(
+            !load(&["--authentication-token-webhook=false"])
+                .settings
+                .authentication_token_webhook
+        );
+    }
+
+    #[test]
+    fn namespace_restricts_the_watch_and_empty_means_all() {
+        assert_eq!(load(&[]).namespace, None);
+        assert_eq!(load(&["--namespace", ""]).namespace, None);
+        assert_eq!(
+            load(&["--namespace", "team-a"]).namespace.as_deref(),
+            Some("team-a")
+        );
+        let e = load_err(&["--namespace", "Team_A"]);
+        assert!(e.starts_with("--namespace: \"Team_A\""), "{e}");
+    }
+
+    #[test]
+    fn cluster_domain_is_accepted_and_checked() {
+        assert_eq!(load(&[]).settings.cluster_domain, "cluster.local");
+        assert_eq!(
+            load(&["--cluster-domain", "corp.example"])
+                .settings
+                .cluster_domain,
+            "corp.example"
+        );
+        let e = load_err(&["--cluster-domain", "not a domain"]);
+        assert!(e.starts_with("--cluster-domain"), "{e}");
+    }
+
+    #[test]
+    fn listen_port_zero_is_refused() {
+        let e = load_err(&["--listen-port", "0"]);
+        assert!(
+            e.starts_with("--listen-port: \"0\"") && e.contains("daemonEndpoints"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn metrics_addr_takes_go_s_port_only_form() {
+        assert_eq!(
+            load(&["--metrics-addr", ":10255"]).metrics_addr,
+            Some("0.0.0.0:10255".parse().expect("addr"))
+        );
+        let e = load_err(&["--metrics-addr", ":port"]);
+        assert!(e.starts_with("--metrics-addr"), "{e}");
+    }
+
+    #[test]
+    fn log_level_takes_logrus_names_and_klog_v_adds_client_logs() {
+        assert_eq!(load(&[]).log_filter, "info");
+        assert_eq!(load(&["--log-level", "warning"]).log_filter, "warn");
+        assert_eq!(load(&["--log-level", "fatal"]).log_filter, "error");
+        assert_eq!(
+            load(&["--log-level", "debug", "--klog.v", "4"]).log_filter,
+            "debug,kube_client=debug,kube_runtime=debug"
+        );
+        assert_eq!(
+            load(&["--klog.v=2", "--klog.logtostderr"]).log_filter,
+            "info"
+        );
+        assert_eq!(load(&["--klog.logtostderr"]).notices.len(), 1);
+        let e = load_err(&["--klog.v", "loud"]);
+        assert!(e.starts_with("--klog.v"), "{e}");
+    }
+
+    #[test]
+    fn trace_flags_map_to_the_otlp_settings() {
+        let r = load(&[
+            "--otlp-endpoint",
+            "http://127.0.0.1:4318",
+            "--trace-sample-rate",
+            "25",
+            "--trace-service-name",
+            "vk-aci",
+        ]);
+        let otlp = r.otlp.expect("otlp");
+        assert_eq!(otlp.sample_ratio, 0.25);
+        assert_eq!(r.service_name.as_deref(), Some("vk-aci"));
+        // Our own ratio wins over the Go rate.
+        let r = load(&[
+            "--otlp-endpoint",
+            "http://127.0.0.1:4318",
+            "--trace-sample-rate",
+            "always",
+            "--trace-sample-ratio",
+            "0.1",
+        ]);
+        assert_eq!(r.otlp.expect("otlp").sample_ratio, 0.1);
+        // --trace-exporter otlp exports to the named endpoint, or the OTLP default.
+        let r = load(&[
+            "--trace-exporter",
+            "otlp",
+            "--otlp-endpoint",
+            "http://c:4318",
+        ]);
+        assert_eq!(r.otlp.expect("otlp").endpoint, "http://c:4318");
+        if vk_trace::OtlpConfig::from_env("").is_none() {
+            let r = load(&["--trace-exporter=otlp"]);
+            assert_eq!(
+                r.otlp.expect("otlp").endpoint,
+                crate::upstream::OTLP_DEFAULT_ENDPOINT
+            );
+            assert!(load(&["--trace-exporter=jaeger"]).otlp.is_none());
+        }
+        let e = load_err(&["--trace-sample-rate", "half"]);
+        assert!(e.starts_with("--trace-sample-rate"), "{e}");
+        let e = load_err(&["--trace-exporter", "zipkin"]);
+        assert!(e.starts_with("--trace-exporter"), "{e}");
+    }
+
+    #[test]
+    fn provider_is_carried_for_the_binary_to_check() {
+        assert_eq!(load(&[]).provider, None);
+        assert_eq!(
+            load(&["--provider", "mock"]).provider.as_deref(),
+            Some("mock")
+        );
+    }
+
+    #[test]
+    fn no_op_go_flags_are_accepted_with_a_warning() {
+        let r = load(&[
+            "--enable-node-lease",
+            "--no-verify-clients=true",
+            "--stream-creation-timeout",
+            "30s",
+        ]);
+        assert_eq!(r.notices.len(), 3, "{:?}", r.notices);
+        assert!(
+            r.notices[0].contains("--enable-node-lease"),
+            "{:?}",
+            r.notices
+        );
+    }
+
+    #[test]
+    fn the_go_projects_command_lines_load() {
+        // node-cli's typical command line (the mock provider, as in its examples).
+        let r = load(&[
+            "--provider",
+            "mock",
+            "--nodename",
+            "vkubelet-mock-0",
+            "--startup-timeout",
+            "10s",
+            "--klog.v",
+            "2",
+            "--klog.logtostderr",
+            "--log-level",
+            "debug",
+            "--disable-taint=false",
+            "--enable-node-lease",
+            "--namespace",
+            "default",
+            "--os",
+            "Linux",
+            "--trace-exporter=jaeger",
+            "--trace-sample-rate=always",
+        ]);
+        assert_eq!(r.settings.nodename, "vkubelet-mock-0");
+        assert_eq!(r.startup_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(r.log_filter, "debug");
+        assert_eq!(r.namespace.as_deref(), Some("default"));
+        // The ACI chart's arguments, with its default values.
+        let r = load(&[
+            "--disable-taint",
+            "true",
+            "--provider",
+            "azure",
+            "--namespace",
+            "",
+            "--nodename",
+            "virtual-node-aci-linux-helm",
+            "--authentication-token-webhook=true",
+            "--no-verify-clients=false",
+            "--os",
+            "Linux",
+        ]);
+        assert!(r.settings.disable_taint);
+        assert_eq!(r.namespace, None);
+        assert_eq!(r.provider.as_deref(), Some("azure"));
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_the_variable() {
+        let mut f = flags(&["--listen-port", "0"]);
+        f.from_env
+            .insert("listen-port".into(), "KUBELET_PORT".into());
+        let e = Settings::load(&f).expect_err("port 0").to_string();
+        assert!(
+            e.starts_with("environment variable KUBELET_PORT (for --listen-port): \"0\""),
+            "{e}"
+        );
+        let mut f = flags(&["--node-ip", "nope"]);
+        f.from_env
+            .insert("node-ip".into(), "VKUBELET_POD_IP".into());
+        let e = Settings::load(&f).expect_err("bad IP").to_string();
+        assert!(
+            e.starts_with("environment variable VKUBELET_POD_IP (for --node-ip): \"nope\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn kubeconfig_may_be_a_list_of_files() {
+        let dir = tempfile::tempdir().expect("dir");
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::write(&a, "").expect("write");
+        std::fs::write(&b, "").expect("write");
+        let list = std::env::join_paths([&a, &b]).expect("join");
+        let list = list.to_str().expect("utf8");
+        let r = load(&["--kubeconfig", list]);
+        assert_eq!(r.settings.kubeconfig_paths(), [a.clone(), b.clone()]);
+        // Empty entries are skipped, as kubectl does.
+        let with_empty = format!("{}::{}:", a.display(), b.display());
+        assert_eq!(
+            load(&["--kubeconfig", &with_empty])
+                .settings
+                .kubeconfig_paths()
+                .len(),
+            2
+        );
+        // A missing file of the list is named.
+        let missing = dir.path().join("missing");
+        let list = format!("{}:{}", a.display(), missing.display());
+        let e = load_err(&["--kubeconfig", &list]);
+        assert!(
+            e.starts_with("--kubeconfig") && e.contains(&missing.display().to_string()),
+            "{e}"
+        );
     }
 
     #[test]

@@ -101,7 +101,11 @@ impl Quantity {
             _ => return Err(err("unknown suffix")),
         };
         // nanos = mantissa * mul * 10^(exp10 + 9 - frac_len)
-        let shift = exp10 + 9 - i32::try_from(frac_len).map_err(|_| err("too many digits"))?;
+        // An exponent near i32::MAX (`3E2147483647`) must be an error, not an overflow.
+        let shift = exp10
+            .checked_add(9)
+            .and_then(|e| e.checked_sub(i32::try_from(frac_len).ok()?))
+            .ok_or_else(|| err("exponent out of range"))?;
         let mut nanos = mantissa.checked_mul(mul).ok_or_else(|| err("too large"))?;
         if shift >= 0 {
             let p = 10i128
@@ -192,7 +196,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "abc", "1x", "1.2.3", ".", "1Qi", "1e"] {
+        for bad in ["", "abc", "1x", "1.2.3", ".", "1Qi", "1e", "3E2147483647"] {
             assert!(Quantity::parse(bad).is_err(), "{bad}");
         }
     }

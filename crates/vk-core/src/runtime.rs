@@ -1,6 +1,7 @@
 //! Running virtual nodes: [`VirtualNode`] wires the node controller, the pod controller,
-//! the pod watch, the Service cache and the event publisher of one node; [`Fleet`] runs
-//! many nodes in one process over **one** pod watch and one Service cache.
+//! the pod watch, the Node watch, the Service cache and the event publisher of one node;
+//! [`Fleet`] runs many nodes in one process over **one** pod watch, one Node watch and
+//! one Service cache.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::events::EventSink;
+use crate::node::presence::{self, NodePresence};
 use crate::node::{NodeController, NodeControllerConfig, NodeTemplate};
 use crate::pod::{FeedEvent, PodController, PodControllerConfig, PodNodeInfo};
 use crate::provider::{NaiveNodeProvider, SharedNodeProvider, SharedPodHandler};
@@ -235,21 +237,27 @@ impl VirtualNode {
         let _ = synced.wait_for(|s| *s).await;
     }
 
-    /// Runs this node alone (its own pod watch and Service cache) until `shutdown`.
+    /// Runs this node alone (its own pod watch, Node watch and Service cache) until
+    /// `shutdown`.
     pub async fn run(&self, shutdown: CancellationToken) {
         Fleet::run(std::slice::from_ref(self), shutdown).await;
     }
 
-    async fn run_with_feed(&self, feed: mpsc::Receiver<FeedEvent>, shutdown: CancellationToken) {
+    async fn run_with_feed(
+        &self,
+        feed: mpsc::Receiver<FeedEvent>,
+        presence: watch::Receiver<NodePresence>,
+        shutdown: CancellationToken,
+    ) {
         tokio::join!(
-            self.node.run(shutdown.clone()),
+            self.node.run(presence, shutdown.clone()),
             self.pods.run(feed, shutdown)
         );
     }
 }
 
-/// Several virtual nodes in one process, sharing one client, one pod watch and one
-/// Service cache.
+/// Several virtual nodes in one process, sharing one client, one pod watch, one Node
+/// watch and one Service cache.
 #[derive(Debug)]
 pub struct Fleet;
 
@@ -257,19 +265,38 @@ impl Fleet {
     /// Runs every node in `nodes` until `shutdown`. With one node the pod watch selects
     /// `spec.nodeName=<node>`; with several, one watch selects all bound pods and events
     /// are routed by node name (pods of other nodes are dropped on arrival, never stored).
+    /// Likewise one metadata-only Node watch tells each node controller at once when its
+    /// Node is deleted ([`presence`] explains how it is selected).
     pub async fn run(nodes: &[VirtualNode], shutdown: CancellationToken) {
+        Self::run_in_namespace(nodes, None, shutdown).await;
+    }
+
+    /// [`Fleet::run`] with the pod watch restricted to `namespace` (`None`: all
+    /// namespaces), as upstream's `--namespace`: pods bound to the nodes in other
+    /// namespaces are then not seen at all.
+    pub async fn run_in_namespace(
+        nodes: &[VirtualNode],
+        namespace: Option<&str>,
+        shutdown: CancellationToken,
+    ) {
         let Some(first) = nodes.first() else {
             return;
         };
         let client = first.client.clone();
         let mut routes = HashMap::new();
         let mut feeds = Vec::new();
+        let mut presence_routes = HashMap::new();
+        let mut presences = Vec::new();
         for node in nodes {
             // Bounded: when a node's controller falls behind the watch, the watch waits
             // instead of piling decoded pods up in memory.
             let (tx, rx) = mpsc::channel(FEED_CAPACITY);
             routes.insert(node.name.clone(), tx);
             feeds.push(rx);
+            // The latest observation only: the Node watch never waits for a controller.
+            let (tx, rx) = watch::channel(NodePresence::Unknown);
+            presence_routes.insert(node.name.clone(), tx);
+            presences.push(rx);
         }
         let selector = if nodes.len() == 1 {
             format!("spec.nodeName={}", first.name)
@@ -280,28 +307,37 @@ impl Fleet {
         for node in nodes {
             node.resources.install_service_cache(store.clone());
         }
-        let watch = pod_watch(client, selector, routes, shutdown.clone());
-        let runs = futures::future::join_all(
-            nodes
-                .iter()
-                .zip(feeds)
-                .map(|(node, feed)| node.run_with_feed(feed, shutdown.clone())),
+        let node_watch = presence::watch_presence(
+            client.clone(),
+            presence::watch_config(nodes.iter().map(|n| n.node.template())),
+            presence_routes,
+            shutdown.clone(),
         );
-        tokio::join!(watch, runs);
+        let watch = pod_watch(client, namespace, selector, routes, shutdown.clone());
+        let runs =
+            futures::future::join_all(nodes.iter().zip(feeds).zip(presences).map(
+                |((node, feed), presence)| node.run_with_feed(feed, presence, shutdown.clone()),
+            ));
+        tokio::join!(watch, node_watch, runs);
     }
 }
 
 /// Events buffered between the pod watch and one node's controller.
 const FEED_CAPACITY: usize = 256;
 
-/// Watches pods matching `selector` and routes events to the node they are bound to.
+/// Watches pods matching `selector` (in `namespace`, or all) and routes events to the
+/// node they are bound to.
 async fn pod_watch(
     client: Client,
+    namespace: Option<&str>,
     selector: String,
     routes: HashMap<String, mpsc::Sender<FeedEvent>>,
     shutdown: CancellationToken,
 ) {
-    let api: Api<Pod> = Api::all(client);
+    let api: Api<Pod> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
     let stream = watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
     futures::pin_mut!(stream);
     let route = |pod: &Pod| {

@@ -1,5 +1,7 @@
 //! Errors of the kubelet API and the HTTP answers they become.
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -32,6 +34,14 @@ pub enum ApiError {
     /// Something on our side failed (500).
     #[error("{0}")]
     Internal(String),
+    /// The server is limiting work of this kind (429, with `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        /// What is limited.
+        message: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
 }
 
 impl ApiError {
@@ -45,6 +55,7 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::Provider { status, .. } => *status,
             ApiError::Internal(_) => 500,
+            ApiError::TooManyRequests { .. } => 429,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -61,10 +72,11 @@ impl From<vk_errdefs::Error> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    /// Plain text, as the kubelet answers errors.
+    /// Plain text, as the kubelet answers errors; 429 says when to retry (whole
+    /// seconds, at least one).
     fn into_response(self) -> Response {
         let status = self.status();
-        (
+        let mut response = (
             status,
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -72,7 +84,18 @@ impl IntoResponse for ApiError {
             )],
             format!("{self}\n"),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            let seconds = retry_after
+                .as_secs()
+                .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
+                .max(1);
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 
@@ -100,5 +123,25 @@ mod tests {
         );
         assert_eq!(ApiError::Unauthorized.status(), 401);
         assert_eq!(ApiError::Forbidden("no".into()).status(), 403);
+    }
+
+    #[test]
+    fn too_many_requests_says_when_to_retry_in_whole_seconds() {
+        let retry = |after: Duration| {
+            let r = ApiError::TooManyRequests {
+                message: "slow down".into(),
+                retry_after: after,
+            }
+            .into_response();
+            assert_eq!(r.status(), 429);
+            r.headers()[axum::http::header::RETRY_AFTER]
+                .to_str()
+                .expect("ascii")
+                .to_owned()
+        };
+        assert_eq!(retry(Duration::from_millis(100)), "1");
+        assert_eq!(retry(Duration::ZERO), "1");
+        assert_eq!(retry(Duration::from_millis(2500)), "3");
+        assert_eq!(retry(Duration::MAX), u64::MAX.to_string());
     }
 }

@@ -46,15 +46,25 @@
 //!   from either transport; [`options`] parses the query parameters.
 //! * [`server`]: the TLS accept loop (HTTP/1.1 with upgrades); [`tls`]: certificates
 //!   (files re-read on change, or self-signed) and client-CA verification.
-//! * [`auth`]: who is calling and may they; [`error`]: HTTP answers of failures.
+//! * Hostile clients: [`connections`] (the connection cap), [`head_timer`] (header-read
+//!   and keep-alive idle timeouts), [`path_guard`], [`accept`] (pausing when out of
+//!   file descriptors), [`fd_limit`] (raising the open-file limit), [`rate_limit`].
+//! * [`auth`]: who is calling and may they, with [`token_cache`] and [`ttl_cache`];
+//!   [`error`]: HTTP answers of failures.
 //! * [`spdy`], [`ws`], [`upgrade`], [`resize`], [`status`], [`idle`]: the protocol pieces.
 
+pub mod accept;
 pub mod auth;
+pub mod connections;
 pub mod error;
+pub mod fd_limit;
+pub mod head_timer;
 pub mod idle;
 pub mod node_api;
 pub mod options;
+pub mod path_guard;
 pub mod portforward;
+pub mod rate_limit;
 pub mod remotecommand;
 pub mod resize;
 pub mod router;
@@ -63,10 +73,63 @@ pub mod spdy;
 pub mod status;
 pub mod streams;
 pub mod tls;
+pub mod token_cache;
+pub mod ttl_cache;
 pub mod upgrade;
 pub mod ws;
 
 pub use node_api::{NodeApi, StreamingConfig};
+
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets (the repository's `fuzz/` directory) into
+    //! parsers that are private to this crate. Not part of the API: it may change or go
+    //! away in any release.
+
+    use bytes::Bytes;
+
+    use crate::ws::ChannelProtocol;
+    use crate::ws::frame::{self, Incoming};
+
+    /// What a client's WebSocket channel message means (a copy of the private
+    /// `ws::frame::Incoming`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum WsIncoming {
+        /// Data for a channel; the payload may be empty.
+        Data {
+            /// The channel number.
+            channel: u8,
+            /// The decoded payload.
+            payload: Bytes,
+        },
+        /// The v5 close signal for `channel`.
+        Close {
+            /// The channel closed.
+            channel: u8,
+        },
+        /// A message with nothing in it.
+        Empty,
+        /// A malformed message (ignored by the connection), with the reason.
+        Invalid(&'static str),
+    }
+
+    /// Decodes a message (text or binary alike) the client sent, as
+    /// [`ChannelConn`](crate::ws::ChannelConn) does.
+    pub fn ws_decode(protocol: ChannelProtocol, message: Bytes) -> WsIncoming {
+        match frame::decode(protocol, message) {
+            Incoming::Data { channel, payload } => WsIncoming::Data { channel, payload },
+            Incoming::Close { channel } => WsIncoming::Close { channel },
+            Incoming::Empty => WsIncoming::Empty,
+            Incoming::Invalid(reason) => WsIncoming::Invalid(reason),
+        }
+    }
+
+    /// The content of the message the server sends to carry `payload` on `channel`
+    /// (text in the base64 protocols, binary otherwise).
+    pub fn ws_encode(protocol: ChannelProtocol, channel: u8, payload: &[u8]) -> Bytes {
+        frame::encode(protocol, channel, payload).into_data()
+    }
+}
 
 #[cfg(test)]
 pub(crate) fn install_crypto_for_tests() {

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use vk_core::SharedPodHandler;
 use vk_core::capabilities::{
     Capabilities, ContainerAttach, ContainerExec, ContainerLogs, PortForward,
@@ -54,7 +55,12 @@ pub struct NodeApi {
     capabilities: Capabilities,
     auth: Authenticator,
     streaming: StreamingConfig,
+    bound_pods: Option<BoundPods>,
 }
+
+/// Lists the pods bound to the node as the API server has them (see
+/// [`NodeApi::with_bound_pods`]).
+pub type BoundPods = Arc<dyn Fn() -> Vec<Pod> + Send + Sync>;
 
 impl std::fmt::Debug for NodeApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,6 +87,31 @@ impl NodeApi {
             capabilities,
             auth,
             streaming,
+            bound_pods: None,
+        }
+    }
+
+    /// Serves `/pods` from `list` — the pods bound to the node as the API server has
+    /// them, including pods the provider never created (one waiting for a missing
+    /// Secret...), as a kubelet does — instead of from the provider's `get_pods`.
+    /// `/runningpods/` keeps listing the provider's pods.
+    ///
+    /// ```
+    /// # fn demo(api: vk_node_api::node_api::NodeApi, node: &vk_core::runtime::VirtualNode) {
+    /// let lister = node.pods().lister();
+    /// let api = api.with_bound_pods(move || lister.list());
+    /// # }
+    /// ```
+    pub fn with_bound_pods(mut self, list: impl Fn() -> Vec<Pod> + Send + Sync + 'static) -> Self {
+        self.bound_pods = Some(Arc::new(list));
+        self
+    }
+
+    /// The pods `/pods` lists: [`NodeApi::with_bound_pods`]'s, else the provider's.
+    pub async fn bound_pods(&self) -> Result<Vec<Pod>, ApiError> {
+        match &self.bound_pods {
+            Some(list) => Ok(list()),
+            None => Ok(self.provider.get_pods().await?),
         }
     }
 

@@ -2,8 +2,9 @@
 //! to SPDY/3.1 or WebSocket, the client's streams are gathered (see [`crate::streams`]),
 //! the provider runs the command with them, and the outcome goes back on the error
 //! stream — a JSON `Status` (`NonZeroExitCode` with the `ExitCode` cause) from protocol v4
-//! on, plain text before. If the client goes away the provider's call is dropped
-//! (cancelled).
+//! on, plain text before. The provider's call runs as a task of its own: if it panics,
+//! the session ends with a failure `Status` (`InternalError`), never a success; if the
+//! client goes away, the task is aborted (the call is cancelled).
 
 use std::sync::Arc;
 
@@ -179,6 +180,64 @@ async fn session<T: StreamTransport>(
     transport.close().await;
 }
 
+/// The provider's exec or attach, on owned values (it runs as a task of its own).
+async fn call_provider(action: Action, target: Target, io: ExecIo) -> vk_errdefs::Result<Outcome> {
+    let Target {
+        namespace,
+        pod,
+        container,
+        ..
+    } = target;
+    match action {
+        Action::Exec(exec, command) => exec
+            .exec(&namespace, &pod, &container, command, io)
+            .await
+            .map(Outcome::from_exit),
+        Action::Attach(attach) => attach
+            .attach(&namespace, &pod, &container, io)
+            .await
+            .map(|code| code.map(Outcome::from_exit).unwrap_or(Outcome::Success)),
+    }
+}
+
+/// A spawned task that is aborted when this handle is dropped: the session owns the
+/// provider's call, and a session that ends (or is dropped) first cancels it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The outcome of a provider call that panicked (or was aborted by a runtime shutting
+/// down): a failure, never a success. The panic's message goes to the log only.
+fn did_not_return(target: &Target, e: tokio::task::JoinError) -> Outcome {
+    let what = if e.is_panic() {
+        let message = panic_message(e.into_panic());
+        tracing::error!(pod = %target.pod, container = %target.container, panic = %message, "the provider's streaming call panicked");
+        "panicked"
+    } else {
+        tracing::warn!(pod = %target.pod, container = %target.container, "the provider's streaming call was cancelled");
+        "was cancelled"
+    };
+    Outcome::Failed(format!(
+        "the provider's call for container {:?} {what} (the node's log has the details)",
+        target.container
+    ))
+}
+
+/// The message a panic was raised with, when it has one.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload
+            .downcast_ref::<&'static str>()
+            .map(|m| (*m).to_owned())
+            .unwrap_or_default(),
+    }
+}
+
 /// Runs the action with `streams`, writes the outcome on the error stream. Returns
 /// when the command ended or `gone` resolved (the client went away).
 async fn run(
@@ -201,21 +260,15 @@ async fn run(
         tty,
         resize,
     };
-    let (namespace, pod, container) = (&target.namespace, &target.pod, &target.container);
-    let call = async {
-        match action {
-            Action::Exec(exec, command) => exec
-                .exec(namespace, pod, container, command, io)
-                .await
-                .map(Outcome::from_exit),
-            Action::Attach(attach) => attach
-                .attach(namespace, pod, container, io)
-                .await
-                .map(|code| code.map(Outcome::from_exit).unwrap_or(Outcome::Success)),
-        }
-    };
+    // The provider's call runs as a task of its own, so that a panic in it ends the
+    // session with a failure (not with the streams just closing, which a client takes
+    // for success); it is aborted if the client goes away first.
+    let mut call = AbortOnDrop(tokio::spawn(call_provider(action, target.clone(), io)));
     let outcome = tokio::select! {
-        r = call => r.unwrap_or_else(|e| Outcome::Failed(e.to_string())),
+        joined = &mut call.0 => match joined {
+            Ok(result) => result.unwrap_or_else(|e| Outcome::Failed(e.to_string())),
+            Err(e) => did_not_return(target, e),
+        },
         () = gone => {
             tracing::info!(pod = %target.pod, "client went away; the provider's call was cancelled");
             return;

@@ -134,21 +134,16 @@ fn pod_list(items: Vec<k8s_openapi::api::core::v1::Pod>) -> Response {
         .into_response()
 }
 
-/// `GET /pods`: the pods the provider runs for this node.
+/// `GET /pods`: the pods bound to this node as the API server has them (see
+/// [`NodeApi::bound_pods`]), as a kubelet lists its pod manager's pods.
 async fn pods(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiError> {
-    Ok(pod_list(api.provider().get_pods().await?))
+    Ok(pod_list(api.bound_pods().await?))
 }
 
-/// `GET /runningpods/`: the provider's pods whose phase is Running.
+/// `GET /runningpods/`: every pod the provider has, whatever its phase — a kubelet lists
+/// its container runtime's pods here.
 async fn running_pods(State(api): State<Arc<NodeApi>>) -> Result<Response, ApiError> {
-    let pods = api
-        .provider()
-        .get_pods()
-        .await?
-        .into_iter()
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .collect();
-    Ok(pod_list(pods))
+    Ok(pod_list(api.provider().get_pods().await?))
 }
 
 /// `GET /stats/summary`: the kubelet's `stats/v1alpha1` Summary.

@@ -822,15 +822,49 @@ async fn pods_and_running_pods_are_pod_lists() {
             serde_json::from_value(list["items"].clone()).expect("the items are Pods");
         assert_eq!(back, pods());
     }
+    // The runtime's pods: every pod the provider has, not only those Running.
     for uri in ["/runningpods/", "/runningpods"] {
         let a = get(&app, uri).await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.content_type(), "application/json");
-        assert_eq!(names(&a.json()), ["web"], "{uri}");
+        assert_eq!(names(&a.json()), ["web", "batch", "queued"], "{uri}");
     }
     let empty = app_with(Arc::new(Bare { pods: Vec::new() }), open_auth());
     let list = get(&empty, "/pods").await.json();
     assert_eq!(list["items"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn pods_lists_the_api_view_and_runningpods_the_providers() {
+    // The API has bound `web` and `blocked` (waiting for a Secret, so never created in
+    // the provider); the provider has `web`, `batch` and `queued`.
+    let api_pods = vec![
+        pod("blocked", "uid-blocked", "Pending"),
+        pod("web", WEB_UID, "Running"),
+    ];
+    let listed = api_pods.clone();
+    let app = router(Arc::new(
+        NodeApi::new(
+            NODE,
+            Arc::new(Bare { pods: pods() }),
+            Authenticator::new(open_auth(), NODE, None),
+            StreamingConfig::default(),
+        )
+        .with_bound_pods(move || listed.clone()),
+    ));
+    for uri in ["/pods", "/pods/"] {
+        let list = get(&app, uri).await.json();
+        assert_eq!(names(&list), ["blocked", "web"], "{uri}");
+        let back: Vec<Pod> = serde_json::from_value(list["items"].clone()).expect("Pods");
+        assert_eq!(back, api_pods);
+    }
+    for uri in ["/runningpods/", "/runningpods"] {
+        assert_eq!(
+            names(&get(&app, uri).await.json()),
+            ["web", "batch", "queued"],
+            "{uri}"
+        );
+    }
 }
 
 // ----------------------------------------------------------------------------------

@@ -150,6 +150,13 @@ enum Builtin {
     Shell,
 }
 
+/// The interval of `sleep SECONDS`: a non-negative number of seconds that fits a
+/// [`Duration`] (`None` for anything else, including `1e300`, `inf` and `nan`).
+fn sleep_interval(arg: &str) -> Option<Duration> {
+    let secs = arg.parse::<f64>().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
+}
+
 fn builtin(argv: &[String], size: Option<TermSize>) -> Builtin {
     let done = |stdout: String, stderr: String, code| Builtin::Done {
         stdout,
@@ -166,11 +173,9 @@ fn builtin(argv: &[String], size: Option<TermSize>) -> Builtin {
             Some(Ok(code)) => done(String::new(), String::new(), code.rem_euclid(256)),
             Some(Err(_)) => done(String::new(), "exit: numeric argument required\n".into(), 2),
         },
-        Some("sleep") => match argv.get(1).and_then(|s| s.parse::<f64>().ok()) {
-            Some(secs) if secs >= 0.0 && secs.is_finite() => {
-                Builtin::Sleep(Duration::from_secs_f64(secs))
-            }
-            _ => done(String::new(), "sleep: invalid time interval\n".into(), 1),
+        Some("sleep") => match argv.get(1).and_then(|s| sleep_interval(s)) {
+            Some(d) => Builtin::Sleep(d),
+            None => done(String::new(), "sleep: invalid time interval\n".into(), 1),
         },
         Some("stty") if argv.get(1).map(String::as_str) == Some("size") => match size {
             Some(s) => done(format!("{} {}\n", s.height, s.width), String::new(), 0),
@@ -463,6 +468,17 @@ mod tests {
         assert_eq!(code, 127);
         assert!(err.contains("command not found"));
         assert_eq!(done(&["exit", "300"]).2, 44);
+        for bad in ["1e300", "-1", "inf", "nan", "soon", "18446744073709551616"] {
+            assert_eq!(
+                done(&["sleep", bad]),
+                (String::new(), "sleep: invalid time interval\n".into(), 1),
+                "sleep {bad}"
+            );
+        }
+        assert!(matches!(
+            builtin(&["sleep".to_owned(), "0.5".to_owned()], None),
+            Builtin::Sleep(d) if d == Duration::from_millis(500)
+        ));
     }
 
     #[tokio::test]

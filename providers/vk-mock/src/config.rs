@@ -108,6 +108,15 @@ impl ProviderConfig for MockConfig {
                 ),
             ));
         }
+        if let Some(path) = &self.state_file {
+            // Refused now rather than failing every second while nothing is persisted.
+            crate::state::check_path(path).map_err(|e| {
+                // "state_file is …" → "key `state_file` is …".
+                let message = e.to_string();
+                let reason = message.strip_prefix("state_file ").unwrap_or(&message);
+                InvalidValue::new("state_file", reason)
+            })?;
+        }
         Ok(())
     }
 }
@@ -156,5 +165,36 @@ mod tests {
             .expect_err("unknown")
             .to_string();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn a_state_file_the_provider_could_not_write_is_refused_at_load() {
+        let dir = std::env::temp_dir().join(format!("vk-mock-cfg-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("c.toml");
+        let state = dir.join("missing").join("state.json");
+        std::fs::write(
+            &p,
+            format!("state_file = {:?}\n", state.display().to_string()),
+        )
+        .expect("write");
+        let e = vk_cli::load_provider_config::<MockConfig>(Some(&p), "VK_MOCK_TEST_")
+            .expect_err("missing directory")
+            .to_string();
+        assert!(
+            e.contains(&format!("key `state_file` is {}", state.display()))
+                && e.contains("does not exist; create it"),
+            "{e}"
+        );
+        let state = dir.join("state.json");
+        std::fs::write(
+            &p,
+            format!("state_file = {:?}\n", state.display().to_string()),
+        )
+        .expect("write");
+        let c = vk_cli::load_provider_config::<MockConfig>(Some(&p), "VK_MOCK_TEST_")
+            .expect("a writable directory");
+        assert_eq!(c.state_file, Some(state));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -11,8 +11,11 @@
 
 mod api;
 mod config;
+mod ips;
 mod provider;
+mod state;
 pub mod stats;
 
 pub use config::{Faults, MockConfig, NodeOverride};
 pub use provider::{CallCounts, MockProvider, SharedMock};
+pub use state::StateFileError;

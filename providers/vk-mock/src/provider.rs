@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ use vk_core::{NodeProvider, PodLifecycleHandler, PodNotifier, PodStatusSink};
 use vk_errdefs::{Error, Result};
 
 use crate::config::Faults;
+use crate::ips::IpPool;
+use crate::state::StateFileError;
 
 /// Faults that tests switch on and off at run time (on top of the configured ones).
 #[derive(Debug, Default)]
@@ -55,8 +57,8 @@ pub struct MockProvider {
     /// Pods as the core sent them, with their status; JSON-encoded to keep memory low
     /// with thousands of pods (see `vk_core::compact`).
     pods: Mutex<HashMap<(String, String), Compact<Pod>>>,
-    ips: Mutex<HashMap<String, Ipv4Addr>>,
-    next_ip: AtomicU32,
+    /// Pod IPs by UID (rebuilt from the state file on start).
+    ips: Mutex<IpPool>,
     sink: Mutex<Option<PodStatusSink>>,
     faults: Faults,
     switches: FaultSwitches,
@@ -84,8 +86,7 @@ impl MockProvider {
         Self {
             node_name: node_name.into(),
             pods: Mutex::new(HashMap::new()),
-            ips: Mutex::new(HashMap::new()),
-            next_ip: AtomicU32::new(1),
+            ips: Mutex::new(IpPool::default()),
             sink: Mutex::new(None),
             faults,
             switches: FaultSwitches::default(),
@@ -98,32 +99,34 @@ impl MockProvider {
         }
     }
 
-    /// Keeps pods in `path` across restarts, loading what it holds now.
-    /// The file holds one JSON pod per line, read one line at a time.
-    pub fn with_state_file(mut self, path: PathBuf) -> std::io::Result<Self> {
-        use std::io::BufRead as _;
-        match std::fs::File::open(&path) {
-            Ok(file) => {
-                let mut map = self.lock_pods();
-                for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-                    let line = line?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    let pod: Pod = serde_json::from_str(&line).map_err(|e| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("{} line {}: {e}", path.display(), i + 1),
-                        )
-                    })?;
-                    map.insert(key_of(&pod), Compact::new(&pod));
+    /// Keeps pods in `path` across restarts, loading what it holds now (one JSON pod
+    /// per line, read one line at a time). The pods keep their IPs, and no new pod gets
+    /// an IP a stored pod holds.
+    ///
+    /// # Errors
+    ///
+    /// A path whose directory is missing or not writable, or a file that is not
+    /// readable state.
+    pub fn with_state_file(mut self, path: PathBuf) -> std::result::Result<Self, StateFileError> {
+        crate::state::check_path(&path)?;
+        let pods = crate::state::load(&path)?;
+        {
+            let mut ips = self.lock_ips();
+            let mut map = self.lock_pods();
+            for pod in pods {
+                let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+                let ip = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.pod_ip.as_deref())
+                    .and_then(|ip| ip.parse::<Ipv4Addr>().ok());
+                if let Some(ip) = ip
+                    && !ips.restore(uid, ip)
+                {
+                    tracing::warn!(pod = ?key_of(&pod), %ip, "the state file gives this IP to more than one pod");
                 }
-                let n = u32::try_from(map.len()).unwrap_or(u32::MAX);
-                drop(map);
-                self.next_ip.store(n.saturating_add(1), Ordering::Relaxed);
+                map.insert(key_of(&pod), Compact::new(&pod));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
         }
         self.state_file = Some(path);
         Ok(self)
@@ -196,8 +199,12 @@ impl MockProvider {
     /// Removes a pod behind the core's back (as a backend that lost it would), and tells
     /// the core it is gone.
     pub fn lose_pod(&self, namespace: &str, name: &str) {
-        self.lock_pods()
+        let lost = self
+            .lock_pods()
             .remove(&(namespace.to_owned(), name.to_owned()));
+        if let Some(uid) = lost.and_then(|c| c.uid()) {
+            self.lock_ips().release(&uid);
+        }
         self.persist();
         if let Some(sink) = self.sink() {
             sink.notify_gone(namespace, name);
@@ -206,8 +213,31 @@ impl MockProvider {
 
     /// Adds a pod directly (as if created earlier), without the core knowing.
     pub fn insert_pod(&self, pod: Pod) {
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok());
+        if let (Some(uid), Some(ip)) = (pod.metadata.uid.as_deref(), ip) {
+            self.lock_ips().restore(uid, ip);
+        }
         self.lock_pods().insert(key_of(&pod), Compact::new(&pod));
         self.persist();
+    }
+
+    fn lock_ips(&self) -> MutexGuard<'_, IpPool> {
+        self.ips.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many pods hold (or have reserved) an IP; with [`MockProvider::pod_count`],
+    /// shows that nothing is kept for deleted pods.
+    pub fn ip_count(&self) -> usize {
+        self.lock_ips().len()
+    }
+
+    /// How many pods the provider holds.
+    pub fn pod_count(&self) -> usize {
+        self.lock_pods().len()
     }
 
     fn lock_pods(&self) -> MutexGuard<'_, HashMap<(String, String), Compact<Pod>>> {
@@ -230,18 +260,14 @@ impl MockProvider {
         Ok(())
     }
 
-    fn ip_for(&self, uid: &str) -> Ipv4Addr {
-        let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
-        *ips.entry(uid.to_owned()).or_insert_with(|| {
-            let n = self.next_ip.fetch_add(1, Ordering::Relaxed);
-            // 10.244.0.0/16, skipping .0 and .255 host parts.
-            let host = n % 65_024;
-            Ipv4Addr::new(
-                10,
-                244,
-                u8::try_from(host / 254).unwrap_or(0),
-                u8::try_from(host % 254 + 1).unwrap_or(1),
-            )
+    /// The IP of the pod with `uid`, reserved for it if it has none yet.
+    fn ip_for(&self, uid: &str) -> Result<Ipv4Addr> {
+        let reserved = self.lock_ips().reserve(uid);
+        reserved.ok_or_else(|| {
+            Error::unavailable(format!(
+                "mock: every pod IP is taken (pods hold all {} addresses of 10.244.0.0/16)",
+                crate::ips::CAPACITY
+            ))
         })
     }
 
@@ -263,14 +289,7 @@ impl MockProvider {
         // One JSON pod per line, written from the stored encodings without decoding
         // them into structs (10,000 decoded pods would need ~100 MB for a moment).
         let encoded: Vec<Compact<Pod>> = self.lock_pods().values().cloned().collect();
-        let mut bytes = Vec::with_capacity(encoded.iter().map(|c| c.len() * 4 + 1).sum::<usize>());
-        for c in &encoded {
-            bytes.extend_from_slice(&c.json());
-            bytes.push(b'\n');
-        }
-        let tmp = path.with_extension("partial");
-        let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = result {
+        if let Err(e) = crate::state::write(path, encoded.iter().map(Compact::json)) {
             self.dirty.store(true, Ordering::Release);
             tracing::warn!(path = %path.display(), error = %e, "writing mock state failed");
         }
@@ -441,10 +460,16 @@ impl PodLifecycleHandler for MockProvider {
             return Err(Error::unavailable(message));
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let ip = self.ip_for(&uid);
+        let ip = self.ip_for(&uid)?;
         let mut stored = pod.clone();
         stored.status = Some(self.running_status(pod, ip));
-        self.lock_pods().insert(key_of(pod), Compact::new(&stored));
+        self.lock_ips().confirm(&uid);
+        let replaced = self.lock_pods().insert(key_of(pod), Compact::new(&stored));
+        if let Some(old_uid) = replaced.and_then(|c| c.uid())
+            && old_uid != uid
+        {
+            self.lock_ips().release(&old_uid);
+        }
         self.persist();
         if let Some(sink) = self.sink() {
             sink.notify(stored);
@@ -476,15 +501,21 @@ impl PodLifecycleHandler for MockProvider {
         self.calls.delete.fetch_add(1, Ordering::Relaxed);
         self.inject("delete").await?;
         let removed = self.lock_pods().remove(&key_of(pod));
+        {
+            // The stored pod's IP, and any reserved for the pod asked about (its
+            // creation may never have succeeded).
+            let mut ips = self.lock_ips();
+            let uids = [
+                removed.as_ref().and_then(Compact::uid),
+                pod.metadata.uid.clone(),
+            ];
+            for uid in uids.iter().flatten() {
+                ips.release(uid);
+            }
+        }
         let Some(mut removed) = removed.map(|c| c.decode()) else {
             return Err(Error::not_found("mock: no such pod"));
         };
-        if let Some(uid) = &removed.metadata.uid {
-            self.ips
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(uid);
-        }
         self.persist();
         removed.status = Some(stopped_status(removed.status.unwrap_or_default()));
         if let Some(sink) = self.sink() {
@@ -538,7 +569,8 @@ impl PodLifecycleHandler for MockProvider {
         pod.metadata
             .uid
             .as_deref()
-            .map(|uid| IpAddr::V4(self.ip_for(uid)))
+            .and_then(|uid| self.ip_for(uid).ok())
+            .map(IpAddr::V4)
     }
 }
 
@@ -651,5 +683,78 @@ mod tests {
             .expect("state");
         assert!(second.get_pod("ns", "a").await.expect("get").is_some());
         let _ = std::fs::remove_file(&path);
+    }
+
+    fn pod_ip(pod: &Pod) -> String {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .expect("a pod IP")
+    }
+
+    #[tokio::test]
+    async fn ips_stay_distinct_after_a_restart_from_the_state_file() {
+        let path =
+            std::env::temp_dir().join(format!("vk-mock-state-ips-{}.json", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let first = MockProvider::new("n", Faults::default())
+            .with_state_file(path.clone())
+            .expect("state");
+        for name in ["a", "b", "c"] {
+            first.create_pod(&pod(name)).await.expect("create");
+        }
+        // The first two go: the file keeps only the pod with the highest IP so far.
+        first.delete_pod(&pod("a")).await.expect("delete");
+        first.delete_pod(&pod("b")).await.expect("delete");
+        let kept = pod_ip(&first.pod("ns", "c").expect("c"));
+        drop(first);
+
+        let second = MockProvider::new("n", Faults::default())
+            .with_state_file(path.clone())
+            .expect("state");
+        assert_eq!(second.ip_count(), 1, "the stored pod's IP is taken");
+        assert_eq!(
+            second.pod_ip_hint(&pod("c")).map(|ip| ip.to_string()),
+            Some(kept),
+            "a stored pod keeps its IP"
+        );
+        for name in ["d", "e", "f", "g"] {
+            second.create_pod(&pod(name)).await.expect("create");
+        }
+        let ips: Vec<String> = second
+            .get_pods()
+            .await
+            .expect("list")
+            .iter()
+            .map(pod_ip)
+            .collect();
+        let distinct: std::collections::HashSet<&String> = ips.iter().collect();
+        assert_eq!(distinct.len(), 5, "an IP was handed out twice: {ips:?}");
+        drop(second);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn create_delete_cycles_leave_nothing_behind() {
+        let mock = MockProvider::new("n", Faults::default());
+        for cycle in 0..45 {
+            let pods: Vec<Pod> = (0..100).map(|i| pod(&format!("p{cycle}-{i}"))).collect();
+            for p in &pods {
+                // As the core does: the IP hint first (for the environment), then create.
+                mock.pod_ip_hint(p).expect("hint");
+                mock.create_pod(p).await.expect("create");
+            }
+            // A pod whose creation failed, deleted before it ever ran.
+            mock.fail_creates(Some("backend down"));
+            let failed = pod(&format!("failed{cycle}"));
+            mock.pod_ip_hint(&failed).expect("hint");
+            mock.create_pod(&failed).await.expect_err("fails");
+            mock.fail_creates(None);
+            assert_eq!(mock.pod_count(), 100);
+            for p in pods.iter().chain([&failed]) {
+                let _ = mock.delete_pod(p).await;
+            }
+            assert_eq!((mock.pod_count(), mock.ip_count()), (0, 0), "cycle {cycle}");
+        }
     }
 }

@@ -109,6 +109,7 @@ macro_rules! check {
 
 check!(node_registers_and_turns_ready => conformance::node::registers_and_turns_ready);
 check!(deleted_node_is_recreated => conformance::node::deleted_node_is_recreated);
+check!(deleted_node_keeps_its_pods => conformance::node::deleted_node_keeps_its_pods);
 check!(failing_ping_turns_node_not_ready => conformance::node::failing_ping_turns_node_not_ready);
 check!(pod_runs_with_ip_and_ready => conformance::pods::pod_runs_with_ip_and_ready);
 check!(deployment_replicas_run_on_the_node => conformance::pods::deployment_replicas_run_on_the_node);

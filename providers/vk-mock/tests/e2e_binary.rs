@@ -45,9 +45,320 @@ fn help_and_version_work() {
         "--pod-sync-workers",
         "--disable-taint",
         "--kube-api-qps",
+        "--namespace",
+        "--cluster-domain",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+    // The effective defaults are shown; the Go project's flags are accepted but hidden.
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for default in [
+        "[default: 10250]",
+        "[default: virtual-kubelet]",
+        "[default: mock]",
+    ] {
+        assert!(help.contains(default), "--help lacks {default}: {help}");
+    }
+    for hidden in ["--klog.v", "--enable-node-lease", "--trace-exporter"] {
+        assert!(!help.contains(hidden), "--help shows {hidden}");
+    }
+}
+
+/// Runs vk-mock with `args` and `envs` (and a harmless kubeconfig unless `envs` or
+/// `args` name one) expecting it to fail at start; returns its stderr.
+fn start_fails(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let kubeconfig = scratch_dir("vk-start-fails").join("empty.kubeconfig");
+    std::fs::write(&kubeconfig, "").expect("write");
+    let mut cmd = Command::new(BIN);
+    for var in ["KUBECONFIG", "KUBELET_PORT", "VKUBELET_POD_IP"] {
+        cmd.env_remove(var);
+    }
+    if !args.contains(&"--kubeconfig") && !envs.iter().any(|(k, _)| *k == "KUBECONFIG") {
+        cmd.arg("--kubeconfig").arg(&kubeconfig);
+    }
+    let out = cmd
+        .args(args)
+        .args(["--metrics-addr", "off"])
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "{args:?} {envs:?} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_values_from_the_environment_name_the_variable() {
+    let err = start_fails(&[], &[("KUBELET_PORT", "abc")]);
+    assert!(err.contains("KUBELET_PORT") && err.contains("abc"), "{err}");
+    let err = start_fails(&[], &[("KUBELET_PORT", "0")]);
+    assert!(
+        err.contains("environment variable KUBELET_PORT (for --listen-port)"),
+        "{err}"
+    );
+    let err = start_fails(&[], &[("VKUBELET_POD_IP", "nope")]);
+    assert!(
+        err.contains("environment variable VKUBELET_POD_IP (for --node-ip)"),
+        "{err}"
+    );
+    let dir = scratch_dir("vk-kubeconfig-list");
+    let present = dir.join("present");
+    std::fs::write(&present, "").expect("write");
+    let missing = dir.join("missing");
+    let list = std::env::join_paths([&present, &missing]).expect("join");
+    let err = start_fails(&[], &[("KUBECONFIG", list.to_str().expect("utf8"))]);
+    assert!(
+        err.contains("environment variable KUBECONFIG (for --kubeconfig)")
+            && err.contains(&missing.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn port_zero_and_another_provider_are_refused_at_start() {
+    let err = start_fails(&["--listen-port", "0"], &[]);
+    assert!(
+        err.contains("--listen-port: \"0\"") && err.contains("daemonEndpoints"),
+        "{err}"
+    );
+    // A chart written for another provider does not start this one.
+    let err = start_fails(&["--provider", "azure"], &[]);
+    assert!(
+        err.contains("--provider: \"azure\"") && err.contains("vk-mock runs the mock provider"),
+        "{err}"
+    );
+}
+
+/// A fresh directory for one test's files.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name(name));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// Writes the admin kubeconfig as two files neither of which works alone (clusters and
+/// contexts in one, users in the other) and returns them joined as a path list.
+fn split_kubeconfig(ctx: &TestContext, dir: &std::path::Path) -> std::ffi::OsString {
+    let full = kube::config::Kubeconfig::read_from(ctx.kubeconfig()).expect("kubeconfig");
+    let clusters = kube::config::Kubeconfig {
+        auth_infos: Vec::new(),
+        ..full.clone()
+    };
+    let users = kube::config::Kubeconfig {
+        clusters: Vec::new(),
+        contexts: Vec::new(),
+        current_context: None,
+        ..full
+    };
+    let a = dir.join("clusters.kubeconfig");
+    let b = dir.join("users.kubeconfig");
+    // JSON is YAML.
+    std::fs::write(&a, serde_json::to_vec(&clusters).expect("json")).expect("write");
+    std::fs::write(&b, serde_json::to_vec(&users).expect("json")).expect("write");
+    std::env::join_paths([a, b]).expect("join")
+}
+
+/// Waits for `name` to be Ready and returns it.
+async fn ready_node(ctx: &TestContext, name: &str) -> Node {
+    let nodes: Api<Node> = Api::all(ctx.client());
+    eventually(&format!("node {name} registers and is Ready"), || {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get_opt(name).await.ok()??;
+            let ready = n
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(n)
+        }
+    })
+    .await
+}
+
+/// A pod bound to `node` in `namespace` (with the provider taint tolerated).
+fn bound_pod(name: &str, node: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": node,
+            "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
+            "containers": [{"name": "c", "image": "busybox"}]
+        }
+    }))
+    .expect("pod")
+}
+
+async fn create_pod(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+    pod: &k8s_openapi::api::core::v1::Pod,
+) {
+    eventually_ok("creating a pod", || {
+        let pods = pods.clone();
+        async move { pods.create(&Default::default(), pod).await }
+    })
+    .await;
+}
+
+async fn wait_running(pods: &Api<k8s_openapi::api::core::v1::Pod>, name: &str) {
+    eventually(&format!("pod {name} Running"), || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get_opt(name).await.ok()??;
+            (p.status?.phase.as_deref() == Some("Running")).then_some(())
+        }
+    })
+    .await;
+}
+
+/// The Go project's typical command line (node-cli with the mock provider, as in its
+/// examples and skaffold manifests) starts this binary: Go-style booleans, klog flags,
+/// node leases, a watched namespace, the OS spelled "Linux", a kubeconfig list, the port
+/// from KUBELET_PORT and the metrics address as ":PORT".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_projects_command_line_starts_a_node() {
+    let ctx = TestContext::new().await.expect("control plane");
+    let node = unique_name("vk-go-cli");
+    ctx.delete_on_drop::<Node>(&node, None);
+    let watched = ctx.namespace("vk-go-cli").await.expect("namespace");
+    let other = ctx.namespace("vk-go-other").await.expect("namespace");
+    let dir = scratch_dir(&node);
+    let kubeconfigs = split_kubeconfig(&ctx, &dir);
+    let log = dir.join("vk-mock.log");
+    let (port, metrics_port) = (free_port(), free_port());
+    let child = Command::new(BIN)
+        .args([
+            "--provider",
+            "mock",
+            "--nodename",
+            &node,
+            "--disable-taint=false",
+            "--enable-node-lease",
+            "--klog.v",
+            "2",
+            "--klog.logtostderr",
+            "--log-level",
+            "debug",
+            "--namespace",
+            watched.name(),
+            "--os",
+            "Linux",
+            "--startup-timeout",
+            "2m",
+            "--trace-sample-rate=always",
+            "--metrics-addr",
+            &format!(":{metrics_port}"),
+        ])
+        .arg("--kubeconfig")
+        .arg(&kubeconfigs)
+        .env("KUBELET_PORT", port.to_string())
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start vk-mock");
+    let _child = Running(child);
+
+    let registered = ready_node(&ctx, &node).await;
+    let labels = registered.metadata.labels.unwrap_or_default();
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    let taints = registered.spec.and_then(|s| s.taints).unwrap_or_default();
+    assert!(
+        taints
+            .iter()
+            .any(|t| t.key == "virtual-kubelet.io/provider" && t.value.as_deref() == Some("mock")),
+        "--disable-taint=false keeps the taint: {taints:?}"
+    );
+    let endpoint_port = registered
+        .status
+        .and_then(|s| s.daemon_endpoints)
+        .and_then(|d| d.kubelet_endpoint)
+        .map(|e| e.port);
+    assert_eq!(endpoint_port, Some(i32::from(port)));
+    assert_eq!(http_get(metrics_port, "/healthz").await.0, 200);
+
+    // Only the watched namespace's pods are run: the one bound elsewhere first, then
+    // the watched one; once that runs, the other has still not been touched.
+    let other_pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(ctx.client(), other.name());
+    create_pod(&other_pods, &bound_pod("elsewhere", &node)).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client(), watched.name());
+    create_pod(&pods, &bound_pod("watched", &node)).await;
+    wait_running(&pods, "watched").await;
+    let elsewhere = other_pods.get("elsewhere").await.expect("get");
+    let status = elsewhere.status.unwrap_or_default();
+    assert_eq!(status.phase.as_deref(), Some("Pending"), "{status:?}");
+    assert_eq!(status.host_ip, None, "{status:?}");
+
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        log.contains("--enable-node-lease=true is deprecated and ignored"),
+        "{log}"
+    );
+    assert!(log.contains("--klog.logtostderr=true"), "{log}");
+}
+
+/// The ACI chart's arguments and environment (virtual-kubelet/azure-aci helm chart, its
+/// defaults, with our provider's name and no admin listener) start this binary, with
+/// `KUBECONFIG` listing two files to merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aci_charts_arguments_start_a_node_with_a_kubeconfig_list() {
+    let ctx = TestContext::new().await.expect("control plane");
+    let cluster = vk_testkit::LocalCluster::from_env().expect("layout");
+    let pki = cluster.layout().pki();
+    let node = unique_name("vk-aci-args");
+    ctx.delete_on_drop::<Node>(&node, None);
+    let ns = ctx.namespace("vk-aci-args").await.expect("namespace");
+    let kubeconfigs = split_kubeconfig(&ctx, &scratch_dir(&node));
+    let port = free_port();
+    let (cert, key, ca) = (
+        pki.kubelet_serving().cert,
+        pki.kubelet_serving().key,
+        pki.ca().cert,
+    );
+    let child = Command::new(BIN)
+        .args([
+            "--disable-taint",
+            "true",
+            "--provider",
+            "mock",
+            "--namespace",
+            "",
+        ])
+        .args(["--nodename", &node, "--authentication-token-webhook=true"])
+        .arg("--client-verify-ca")
+        .arg(&ca)
+        .args(["--no-verify-clients=false", "--os", "Linux"])
+        .args(["--metrics-addr", "off"])
+        .env("KUBECONFIG", &kubeconfigs)
+        .env("KUBELET_PORT", port.to_string())
+        .env("APISERVER_CERT_LOCATION", &cert)
+        .env("APISERVER_KEY_LOCATION", &key)
+        .env("VKUBELET_POD_IP", "127.0.0.1")
+        .env("VKUBELET_TAINT_KEY", "virtual-kubelet.io/provider")
+        .env("VKUBELET_TAINT_VALUE", "mock")
+        .env("VKUBELET_TAINT_EFFECT", "NoSchedule")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vk-mock");
+    let _child = Running(child);
+
+    let registered = ready_node(&ctx, &node).await;
+    assert_eq!(
+        registered.spec.and_then(|s| s.taints).unwrap_or_default(),
+        Vec::new(),
+        "--disable-taint true"
+    );
+    // `--namespace ""` watches every namespace; an untolerating pod runs (no taint).
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client(), ns.name());
+    let mut pod = bound_pod("plain", &node);
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.tolerations = None;
+    }
+    create_pod(&pods, &pod).await;
+    wait_running(&pods, "plain").await;
 }
 
 #[test]

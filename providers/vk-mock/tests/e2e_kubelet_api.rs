@@ -404,6 +404,76 @@ async fn stats_metrics_and_pods_through_the_api_server() {
     );
 }
 
+/// `/pods` lists what the API server has bound to the node, as a kubelet does, including a
+/// pod the provider never created (it waits for a missing mandatory Secret); `/runningpods/`
+/// lists the provider's pods, so not that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_lists_the_api_view_and_runningpods_the_providers() {
+    let s = shared().await;
+    let ctx = TestContext::new().await.expect("control plane");
+    let pods: Api<Pod> = Api::namespaced(ctx.client(), &s.namespace);
+    let blocked: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "needs-secret"},
+        "spec": {
+            "nodeName": s.node,
+            "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
+            "containers": [{"name": "c", "image": "busybox", "env": [
+                {"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent-secret", "key": "k"}}}
+            ]}]
+        }
+    }))
+    .expect("pod");
+    eventually_ok("creating pod needs-secret", || {
+        let (pods, pod) = (pods.clone(), &blocked);
+        async move { pods.create(&PostParams::default(), pod).await }
+    })
+    .await;
+    // The node has processed it: refused to create it in the provider.
+    eventually("needs-secret is marked ProviderFailed", || {
+        let pods = pods.clone();
+        async move {
+            let reason = pods.get_opt("needs-secret").await.ok()??.status?.reason;
+            (reason.as_deref() == Some("ProviderFailed")).then_some(())
+        }
+    })
+    .await;
+    let names = |path: &str| -> Vec<String> {
+        let (code, out, err) = kubectl(
+            s,
+            &[],
+            &[
+                "get",
+                "--raw",
+                &format!("/api/v1/nodes/{}/proxy/{path}", s.node),
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{path}: {err}");
+        let list: serde_json::Value = serde_json::from_str(&out).expect("PodList JSON");
+        assert_eq!(list["kind"], "PodList", "{path}");
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|p| p["metadata"]["namespace"] == s.namespace.as_str())
+            .map(|p| p["metadata"]["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    let listed = names("pods");
+    assert!(
+        listed.contains(&"needs-secret".to_owned()) && listed.contains(&"web".to_owned()),
+        "/pods: {listed:?}"
+    );
+    let running = names("runningpods/");
+    assert!(
+        running.contains(&"web".to_owned()) && !running.contains(&"needs-secret".to_owned()),
+        "/runningpods/: {running:?}"
+    );
+    pods.delete("needs-secret", &Default::default())
+        .await
+        .expect("delete needs-secret");
+}
+
 fn kubelet_client(identity: Option<(&str, &str)>) -> KubeletClient {
     let cluster = LocalCluster::from_env().expect("layout");
     let ca = std::fs::read_to_string(cluster.layout().pki().ca().cert).expect("CA");

@@ -79,7 +79,11 @@ fn log_instance(status: &ContainerStatus, previous: bool) -> Result<(u32, bool)>
                 state.waiting.and_then(|w| w.reason).unwrap_or_default()
             )));
         }
-        return Ok((restarts, false));
+        // Waiting in back-off: instance `restarts` is the last one that exited, as on a
+        // kubelet `logs` shows it and `logs --previous` the one before it.
+        if !previous {
+            return Ok((restarts, false));
+        }
     }
     if previous {
         return match restarts.checked_sub(1) {
@@ -470,7 +474,20 @@ mod tests {
             serde_json::json!({"restartCount": 1, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
             "lastState": {"terminated": {"exitCode": 2}}}),
         );
-        assert_eq!(log_instance(&backoff, true).expect("previous"), (1, false));
+        assert_eq!(log_instance(&backoff, false).expect("current"), (1, false));
+        assert_eq!(log_instance(&backoff, true).expect("previous"), (0, false));
+        let first_backoff = status(
+            serde_json::json!({"restartCount": 0, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 2}}}),
+        );
+        assert_eq!(
+            log_instance(&first_backoff, false).expect("current"),
+            (0, false)
+        );
+        assert!(
+            log_instance(&first_backoff, true).is_err(),
+            "no instance before the first"
+        );
         let creating = status(
             serde_json::json!({"restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}),
         );

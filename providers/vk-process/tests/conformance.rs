@@ -243,6 +243,7 @@ macro_rules! check {
 
 check!(node_registers_and_turns_ready => conformance::node::registers_and_turns_ready);
 check!(deleted_node_is_recreated => conformance::node::deleted_node_is_recreated);
+check!(deleted_node_keeps_its_pods => conformance::node::deleted_node_keeps_its_pods);
 check!(failing_ping_turns_node_not_ready => conformance::node::failing_ping_turns_node_not_ready);
 check!(foreign_metadata_and_conditions_survive => conformance::node::foreign_metadata_and_conditions_survive);
 check!(pod_runs_with_ip_and_ready => conformance::pods::pod_runs_with_ip_and_ready);

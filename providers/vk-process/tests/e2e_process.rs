@@ -792,3 +792,78 @@ async fn logs_follow_a_running_container_until_it_exits() {
     assert_eq!(out, "early 1\nearly 2\nearly 3\nlate\n");
     kubectl(s, &[], &["delete", "pod", "follow", "--wait=false"], None);
 }
+
+/// `(restartCount, waiting in back-off)` of container `c` (regular or init).
+fn backoff_state(pod: &Pod, init: bool) -> Option<(i32, bool)> {
+    let status = pod.status.as_ref()?;
+    let list = if init {
+        status.init_container_statuses.as_ref()?
+    } else {
+        status.container_statuses.as_ref()?
+    };
+    let c = list.iter().find(|c| c.name == "c")?;
+    let waiting = c
+        .state
+        .as_ref()
+        .and_then(|s| s.waiting.as_ref())
+        .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"));
+    Some((c.restart_count, waiting))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_previous_logs_in_back_off_show_the_right_runs() {
+    let s = shared().await;
+    // Each run prints its own number (kept in a file of the container's working
+    // directory, which survives restarts) and fails.
+    let script = "n=$(cat runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > runs; \
+                  echo \"run $n\"; exit 1";
+    for (name, init) in [("backoff", false), ("backoff-init", true)] {
+        let c = serde_json::json!({"name": "c", "image": "x", "command": ["sh", "-c", script]});
+        let spec = if init {
+            serde_json::json!({
+                "restartPolicy": "Always",
+                "initContainers": [c],
+                "containers": [{"name": "main", "image": "x", "command": ["sleep", "3600"]}]
+            })
+        } else {
+            serde_json::json!({"restartPolicy": "Always", "containers": [c]})
+        };
+        apply_pod(s, name, spec);
+        // As on a kubelet: while waiting in back-off after restart N, `logs` shows the
+        // run that just failed (N+1) and `--previous` the one before it (N).
+        for restarts in [1, 2] {
+            let (current, previous) = eventually(
+                &format!("{name}: the logs while waiting after restart {restarts}"),
+                || {
+                    let state = |pod_json: &str| {
+                        serde_json::from_str::<Pod>(pod_json)
+                            .ok()
+                            .and_then(|p| backoff_state(&p, init))
+                    };
+                    let (_, before, _) = kubectl(s, &[], &["get", "pod", name, "-o", "json"], None);
+                    let mut result = None;
+                    if state(&before) == Some((restarts, true)) {
+                        let (_, current, _) = kubectl(s, &[], &["logs", name, "-c", "c"], None);
+                        let (_, previous, _) =
+                            kubectl(s, &[], &["logs", name, "-c", "c", "--previous"], None);
+                        // Only an answer read within one back-off counts.
+                        let (_, after, _) =
+                            kubectl(s, &[], &["get", "pod", name, "-o", "json"], None);
+                        if state(&after) == Some((restarts, true)) {
+                            result = Some((current, previous));
+                        }
+                    }
+                    async move { result }
+                },
+            )
+            .await;
+            assert_eq!(current, format!("run {}\n", restarts + 1), "{name} logs");
+            assert_eq!(
+                previous,
+                format!("run {restarts}\n"),
+                "{name} logs --previous"
+            );
+        }
+        kubectl(s, &[], &["delete", "pod", name, "--wait=false"], None);
+    }
+}

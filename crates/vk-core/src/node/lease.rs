@@ -13,22 +13,96 @@ use crate::kube_errors::{is_conflict, is_not_found};
 /// Namespace of node leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 
+/// Attempts of one renewal or claim before it gives up on conflicting writers.
+const ATTEMPTS: u32 = 3;
+
 /// Outcome of a renewal.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Renewal {
-    /// Renewed (or created).
+    /// Renewed.
     Renewed,
-    /// The Lease is gone and its owner Node may be too (the caller should check).
+    /// The Lease does not exist; nothing was created. Confirm the Node's UID, then
+    /// [`LeaseKeeper::claim`] the Lease.
     Missing,
+    /// The Lease names another Node UID as its owner (the Node was deleted and created
+    /// again, by us or by someone else); it was left untouched.
+    OwnedByOther {
+        /// The UID the Lease's Node owner reference names (`None` without one).
+        owner_uid: Option<String>,
+    },
+}
+
+/// Errors of [`LeaseKeeper`].
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Reading the Lease failed.
+    #[error("reading lease {LEASE_NAMESPACE}/{name}: {source}")]
+    Read {
+        /// The Lease's name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Creating the Lease failed.
+    #[error("creating lease {LEASE_NAMESPACE}/{name}: {source}")]
+    Create {
+        /// The Lease's name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Updating (renewing or re-owning) the Lease failed.
+    #[error("updating lease {LEASE_NAMESPACE}/{name}: {source}")]
+    Update {
+        /// The Lease's name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Every attempt met a concurrent change of the Lease.
+    #[error(
+        "updating lease {LEASE_NAMESPACE}/{name}: changed concurrently {attempts} times in a row"
+    )]
+    Contended {
+        /// The Lease's name.
+        name: String,
+        /// Attempts made.
+        attempts: u32,
+    },
 }
 
 /// Keeps one node's Lease.
+///
+/// # Ownership
+///
+/// A renewal ([`LeaseKeeper::renew`]) only ever updates a Lease that exists and is owned
+/// by the Node UID the caller knows. It never creates one: a Lease created with the UID
+/// of a Node that was deleted in the meantime is deleted at once by the garbage
+/// collector, and a renewal that keeps re-creating it would never notice the Node is
+/// gone. A missing Lease, or one owned by another UID (a sign that the Node was
+/// replaced), is reported instead; the caller confirms the Node's current UID with the
+/// API server and then [`LeaseKeeper::claim`]s the Lease for it.
+///
+/// Renewals replace the Lease with the copy last read, UID included: when it was
+/// deleted in the meantime the API server answers 409 (UID precondition failed), the
+/// keeper reads again and reports it missing.
 #[derive(Debug)]
 pub struct LeaseKeeper {
     api: Api<Lease>,
     node_name: String,
     duration_seconds: i32,
     current: Option<Lease>,
+}
+
+/// The UID named by `lease`'s Node owner reference, if any.
+fn owner_uid(lease: &Lease) -> Option<&str> {
+    lease
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "Node")
+        .map(|o| o.uid.as_str())
 }
 
 impl LeaseKeeper {
@@ -42,19 +116,23 @@ impl LeaseKeeper {
         }
     }
 
+    fn owner_references(&self, node_uid: &str) -> Option<Vec<OwnerReference>> {
+        Some(vec![OwnerReference {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            name: self.node_name.clone(),
+            uid: node_uid.to_owned(),
+            controller: None,
+            block_owner_deletion: None,
+        }])
+    }
+
     fn desired(&self, node_uid: &str) -> Lease {
         Lease {
             metadata: ObjectMeta {
                 name: Some(self.node_name.clone()),
                 namespace: Some(LEASE_NAMESPACE.into()),
-                owner_references: Some(vec![OwnerReference {
-                    api_version: "v1".into(),
-                    kind: "Node".into(),
-                    name: self.node_name.clone(),
-                    uid: node_uid.to_owned(),
-                    controller: None,
-                    block_owner_deletion: None,
-                }]),
+                owner_references: self.owner_references(node_uid),
                 ..Default::default()
             },
             spec: Some(LeaseSpec {
@@ -66,45 +144,43 @@ impl LeaseKeeper {
         }
     }
 
-    /// Renews the lease (creating it when missing, with an owner reference to the Node
-    /// with `node_uid`). A lease owned by an older Node of the same name is replaced.
-    pub async fn renew(&mut self, node_uid: &str) -> Result<Renewal, kube::Error> {
-        for _ in 0..3 {
-            let lease = match self.current.take() {
-                Some(l) => l,
-                None => match self.api.get_opt(&self.node_name).await? {
-                    Some(l) => l,
-                    None => {
-                        let created = match self
-                            .api
-                            .create(&PostParams::default(), &self.desired(node_uid))
-                            .await
-                        {
-                            Ok(l) => l,
-                            // The owner Node does not exist (any more).
-                            Err(e) if is_not_found(&e) => return Ok(Renewal::Missing),
-                            Err(e) if is_conflict(&e) => continue,
-                            Err(e) => return Err(e),
-                        };
-                        self.current = Some(created);
-                        return Ok(Renewal::Renewed);
-                    }
-                },
+    /// `lease` renewed now (holder, duration and renew time set).
+    fn renewed(&self, mut lease: Lease) -> Lease {
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        spec.holder_identity = Some(self.node_name.clone());
+        spec.lease_duration_seconds = Some(self.duration_seconds);
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        lease
+    }
+
+    /// The cached Lease, or the one read from the API server (`None`: it does not exist).
+    async fn load(&mut self) -> Result<Option<Lease>, LeaseError> {
+        match self.current.take() {
+            Some(l) => Ok(Some(l)),
+            None => self
+                .api
+                .get_opt(&self.node_name)
+                .await
+                .map_err(|source| LeaseError::Read {
+                    name: self.node_name.clone(),
+                    source,
+                }),
+        }
+    }
+
+    /// Renews the Lease if it exists and is owned by the Node with `node_uid`; never
+    /// creates it and never changes its owner (see [`LeaseKeeper`]).
+    pub async fn renew(&mut self, node_uid: &str) -> Result<Renewal, LeaseError> {
+        for _ in 0..ATTEMPTS {
+            let Some(lease) = self.load().await? else {
+                return Ok(Renewal::Missing);
             };
-            let owned_by_this_node = lease
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.kind == "Node" && o.uid == node_uid);
-            let mut next = lease.clone();
-            if !owned_by_this_node {
-                next.metadata.owner_references = self.desired(node_uid).metadata.owner_references;
+            let owner = owner_uid(&lease).map(str::to_owned);
+            if owner.as_deref() != Some(node_uid) {
+                self.current = Some(lease);
+                return Ok(Renewal::OwnedByOther { owner_uid: owner });
             }
-            let spec = next.spec.get_or_insert_with(Default::default);
-            spec.holder_identity = Some(self.node_name.clone());
-            spec.lease_duration_seconds = Some(self.duration_seconds);
-            spec.renew_time = Some(MicroTime(Timestamp::now()));
+            let next = self.renewed(lease);
             match self
                 .api
                 .replace(&self.node_name, &PostParams::default(), &next)
@@ -116,13 +192,70 @@ impl LeaseKeeper {
                 }
                 Err(e) if is_not_found(&e) => return Ok(Renewal::Missing),
                 Err(e) if is_conflict(&e) => continue, // re-read and retry
+                Err(source) => {
+                    return Err(LeaseError::Update {
+                        name: self.node_name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Err(LeaseError::Contended {
+            name: self.node_name.clone(),
+            attempts: ATTEMPTS,
+        })
+    }
+
+    /// Makes the Lease exist, owned by the Node with `node_uid` and renewed now:
+    /// creates it when missing, otherwise renews it with its owner reference replaced.
+    /// Call it only with a UID just confirmed by the API server (the Node's create
+    /// or get response).
+    pub async fn claim(&mut self, node_uid: &str) -> Result<(), LeaseError> {
+        for _ in 0..ATTEMPTS {
+            let result = match self.load().await? {
+                None => self
+                    .api
+                    .create(&PostParams::default(), &self.desired(node_uid))
+                    .await
+                    .map_err(|source| LeaseError::Create {
+                        name: self.node_name.clone(),
+                        source,
+                    }),
+                Some(lease) => {
+                    let mut next = self.renewed(lease);
+                    next.metadata.owner_references = self.owner_references(node_uid);
+                    self.api
+                        .replace(&self.node_name, &PostParams::default(), &next)
+                        .await
+                        .map_err(|source| LeaseError::Update {
+                            name: self.node_name.clone(),
+                            source,
+                        })
+                }
+            };
+            match result {
+                Ok(l) => {
+                    self.current = Some(l);
+                    return Ok(());
+                }
+                // Created or deleted concurrently (e.g. the garbage collector removing
+                // the old Node's Lease): read again and retry.
+                Err(LeaseError::Create { source, .. }) if is_conflict(&source) => continue,
+                Err(LeaseError::Update { source, .. })
+                    if is_conflict(&source) || is_not_found(&source) =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }
-        Ok(Renewal::Renewed)
+        Err(LeaseError::Contended {
+            name: self.node_name.clone(),
+            attempts: ATTEMPTS,
+        })
     }
 
-    /// Forgets the cached lease (after the node was re-created).
+    /// Forgets the cached lease, so the next call reads it from the API server.
     pub fn reset(&mut self) {
         self.current = None;
     }

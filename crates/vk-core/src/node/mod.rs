@@ -5,8 +5,11 @@
 //!
 //! 1. Create the Node from the [`NodeTemplate`] if it does not exist; if it does (a
 //!    restart), merge our labels, annotations and taints into it without touching
-//!    what others set.
-//! 2. Every `lease_renew_interval` (10 s): renew the Lease in `kube-node-lease`.
+//!    what others set. Then create (claim) the Lease in `kube-node-lease`, owned by
+//!    the Node's UID.
+//! 2. Every `lease_renew_interval` (10 s): renew the Lease. A renewal never creates
+//!    the Lease nor changes its owner ([`LeaseKeeper`] explains why); a Lease gone or owned
+//!    by another UID makes the controller check the Node first (step 5).
 //! 3. Every `status_update_interval` (1 min), and at once when the provider pushes a
 //!    change or its health changes: write the status (our conditions with fresh
 //!    heartbeats, capacity, allocatable, addresses, daemon endpoint, node info) with a
@@ -15,10 +18,30 @@
 //!    consecutive failures Ready turns False with reason `ProviderPingFailed` and the
 //!    error as message (upstream just stops heartbeating); the first success turns it
 //!    True again.
-//! 5. If the Node (or its Lease) disappears, it is re-created.
+//! 5. When the Node is deleted or replaced, it is put back within moments:
+//!    re-created (or adopted), then its Lease claimed for the new UID and the full
+//!    status written. The pods bound to the node are kept: the pod garbage collector
+//!    of kube-controller-manager deletes them only once their node has been missing
+//!    for 40 s.
+//!
+//! # Learning that the Node is gone
+//!
+//! Fastest first:
+//! - the Node watch ([`presence`]): one metadata-only watch per process, shared by a
+//!   whole [`Fleet`](crate::runtime::Fleet), delivers the deletion within
+//!   milliseconds; the module explains the choice over per-node watches;
+//! - a Lease renewal finding the Lease gone (the garbage collector deletes it with its
+//!   Node) or owned by another UID: within one renew interval, also when someone
+//!   deleted only the Lease;
+//! - a status write answered 404.
 
 mod lease;
+pub mod ownership;
+pub mod presence;
+mod resync;
 mod template;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,14 +55,16 @@ use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
-pub use lease::{LEASE_NAMESPACE, LeaseKeeper, Renewal};
-pub use template::{NodeTemplate, keys, merge_taints};
+pub use lease::{LEASE_NAMESPACE, LeaseError, LeaseKeeper, Renewal};
+pub use presence::NodePresence;
+pub use template::{NodeTemplate, keys};
 
 use crate::events::reasons::PROVIDER_PING_FAILED;
 use crate::kube_errors::{is_conflict, is_not_found};
 use crate::provider::{NodeStatusSink, SharedNodeProvider};
+use resync::Cause;
 
 /// Timing of the node controller.
 #[derive(Debug, Clone)]
@@ -82,8 +107,11 @@ pub struct NodeControllerStats {
     pub status_updates: std::sync::atomic::AtomicU64,
     /// Status writes that failed.
     pub status_failures: std::sync::atomic::AtomicU64,
-    /// Times the Node was (re-)created.
+    /// Times the Node was created, or our metadata merged into an existing one.
     pub registrations: std::sync::atomic::AtomicU64,
+    /// Times the Node was found deleted or replaced by another UID while running, and
+    /// was re-created or adopted (with its Lease claimed for the new UID).
+    pub recreations: std::sync::atomic::AtomicU64,
     /// When the Lease was last renewed: Unix time in seconds as `f64` bits (0 = never;
     /// read with [`NodeControllerStats::last_lease_renewal`]).
     pub lease_last_renewal: std::sync::atomic::AtomicU64,
@@ -167,8 +195,16 @@ impl NodeController {
         &self.template
     }
 
-    /// Runs until `shutdown` is cancelled.
-    pub async fn run(&self, shutdown: CancellationToken) {
+    /// Runs until `shutdown` is cancelled. `presence` carries what the Node watch sees
+    /// of this node ([`presence::watch_presence`]; [`Fleet`](crate::runtime::Fleet)
+    /// runs one for all its nodes); a deletion seen there re-creates the Node at once.
+    /// Without a watch, pass a receiver whose sender stays [`NodePresence::Unknown`]:
+    /// deletions are then noticed by the Lease renewal, within one renew interval.
+    pub async fn run(
+        &self,
+        mut presence: watch::Receiver<NodePresence>,
+        shutdown: CancellationToken,
+    ) {
         let (tx, mut pushed) = mpsc::unbounded_channel();
         self.provider.notify_node_status(NodeStatusSink::new(tx));
         let nodes: Api<Node> = Api::all(self.client.clone());
@@ -176,7 +212,7 @@ impl NodeController {
             template: self.template.clone(),
             health: Health::Healthy,
             current: None,
-            missing: false,
+            resync: None,
         };
         // Register, retrying until it works.
         let mut delay = Duration::from_millis(500);
@@ -194,44 +230,46 @@ impl NodeController {
             delay = (delay * 2).min(Duration::from_secs(30));
         }
         self.write_status(&nodes, &mut state).await;
-        self.registered.send_replace(true);
         let mut lease = LeaseKeeper::new(
             self.client.clone(),
             &self.template.name,
             self.config.lease_duration_seconds,
         );
+        // The UID comes straight from the registration: safe to create the Lease for.
+        match lease.claim(&state.uid()).await {
+            Ok(()) => self.lease_renewed(),
+            Err(e) => {
+                bump(&self.stats.lease_failures);
+                warn!(node = %self.template.name, error = %e, "creating the lease failed");
+                state.resync_needed(Cause::Lease);
+            }
+        }
+        self.registered.send_replace(true);
         let mut lease_tick = tokio::time::interval(self.config.lease_renew_interval);
         let mut status_tick = tokio::time::interval(self.config.status_update_interval);
         let mut ping_tick = tokio::time::interval(self.config.ping_interval);
         for t in [&mut lease_tick, &mut status_tick, &mut ping_tick] {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
+        lease_tick.tick().await; // the lease was just claimed
         status_tick.tick().await; // registration just wrote the status
+        let mut retry = resync::Retry::new(self.config.lease_renew_interval);
+        let mut watching = true;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = lease_tick.tick() => {
-                    let uid = state.uid();
-                    let span = tracing::debug_span!(
-                        crate::trace_fields::NODE_LEASE_RENEW,
-                        node.name = %self.template.name,
-                    );
-                    match lease.renew(&uid).instrument(span).await {
-                        Ok(Renewal::Renewed) => {
-                            bump(&self.stats.lease_renewals);
-                            stamp_now(&self.stats.lease_last_renewal);
-                        }
-                        Ok(Renewal::Missing) => {
-                            bump(&self.stats.lease_failures);
-                            lease.reset();
-                            self.check_deleted(&nodes, &mut state).await;
-                        }
-                        Err(e) => {
-                            bump(&self.stats.lease_failures);
-                            warn!(node = %self.template.name, error = %e, "renewing the lease failed");
+                changed = presence.changed(), if watching => match changed {
+                    Ok(()) => {
+                        let seen = presence.borrow_and_update().clone();
+                        if seen.contradicts(&state.uid()) {
+                            debug!(node = %self.template.name, ?seen, "node watch: the node is gone or replaced");
+                            state.resync_needed(Cause::Node);
                         }
                     }
-                }
+                    // The watch stopped (shutdown): the lease renewal remains.
+                    Err(_) => watching = false,
+                },
+                _ = lease_tick.tick() => self.renew_lease(&mut lease, &mut state).await,
                 _ = status_tick.tick() => self.write_status(&nodes, &mut state).await,
                 _ = ping_tick.tick() => {
                     let before = state.health.clone();
@@ -250,14 +288,48 @@ impl NodeController {
                     state.merge_pushed(node);
                     self.write_status(&nodes, &mut state).await;
                 }
+                _ = retry.wait(), if state.resync.is_some() => {}
             }
-            if state.missing {
-                self.recreate(&nodes, &mut state, &mut lease).await;
-                if !state.missing {
-                    self.write_status(&nodes, &mut state).await;
-                }
+            if state.resync.is_some() && retry.due() {
+                self.resync(&nodes, &mut state, &mut lease, &mut retry)
+                    .await;
             }
         }
+    }
+
+    async fn renew_lease(&self, lease: &mut LeaseKeeper, state: &mut State) {
+        let uid = state.uid();
+        let span = tracing::debug_span!(
+            crate::trace_fields::NODE_LEASE_RENEW,
+            node.name = %self.template.name,
+        );
+        match lease.renew(&uid).instrument(span).await {
+            Ok(Renewal::Renewed) => self.lease_renewed(),
+            Ok(Renewal::Missing) => {
+                bump(&self.stats.lease_failures);
+                info!(node = %self.template.name, "the lease is gone; checking the node before re-creating it");
+                state.resync_needed(Cause::Lease);
+            }
+            Ok(Renewal::OwnedByOther { owner_uid }) => {
+                bump(&self.stats.lease_failures);
+                info!(
+                    node = %self.template.name,
+                    node.uid = %uid,
+                    lease.owner_uid = owner_uid.as_deref().unwrap_or(""),
+                    "the lease is owned by another node UID; checking the node"
+                );
+                state.resync_needed(Cause::Lease);
+            }
+            Err(e) => {
+                bump(&self.stats.lease_failures);
+                warn!(node = %self.template.name, error = %e, "renewing the lease failed");
+            }
+        }
+    }
+
+    fn lease_renewed(&self) {
+        bump(&self.stats.lease_renewals);
+        stamp_now(&self.stats.lease_last_renewal);
     }
 
     async fn ping(&self, before: &Health) -> Health {
@@ -284,6 +356,7 @@ impl NodeController {
             let result = match nodes.get_opt(&name).await? {
                 None => {
                     let mut node = state.template.to_node();
+                    ownership::apply(&mut node, &ownership::desired(&state.template));
                     if let Some(status) = node.status.as_mut() {
                         status.conditions =
                             Some(state.conditions(None, self.config.ping_failure_threshold));
@@ -296,66 +369,26 @@ impl NodeController {
                         })
                 }
                 Some(current) => {
-                    // Merge labels/annotations (ours win) and taints (others' kept), with
-                    // the resourceVersion as precondition so a concurrent change is not
-                    // lost.
-                    let taints = merge_taints(
-                        current
-                            .spec
-                            .as_ref()
-                            .and_then(|s| s.taints.as_deref())
-                            .unwrap_or_default(),
-                        &state.template.taints,
-                    );
-                    let patch = json!({
-                        "metadata": {
-                            "resourceVersion": current.metadata.resource_version,
-                            "labels": state.template.labels,
-                            "annotations": state.template.annotations,
-                        },
-                        "spec": {"taints": taints},
-                    });
+                    // Ours set, ours no longer wanted removed, others' kept (see
+                    // `ownership`), with the resourceVersion as precondition so a
+                    // concurrent change is not lost.
+                    let patch =
+                        ownership::merge_patch(&current, &ownership::desired(&state.template));
                     nodes
                         .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
                         .await
-                        .inspect(|_| info!(node = %name, "node already registered; updated labels and taints"))
+                        .inspect(|_| info!(node = %name, "node already registered; updated labels, annotations and taints"))
                 }
             };
             match result {
                 Ok(node) => {
                     state.current = Some(node);
-                    state.missing = false;
                     bump(&self.stats.registrations);
                     return Ok(());
                 }
                 Err(e) if is_conflict(&e) && attempt < 5 => continue,
                 Err(e) => return Err(e),
             }
-        }
-    }
-
-    /// After the lease went missing: note whether the Node was deleted.
-    async fn check_deleted(&self, nodes: &Api<Node>, state: &mut State) {
-        match nodes.get_opt(&state.template.name).await {
-            Ok(Some(n)) => state.current = Some(n),
-            Ok(None) => state.missing = true,
-            Err(e) => warn!(node = %state.template.name, error = %e, "checking the node failed"),
-        }
-    }
-
-    /// Re-creates a deleted Node and writes its status.
-    async fn recreate(&self, nodes: &Api<Node>, state: &mut State, lease: &mut LeaseKeeper) {
-        warn!(node = %state.template.name, "node was deleted; re-creating it");
-        state.current = None;
-        match self.register(nodes, state).await {
-            Ok(()) => {
-                lease.reset();
-                let uid = state.uid();
-                if let Err(e) = lease.renew(&uid).await {
-                    warn!(node = %state.template.name, error = %e, "re-creating the lease failed");
-                }
-            }
-            Err(e) => warn!(node = %state.template.name, error = %e, "re-creating the node failed"),
         }
     }
 
@@ -388,7 +421,7 @@ impl NodeController {
             }
             Err(e) if is_not_found(&e) => {
                 bump(&self.stats.status_failures);
-                state.missing = true;
+                state.resync_needed(Cause::Node);
             }
             Err(e) => {
                 bump(&self.stats.status_failures);
@@ -413,8 +446,9 @@ struct State {
     template: NodeTemplate,
     health: Health,
     current: Option<Node>,
-    /// The Node was found deleted and must be re-created.
-    missing: bool,
+    /// The Node (and Lease) must be checked against the API server: there was a sign
+    /// that the Node was deleted or replaced.
+    resync: Option<resync::Pending>,
 }
 
 impl State {
@@ -423,6 +457,14 @@ impl State {
             .as_ref()
             .and_then(|n| n.metadata.uid.clone())
             .unwrap_or_default()
+    }
+
+    /// Notes a sign that the Node or its Lease changed under us.
+    fn resync_needed(&mut self, cause: Cause) {
+        let pending = self
+            .resync
+            .get_or_insert_with(|| resync::Pending::new(cause));
+        pending.add(cause);
     }
 
     /// Our conditions: Ready from the ping health, plus the pressure conditions, with

@@ -198,17 +198,6 @@ impl NodeTemplate {
     }
 }
 
-/// `current` taints with ours added or replaced (same key and effect), others kept.
-pub fn merge_taints(current: &[Taint], ours: &[Taint]) -> Vec<Taint> {
-    let mut out: Vec<Taint> = current
-        .iter()
-        .filter(|t| !ours.iter().any(|o| o.key == t.key && o.effect == t.effect))
-        .cloned()
-        .collect();
-    out.extend(ours.iter().cloned());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,26 +238,5 @@ mod tests {
             10333
         );
         assert_eq!(s.addresses.expect("addr")[0].address, "127.0.0.1");
-    }
-
-    #[test]
-    fn taint_merge_keeps_foreign_taints() {
-        let foreign = Taint {
-            key: "node.kubernetes.io/unreachable".into(),
-            effect: "NoExecute".into(),
-            value: None,
-            time_added: None,
-        };
-        let old_ours = Taint {
-            key: keys::PROVIDER_TAINT.into(),
-            effect: "NoSchedule".into(),
-            value: Some("old".into()),
-            time_added: None,
-        };
-        let ours = NodeTemplate::new("n", "new").taints;
-        let merged = merge_taints(&[foreign.clone(), old_ours], &ours);
-        assert_eq!(merged.len(), 2);
-        assert!(merged.contains(&foreign));
-        assert!(merged.iter().any(|t| t.value.as_deref() == Some("new")));
     }
 }

@@ -213,6 +213,44 @@ impl PodGauges {
     }
 }
 
+/// Reads the pods bound to the node as the API server last showed them (the pod watch's
+/// view), including pods the provider never created — e.g. ones waiting for a missing
+/// Secret. This is what a kubelet's `/pods` endpoint lists. Cheap to clone.
+///
+/// ```no_run
+/// # fn demo(node: &vk_core::runtime::VirtualNode) {
+/// let lister = node.pods().lister();
+/// for pod in lister.list() {
+///     println!("{:?}", pod.metadata.name);
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PodLister {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PodLister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodLister").finish_non_exhaustive()
+    }
+}
+
+impl PodLister {
+    /// The pods the API has bound to the node, ordered by namespace and name. The
+    /// entries are copied under the lock (shared bytes) and decoded outside it.
+    pub fn list(&self) -> Vec<Pod> {
+        let mut encoded: Vec<(PodKey, Compact<Pod>)> = self
+            .shared
+            .lock_entries()
+            .iter()
+            .filter_map(|(key, entry)| entry.api().map(|pod| (key.clone(), pod.clone())))
+            .collect();
+        encoded.sort_by(|a, b| a.0.cmp(&b.0));
+        encoded.into_iter().map(|(_, pod)| pod.decode()).collect()
+    }
+}
+
 /// Node facts pod sync needs.
 #[derive(Debug, Clone, Default)]
 pub struct PodNodeInfo {
@@ -291,6 +329,14 @@ impl PodController {
     /// A cheap handle reading the queue depth and tracked pods (for metrics).
     pub fn gauges(&self) -> PodGauges {
         PodGauges {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// A cheap handle listing the pods bound to the node as the API has them (what a
+    /// kubelet's `/pods` serves).
+    pub fn lister(&self) -> PodLister {
+        PodLister {
             shared: Arc::clone(&self.shared),
         }
     }
@@ -672,6 +718,38 @@ pub(crate) mod tests {
         }
         assert_eq!(c.tracked_pods(), 0);
         assert_eq!(syncs(&m, SyncOperation::None, SyncResult::Ok), 2);
+    }
+
+    #[tokio::test]
+    async fn the_lister_shows_the_pods_the_api_has_bound_to_the_node() {
+        let c = controller();
+        let lister = c.lister();
+        assert!(lister.list().is_empty());
+        c.shared
+            .apply_feed(FeedEvent::Apply(pod("b", "u2", "Pending")));
+        c.shared
+            .apply_feed(FeedEvent::Apply(pod("a", "u1", "Running")));
+        let names = |l: &PodLister| -> Vec<String> {
+            l.list()
+                .into_iter()
+                .map(|p| p.metadata.name.expect("name"))
+                .collect()
+        };
+        // Never created in the provider (the provider here has nothing), still listed,
+        // in key order and as last seen.
+        assert_eq!(names(&lister), ["a", "b"]);
+        assert_eq!(
+            lister.list()[0]
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref()),
+            Some("Running")
+        );
+        // Deleted from the API: no longer listed, though still tracked until synced.
+        c.shared
+            .apply_feed(FeedEvent::Delete(pod("b", "u2", "Pending")));
+        assert_eq!(names(&lister), ["a"]);
+        assert_eq!(c.tracked_pods(), 2);
     }
 
     #[tokio::test]

@@ -29,11 +29,20 @@ pub enum SpdyError {
         reason: String,
     },
     /// A received header block could not be decompressed (corrupt zlib data, wrong
-    /// dictionary, or larger than the limit once inflated).
+    /// dictionary).
     #[error("inflating a SPDY header block: {reason}")]
     InflateHeaders {
         /// What failed.
         reason: String,
+    },
+    /// A received header block inflates to more than the decompressor's limit (see
+    /// [`HeaderDecompressor::with_max_block_len`](super::HeaderDecompressor::with_max_block_len)):
+    /// a decompression bomb, or headers larger than the session accepts. Inflation stops
+    /// at the limit, so the block never occupies more than that in memory.
+    #[error("inflating a SPDY header block: it inflates to more than {max} bytes")]
+    HeaderBlockTooLarge {
+        /// The limit, in inflated bytes.
+        max: usize,
     },
     /// A header block could not be compressed.
     #[error("deflating a SPDY header block: {reason}")]

@@ -55,7 +55,7 @@
 //!   its streams end with the Close of the whole connection.
 
 mod channel;
-mod frame;
+pub(crate) mod frame; // reached by `crate::fuzzing`
 mod protocol;
 mod tunnel;
 

@@ -1,12 +1,14 @@
 //! Node checks: registration, labels and taint, Lease, re-creation, ping-gated Ready.
 
+use std::time::{Duration, Instant};
+
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::DeleteParams;
 
 use super::Target;
-use super::harness::{Harness, eventually};
+use super::harness::{Harness, HarnessOptions, eventually};
 
 fn ready_condition(node: &Node) -> Option<(String, Option<String>)> {
     node.status
@@ -108,34 +110,177 @@ pub async fn registers_and_turns_ready(target: &dyn Target) {
 }
 
 /// Deleting the Node object makes the controller re-create it (with a new UID) and it
-/// turns Ready again.
+/// turns Ready again, with its Lease owned by the new Node (and only by it) and renewed.
 pub async fn deleted_node_is_recreated(target: &dyn Target) {
     let h = Harness::start(target, "conf-recreate").await;
     let nodes: Api<Node> = Api::all(h.client());
     let before = eventually("node exists", || async { h.node_object().await }).await;
-    let old_uid = before.metadata.uid.clone();
+    let old_uid = before.metadata.uid.clone().unwrap_or_default();
+    let deleted_at = Instant::now();
     nodes
         .delete(h.node_name(), &DeleteParams::default())
         .await
         .expect("delete node");
+    let (new_uid, lease) = wait_recreated(&h, &old_uid).await;
+    eprintln!(
+        "deleted_node_is_recreated [{}]: new Node Ready with its Lease {:?} after the delete call",
+        target.name(),
+        deleted_at.elapsed()
+    );
+    let owners = lease.metadata.owner_references.clone().unwrap_or_default();
+    assert!(
+        owners.len() == 1 && owners[0].kind == "Node" && owners[0].uid == new_uid,
+        "the Lease must be owned by the new Node alone: {owners:?}"
+    );
+    let leases: Api<Lease> = Api::namespaced(h.client(), "kube-node-lease");
+    let renewed = lease.spec.and_then(|s| s.renew_time).map(|t| t.0);
+    eventually(
+        "the new Lease is renewed, still owned by the new Node",
+        || async {
+            let l = leases.get_opt(h.node_name()).await.ok().flatten()?;
+            let owned = l
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .all(|o| o.uid == new_uid);
+            let now = l.spec?.renew_time.map(|t| t.0);
+            (owned && now > renewed).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Waits until the Node is back under a UID other than `old_uid`, Ready, with a Lease
+/// owned by the new UID; returns the new UID and the Lease.
+async fn wait_recreated(h: &Harness, old_uid: &str) -> (String, Lease) {
     let again = eventually("node is re-created with a new UID and Ready", || async {
         h.node_object().await.filter(|n| {
-            n.metadata.uid != old_uid && ready_condition(n).is_some_and(|(s, _)| s == "True")
+            n.metadata.uid.as_deref().is_some_and(|u| u != old_uid)
+                && ready_condition(n).is_some_and(|(s, _)| s == "True")
         })
     })
     .await;
     let new_uid = again.metadata.uid.clone().unwrap_or_default();
     let leases: Api<Lease> = Api::namespaced(h.client(), "kube-node-lease");
-    eventually("the Lease is owned by the new Node", || async {
+    let lease = eventually("the Lease is owned by the new Node", || async {
         let l = leases.get_opt(h.node_name()).await.ok().flatten()?;
         l.metadata
             .owner_references
             .iter()
             .flatten()
-            .any(|o| o.uid == new_uid)
-            .then_some(())
+            .any(|o| o.kind == "Node" && o.uid == new_uid)
+            .then_some(l)
     })
     .await;
+    (new_uid, lease)
+}
+
+/// Every pod of `uids` (name, UID) exists with its UID and is not being deleted.
+async fn assert_pods_kept(pods: &Api<Pod>, uids: &[(&str, String)], deleted_at: Instant) {
+    for (name, uid) in uids {
+        let pod = pods.get_opt(name).await.expect("read pod");
+        let Some(pod) = pod else {
+            panic!(
+                "pod {name} was deleted {:?} after its node was",
+                deleted_at.elapsed()
+            );
+        };
+        assert_eq!(
+            pod.metadata.uid.as_deref(),
+            Some(uid.as_str()),
+            "pod {name} was replaced"
+        );
+        assert!(
+            pod.metadata.deletion_timestamp.is_none(),
+            "pod {name} is being deleted {:?} after its node was",
+            deleted_at.elapsed()
+        );
+    }
+}
+
+/// How long after the Node's deletion the pods are watched: kube-controller-manager's
+/// pod garbage collector runs every 20 s and deletes the pods of a node missing for its
+/// 40 s quarantine, so a pod that survives 60 s survived it. This is an observation
+/// window the check must span (the collector reports nothing observable when it spares
+/// a pod), not a pause waiting for something to happen.
+pub const POD_GC_WINDOW: Duration = Duration::from_secs(60);
+
+/// Deleting the Node object (`kubectl delete node`) loses no pod: the node controller
+/// re-creates the Node (new UID, Ready, Lease owned by it) before the pod garbage
+/// collector's quarantine ends, every pod bound to the node still exists with the same
+/// UID after [`POD_GC_WINDOW`], and the provider was asked to delete none. Needs
+/// [`super::Inspect`].
+///
+/// The node runs with production timing (Lease renewed every 10 s), except that its
+/// periodic status write is pushed out of the window, so the check cannot pass thanks
+/// to a status write falling into it by chance. Prints how long the re-creation took.
+pub async fn deleted_node_keeps_its_pods(target: &dyn Target) {
+    let options = HarnessOptions {
+        node: vk_core::node::NodeControllerConfig {
+            status_update_interval: Duration::from_secs(600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let h = Harness::start_with(target, "conf-keeppods", options).await;
+    let inspect = h.inspect();
+    let names = ["keep-a", "keep-b", "keep-c"];
+    for name in names {
+        h.create_pod(&h.pod(name, serde_json::json!({}))).await;
+    }
+    let mut uids = Vec::new();
+    for name in names {
+        let pod = h.wait_running(name).await;
+        uids.push((name, pod.metadata.uid.clone().unwrap_or_default()));
+    }
+    h.wait_until_idle().await;
+    let deletes_before = inspect.delete_calls();
+    let old_uid = h
+        .node_object()
+        .await
+        .and_then(|n| n.metadata.uid)
+        .expect("the node exists");
+
+    let nodes: Api<Node> = Api::all(h.client());
+    let deleted_at = Instant::now();
+    nodes
+        .delete(h.node_name(), &DeleteParams::default())
+        .await
+        .expect("delete node");
+    let (new_uid, _) = wait_recreated(&h, &old_uid).await;
+    eprintln!(
+        "deleted_node_keeps_its_pods [{}]: new Node {new_uid} Ready with its Lease {:?} after the delete call",
+        target.name(),
+        deleted_at.elapsed()
+    );
+
+    // The observation window: every pod is looked at once a second until the pod GC's
+    // window has passed since the deletion, so a lost pod fails the check when it goes.
+    let pods = h.pods();
+    while deleted_at.elapsed() < POD_GC_WINDOW {
+        assert_pods_kept(&pods, &uids, deleted_at).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_pods_kept(&pods, &uids, deleted_at).await;
+    h.wait_until_idle().await;
+    assert_eq!(
+        inspect.delete_calls(),
+        deletes_before,
+        "the provider was asked to delete pods"
+    );
+    for (name, _) in &uids {
+        assert!(
+            inspect.has_pod(h.namespace(), name),
+            "the provider no longer has pod {name}"
+        );
+    }
+    let node = h.node_object().await.expect("the node exists");
+    assert_eq!(
+        node.metadata.uid.as_deref(),
+        Some(new_uid.as_str()),
+        "the node was re-created once"
+    );
 }
 
 /// A provider whose ping keeps failing turns the node NotReady (reason

@@ -197,52 +197,95 @@ impl HeaderDecompressor {
 
     /// Decompresses one header block without parsing it.
     pub fn decompress_block(&mut self, compressed: &[u8]) -> Result<Vec<u8>, SpdyError> {
+        let mut out = Vec::new();
+        self.decompress_block_into(compressed, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decompresses one header block without parsing it, appending it to `out`.
+    ///
+    /// Memory is bounded by the limit, whatever the compression ratio: inflation stops
+    /// one byte past the limit with [`SpdyError::HeaderBlockTooLarge`], and `out` never
+    /// grows beyond its length on entry plus the limit plus that byte (its capacity
+    /// included). On error `out` holds part of the block and the decompressor is
+    /// unusable.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use vk_node_api::spdy::{HeaderCompressor, HeaderDecompressor, SpdyError};
+    ///
+    /// let mut wire = BytesMut::new();
+    /// HeaderCompressor::new().compress_block(&[0; 100_000], &mut wire)?;
+    /// let mut out = Vec::new();
+    /// let err = HeaderDecompressor::with_max_block_len(4096)
+    ///     .decompress_block_into(&wire, &mut out)
+    ///     .unwrap_err();
+    /// assert!(matches!(err, SpdyError::HeaderBlockTooLarge { max: 4096 }));
+    /// assert!(out.capacity() <= 4097);
+    /// # Ok::<(), SpdyError>(())
+    /// ```
+    pub fn decompress_block_into(
+        &mut self,
+        compressed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SpdyError> {
         if !self.primed {
             self.prime()?;
         }
         let mut input = compressed;
         if self.phase == InflatePhase::Header {
             input = self.read_zlib_header(input)?;
+            if self.phase == InflatePhase::Header {
+                return Ok(());
+            }
         }
-        let mut out = Vec::new();
-        if self.phase == InflatePhase::Header {
-            return Ok(out);
-        }
+        let start = out.len();
         loop {
-            let room = (self.max_block_len + 1).saturating_sub(out.len());
+            let filled = out.len();
+            // One byte more than the limit may be inflated: that is how a block over
+            // the limit is told from one exactly at it.
+            let room = (self.max_block_len.saturating_add(1)).saturating_sub(filled - start);
             if room == 0 {
                 return Err(self.too_large());
             }
-            let chunk = (input.len() * 4 + 256).max(out.len()).min(room);
-            out.reserve_exact(chunk);
-            let (in_before, out_before) = (self.inflate.total_in(), out.len());
+            // Grow geometrically from a guess based on the input, never past the room:
+            // inflation writes into this window only.
+            let window = (input.len() * 4 + 256).max(filled - start).min(room);
+            out.reserve_exact(window);
+            out.resize(filled + window, 0);
+            let (in_before, out_before) = (self.inflate.total_in(), self.inflate.total_out());
             let status = self
                 .inflate
-                .decompress_vec(input, &mut out, FlushDecompress::Sync)
-                .map_err(|e| inflate_error(e.to_string()))?;
+                .decompress(input, &mut out[filled..], FlushDecompress::Sync);
             let consumed = usize::try_from(self.inflate.total_in() - in_before)
                 .map_err(|_| inflate_error("input counter overflow"))?;
+            let inflated = usize::try_from(self.inflate.total_out() - out_before)
+                .map_err(|_| inflate_error("output counter overflow"))?;
+            out.truncate(filled + inflated.min(window));
+            let status = status.map_err(|e| inflate_error(e.to_string()))?;
             input = input.get(consumed..).unwrap_or_default();
             if status == Status::StreamEnd {
                 return Err(inflate_error("the peer ended its zlib stream"));
             }
-            if out.len() > self.max_block_len {
+            if out.len() - start > self.max_block_len {
                 return Err(self.too_large());
             }
-            if input.is_empty() && out.len() < out.capacity() {
-                return Ok(out);
+            // All input taken and the window not filled: nothing more is pending, the
+            // block is complete. (A filled window means another turn, which ends here
+            // with nothing inflated if the block happened to fill it exactly.)
+            if input.is_empty() && inflated < window {
+                return Ok(());
             }
-            if consumed == 0 && out.len() == out_before {
+            if consumed == 0 && inflated == 0 {
                 return Err(inflate_error("inflate made no progress"));
             }
         }
     }
 
     fn too_large(&self) -> SpdyError {
-        inflate_error(format!(
-            "header block inflates to more than {} bytes",
-            self.max_block_len
-        ))
+        SpdyError::HeaderBlockTooLarge {
+            max: self.max_block_len,
+        }
     }
 
     /// Puts the dictionary in the inflater's window by inflating a stored block of it.

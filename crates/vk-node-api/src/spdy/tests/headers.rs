@@ -3,9 +3,9 @@
 
 use bytes::BytesMut;
 
-use super::super::SpdyError;
 use super::super::headers::zlib::ZLIB_FLG;
 use super::super::headers::*;
+use super::super::{FrameCodec, SpdyError};
 
 /// Adler-32, written out here so the dictionary id is checked independently.
 fn adler32(data: &[u8]) -> u32 {
@@ -258,6 +258,10 @@ fn decompression_bombs_are_bounded() {
     let err = HeaderDecompressor::new()
         .decompress_block(&wire)
         .unwrap_err();
+    assert!(
+        matches!(err, SpdyError::HeaderBlockTooLarge { max } if max == DEFAULT_MAX_HEADER_BLOCK_LEN),
+        "{err}"
+    );
     assert!(err.to_string().contains("more than 1048576 bytes"), "{err}");
 
     // Just under a small limit passes, just over fails.
@@ -271,11 +275,155 @@ fn decompression_bombs_are_bounded() {
             .len(),
         1000
     );
+    assert!(matches!(
+        HeaderDecompressor::with_max_block_len(999).decompress_block(&wire),
+        Err(SpdyError::HeaderBlockTooLarge { max: 999 })
+    ));
+}
+
+/// Deflate's bit packing (RFC 1951 §3.1.1): fields least significant bit first,
+/// Huffman codes most significant bit first.
+#[derive(Default)]
+struct DeflateBits {
+    out: Vec<u8>,
+    acc: u32,
+    len: u32,
+}
+
+impl DeflateBits {
+    fn field(&mut self, value: u32, bits: u32) {
+        self.acc |= value << self.len;
+        self.len += bits;
+        while self.len >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.len -= 8;
+        }
+    }
+
+    fn code(&mut self, code: u32, bits: u32) {
+        self.field(code.reverse_bits() >> (32 - bits), bits);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.len > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+/// A deflate bomb written by hand, independent of any compressor: one fixed-Huffman
+/// block holding the literal `a` and then `matches` copies of "length 258, distance 1"
+/// (13 bits each), so it inflates to `258 * matches + 1` bytes of `a`, ~160 times its
+/// size. It is never terminated, as a peer would leave it to keep the inflater busy.
+fn deflate_bomb(matches: usize) -> Vec<u8> {
+    let mut bits = DeflateBits::default();
+    bits.field(0, 1); // BFINAL: not the last block
+    bits.field(1, 2); // BTYPE 01: fixed Huffman codes
+    bits.code(0x30 + u32::from(b'a'), 8); // literal 0..=143: 0x30 + value, 8 bits
+    for _ in 0..matches {
+        bits.code(0xc0 + (285 - 280), 8); // length code 285 (258 bytes): 8 bits
+        bits.code(0, 5); // distance code 0 (distance 1): 5 bits
+    }
+    bits.finish()
+}
+
+#[test]
+fn a_real_bomb_in_a_syn_stream_frame_is_refused_with_bounded_memory() {
+    // 40,000 matches: a 65 KB header block that inflates to 10 MB.
+    let bomb = deflate_bomb(40_000);
+    let mut block = vec![0x78, ZLIB_FLG];
+    block.extend_from_slice(&DICTIONARY_ID.to_be_bytes());
+    block.extend_from_slice(&bomb);
+    assert!(block.len() < 66_000, "{}", block.len());
+
+    // It really is a bomb: with a limit above its size it inflates to all 10 MB.
+    let inflated = HeaderDecompressor::with_max_block_len(16 << 20)
+        .decompress_block(&block)
+        .unwrap();
+    assert_eq!(inflated.len(), 258 * 40_000 + 1);
+    assert!(inflated.iter().all(|&b| b == b'a'));
+
+    // As the header block of a SYN_STREAM, the frame decoder refuses it by name.
+    let mut frame = BytesMut::new();
+    frame.extend_from_slice(&[0x80, 0x03, 0x00, 0x01]); // control, version 3, SYN_STREAM
+    let len = u32::try_from(10 + block.len()).unwrap();
+    frame.extend_from_slice(&len.to_be_bytes()); // flags 0, 24-bit length
+    frame.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]); // stream 1, no association
+    frame.extend_from_slice(&block);
+    let err = FrameCodec::new().decode_frame(&mut frame).unwrap_err();
     assert!(
-        HeaderDecompressor::with_max_block_len(999)
-            .decompress_block(&wire)
-            .is_err()
+        matches!(err, SpdyError::HeaderBlockTooLarge { max } if max == DEFAULT_MAX_HEADER_BLOCK_LEN),
+        "{err}"
     );
+
+    // And the memory it took is bounded by the limit, not by the bomb.
+    let mut out = Vec::new();
+    let err = HeaderDecompressor::new()
+        .decompress_block_into(&block, &mut out)
+        .unwrap_err();
+    assert!(
+        matches!(err, SpdyError::HeaderBlockTooLarge { .. }),
+        "{err}"
+    );
+    assert!(
+        out.capacity() <= DEFAULT_MAX_HEADER_BLOCK_LEN + 1,
+        "{}",
+        out.capacity()
+    );
+    // The same holds for a small limit, and for output appended after existing data.
+    let mut out = b"kept".to_vec();
+    out.shrink_to_fit();
+    let err = HeaderDecompressor::with_max_block_len(1000)
+        .decompress_block_into(&block, &mut out)
+        .unwrap_err();
+    assert!(
+        matches!(err, SpdyError::HeaderBlockTooLarge { max: 1000 }),
+        "{err}"
+    );
+    assert!(out.capacity() <= 4 + 1001, "{}", out.capacity());
+    assert!(out.starts_with(b"kept"));
+}
+
+#[test]
+fn a_block_that_fills_the_inflate_window_exactly_is_complete() {
+    // The first inflate call writes into a window of 4 × the compressed size + 256
+    // bytes. A block of exactly that size fills it and takes all the input; the
+    // decompressor cannot tell whether more is pending, makes one more call that
+    // inflates nothing, and must then accept the block (not report a lack of
+    // progress, nor wait for input). Runs of a letter after a prefix give such blocks
+    // for some run length.
+    let mut found = 0;
+    for prefix in ["", "x", "streamtype"] {
+        for run in 200..1200 {
+            let block = format!("{prefix}{}", "a".repeat(run)).into_bytes();
+            let mut wire = BytesMut::new();
+            HeaderCompressor::new()
+                .compress_block(&block, &mut wire)
+                .unwrap();
+            let compressed = wire.len() - 6; // after the zlib header and dictionary id
+            if block.len() != compressed * 4 + 256 {
+                continue;
+            }
+            found += 1;
+            let inflated = HeaderDecompressor::new().decompress_block(&wire);
+            assert_eq!(inflated.unwrap(), block, "run of {run} after {prefix:?}");
+        }
+    }
+    assert!(found > 0, "no candidate fills the window exactly");
+}
+
+#[test]
+fn limits_up_to_usize_max_are_accepted() {
+    let mut wire = BytesMut::new();
+    HeaderCompressor::new()
+        .compress(&headers(&[("streamtype", "data")]), &mut wire)
+        .unwrap();
+    let h = HeaderDecompressor::with_max_block_len(usize::MAX)
+        .decompress(&wire)
+        .unwrap();
+    assert_eq!(h.get("streamtype"), Some("data"));
 }
 
 #[test]
