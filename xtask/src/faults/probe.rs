@@ -290,12 +290,22 @@ impl ProviderCounts {
     }
 }
 
-/// Open file descriptors of process `pid` (0 when it is gone).
-pub fn open_fds(pid: u32) -> u64 {
-    i32::try_from(pid)
-        .ok()
-        .and_then(|pid| vk_core::procfs::Process::new(pid).open_fds().ok())
-        .unwrap_or(0)
+/// The open file descriptors of process `pid` that are sockets, and the others (files,
+/// pipes, eventfds...); zeros when it is gone.
+pub fn fd_kinds(pid: u32) -> (u64, u64) {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return (0, 0);
+    };
+    let (mut sockets, mut others) = (0, 0);
+    for entry in entries.flatten() {
+        match std::fs::read_link(entry.path()) {
+            Ok(target) if target.to_string_lossy().starts_with("socket:") => sockets += 1,
+            Ok(_) => others += 1,
+            // Closed between the listing and the read.
+            Err(_) => {}
+        }
+    }
+    (sockets, others)
 }
 
 #[cfg(test)]

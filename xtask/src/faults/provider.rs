@@ -13,7 +13,7 @@ use vk_core::pod::PodControllerConfig;
 
 use super::Env;
 use super::analysis::{Drift, create_failures, retries};
-use super::probe::{ProviderCounts, is_ready, open_fds, poll, time_until};
+use super::probe::{ProviderCounts, fd_kinds, is_ready, poll, time_until};
 use super::report::{count, holds, within};
 use super::rig::{ProviderSetup, Rig, state_lines};
 use crate::bench::report::ScenarioResult;
@@ -263,8 +263,12 @@ const WINDOW: usize = 3;
 /// How much the provider's RSS may grow from the first cycles to the last.
 const RSS_TOLERANCE: f64 = 0.10;
 
-/// How many more file descriptors the last cycles may hold.
+/// How many more file descriptors (not sockets) the last cycles may hold.
 const FD_TOLERANCE: f64 = 2.0;
+
+/// How long the provider is left idle after the cycles, for its HTTP client's pool to
+/// close the connections a busier burst opened (hyper's pool idle timeout is 90 s).
+const SOCKET_SETTLE: Duration = Duration::from_secs(120);
 
 /// `cycles` create/delete cycles of `pods` pods: the provider's RSS and open file
 /// descriptors after each cycle (once it has nothing left to do) stay flat.
@@ -279,6 +283,7 @@ async fn leak_on(rig: &Rig, cycles: usize, pods: usize) -> anyhow::Result<Scenar
     let start = rig.agent.sample();
     let mut rss_mb = Vec::new();
     let mut fds = Vec::new();
+    let mut sockets = Vec::new();
     for cycle in 1..=cycles {
         let pod_names = names(&format!("c{cycle}"), pods);
         rig.create_pods(&pod_names, PODS_LIMIT).await?;
@@ -292,20 +297,35 @@ async fn leak_on(rig: &Rig, cycles: usize, pods: usize) -> anyhow::Result<Scenar
             anyhow::bail!("cycle {cycle}: the provider still had work queued");
         }
         let sample = rig.agent.sample();
-        let open = open_fds(rig.agent.pid());
+        let (open_sockets, open_others) = fd_kinds(rig.agent.pid());
         rss_mb.push(sample.rss_bytes as f64 / MB);
-        fds.push(open as f64);
+        fds.push(open_others as f64);
+        sockets.push(open_sockets as f64);
         eprintln!(
-            "    leak: cycle {cycle}/{cycles}: RSS {:.1} MB, {open} open fds",
+            "    leak: cycle {cycle}/{cycles}: RSS {:.1} MB, {open_others} open fds and {open_sockets} sockets",
             sample.rss_bytes as f64 / MB
         );
     }
     let end = rig.agent.sample();
+    // Sockets: connections a burst opened stay pooled while the next cycles reuse them;
+    // left idle, the pool closes them. A leak would keep them.
+    let first_sockets = sockets.first().copied().unwrap_or(0.0);
+    eprintln!(
+        "    leak: idle for up to {} s, until the provider holds at most {first_sockets} sockets",
+        SOCKET_SETTLE.as_secs()
+    );
+    let settled = time_until(Instant::now(), SOCKET_SETTLE, || async {
+        (fd_kinds(rig.agent.pid()).0 as f64) <= first_sockets
+    })
+    .await;
+    let sockets_after_idle = fd_kinds(rig.agent.pid()).0 as f64;
 
     let mut r = ScenarioResult::new("leak", json!({"cycles": cycles, "pods_per_cycle": pods}));
     r.metric("rss_mb_at_start", start.rss_bytes as f64 / MB);
     r.metric("rss_mb_by_cycle", rounded(&rss_mb));
     r.metric("open_fds_by_cycle", &fds);
+    r.metric("sockets_by_cycle", &sockets);
+    r.metric("sockets_after_idle", sockets_after_idle);
     r.metric("peak_rss_mb", end.peak_rss_bytes as f64 / MB);
     r.metric("cpu_seconds", end.cpu_seconds - start.cpu_seconds);
     let rss = Drift::of(&rss_mb, WINDOW);
@@ -322,12 +342,24 @@ async fn leak_on(rig: &Rig, cycles: usize, pods: usize) -> anyhow::Result<Scenar
         rss.is_some_and(|d| d.within(RSS_TOLERANCE, 0.0)),
     ));
     r.targets.push(holds(
-        "open file descriptors flat over the cycles",
+        "open file descriptors (not sockets) flat over the cycles",
         &format!("last {WINDOW} cycles ≤ first {WINDOW} + {FD_TOLERANCE}"),
         fd.map_or("too few cycles".into(), |d| {
             format!("{} → {}", d.first, d.last)
         }),
         fd.is_some_and(|d| d.within(0.0, FD_TOLERANCE)),
+    ));
+    r.targets.push(holds(
+        "sockets back to the first cycle's once idle",
+        &format!(
+            "≤ {first_sockets} within {} s idle",
+            SOCKET_SETTLE.as_secs()
+        ),
+        match settled {
+            Some(t) => format!("{sockets_after_idle} after {:.0} s", t.as_secs_f64()),
+            None => format!("{sockets_after_idle} after {} s", SOCKET_SETTLE.as_secs()),
+        },
+        settled.is_some(),
     ));
     Ok(r)
 }
