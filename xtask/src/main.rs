@@ -5,6 +5,7 @@
 //! * `cargo xtask ci`: everything CI checks, exactly as `.ci/run` runs it;
 //! * `cargo xtask demo`: the README's main job;
 //! * `cargo xtask bench`: throughput, latency, CPU and memory at scale;
+//! * `cargo xtask faults`: the recorded fault suite, on a control plane of its own.
 //! * `cargo xtask fuzz`: every cargo-fuzz target of `fuzz/` for a while (the command
 //!   is the `xtask_fuzz` library, `src/fuzz.rs`).
 
@@ -12,6 +13,7 @@ mod bench;
 mod ci;
 mod cluster;
 mod demo;
+mod faults;
 mod paths;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +47,10 @@ enum Command {
     Ci(ci::Args),
     /// Benchmarks against the local control plane (see `cargo xtask bench --help`).
     Bench(bench::Args),
+    /// The recorded fault suite: breaks control-plane components, the provider and the
+    /// network around a virtual node, on a cluster of its own, and records each
+    /// expectation against what was measured.
+    Faults(faults::Args),
     /// The main job: local control plane + a virtual node + a sample Deployment, until
     /// Ctrl-C.
     Demo(demo::Args),
@@ -73,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ci(args) => runtime.block_on(ci::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Faults(args) => runtime.block_on(faults::run(args)),
         Command::Fuzz(args) => xtask_fuzz::run(args),
     }
 }

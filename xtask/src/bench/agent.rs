@@ -125,6 +125,16 @@ impl Agent {
         self.stop()?;
         self.spawn()
     }
+
+    /// Kills the process with SIGKILL (no clean shutdown, as in a crash), reaps it, and
+    /// starts it again (same arguments and port).
+    pub fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        self.spawn()
+    }
 }
 
 impl Drop for Agent {

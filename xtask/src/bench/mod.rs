@@ -10,12 +10,14 @@
 //!
 //! Targets are recorded in the results (met or not, with notes), never asserted by tests.
 
-mod agent;
+// `agent`, `report`, `workload` and a few helpers of `scenarios` are also used by
+// `cargo xtask faults`.
+pub(crate) mod agent;
 mod procfs;
-mod report;
-mod scenarios;
+pub(crate) mod report;
+pub(crate) mod scenarios;
 mod stats;
-mod workload;
+pub(crate) mod workload;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -110,6 +112,51 @@ fn mem_total_gib() -> f64 {
         .map_or(0.0, |bytes| bytes as f64 / (1024.0 * 1024.0 * 1024.0))
 }
 
+/// Builds the release vk-mock (`cargo build --release -p vk-mock`, quick when it is up
+/// to date).
+pub(crate) fn build_release_provider() -> anyhow::Result<()> {
+    eprintln!("==> building vk-mock (release)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    if !Command::new(&cargo)
+        .args(["build", "--release", "--quiet", "-p", "vk-mock"])
+        // `cargo xtask` (cargo run) sets this for xtask; ring's build script watches it,
+        // so inheriting it would make this build and one from a shell invalidate each
+        // other (a full release rebuild each time).
+        .env_remove("CARGO_MANIFEST_DIR")
+        .current_dir(crate::paths::workspace_root())
+        .status()?
+        .success()
+    {
+        bail!("building vk-mock failed");
+    }
+    Ok(())
+}
+
+/// Today's date (UTC), as results are named: `2026-11-22`.
+pub(crate) fn date() -> String {
+    command_output("date", &["-u", "+%Y-%m-%d"])
+}
+
+/// Where a run happened: date, commit, machine, toolchain, API server version and the
+/// provider `binary`'s version.
+pub(crate) async fn run_context(client: &Client, binary: &std::path::Path) -> serde_json::Value {
+    let server = client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .unwrap_or_default();
+    json!({
+        "date": command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        "commit": command_output("git", &["rev-parse", "--short", "HEAD"]),
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "memory_gib": (mem_total_gib() * 10.0).round() / 10.0,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "rustc": command_output("rustc", &["--version"]),
+        "kube_apiserver": server,
+        "provider": format!("{} (release)", command_output(&binary.display().to_string(), &["--version"])),
+    })
+}
+
 /// Runs the benchmark.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let cluster = LocalCluster::from_env()?;
@@ -118,16 +165,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("starting the local control plane")?;
     let client = cluster.client().await?;
-    eprintln!("==> building vk-mock (release)");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    if !Command::new(&cargo)
-        .args(["build", "--release", "--quiet", "-p", "vk-mock"])
-        .current_dir(crate::paths::workspace_root())
-        .status()?
-        .success()
-    {
-        bail!("building vk-mock failed");
-    }
+    build_release_provider()?;
     let out = crate::paths::target_dir().join("bench");
     std::fs::create_dir_all(&out)?;
     let env = Env {
@@ -139,22 +177,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| crate::paths::binary("release", "vk-mock")),
         out: out.clone(),
     };
-    let server = client
-        .apiserver_version()
-        .await
-        .map(|v| v.git_version)
-        .unwrap_or_default();
-    let date = command_output("date", &["-u", "+%Y-%m-%d"]);
-    let context = json!({
-        "date": command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
-        "commit": command_output("git", &["rev-parse", "--short", "HEAD"]),
-        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "memory_gib": (mem_total_gib() * 10.0).round() / 10.0,
-        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
-        "rustc": command_output("rustc", &["--version"]),
-        "kube_apiserver": server,
-        "provider": format!("{} (release)", command_output(&env.binary.display().to_string(), &["--version"])),
-    });
+    let date = date();
+    let context = run_context(&client, &env.binary).await;
 
     let mut results: Vec<ScenarioResult> = Vec::new();
     let ceiling = scenarios::ceiling(&env, &args).await?;

@@ -100,7 +100,9 @@ impl ScenarioResult {
     }
 }
 
-fn fmt_value(v: &Value) -> String {
+/// A measurement as the reports show it: fractions with two decimals, objects as
+/// `key value, ...`.
+pub(crate) fn fmt_value(v: &Value) -> String {
     match v {
         Value::Number(n) => match n.as_f64() {
             Some(f) if f.fract() != 0.0 => format!("{f:.2}"),

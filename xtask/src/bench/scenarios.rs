@@ -22,7 +22,8 @@ use super::{Args, Env};
 
 const MB: f64 = 1024.0 * 1024.0;
 
-async fn namespace(client: &Client, scenario: &str) -> anyhow::Result<String> {
+/// A new namespace `bench-<scenario>-xxxxxx`, once its default ServiceAccount exists.
+pub(crate) async fn namespace(client: &Client, scenario: &str) -> anyhow::Result<String> {
     let name = vk_testkit::unique_name(&format!("bench-{scenario}"));
     let ns: Namespace = serde_json::from_value(
         json!({"metadata": {"name": name, "labels": {"vk-bench": "true"}}}),
@@ -42,13 +43,15 @@ async fn namespace(client: &Client, scenario: &str) -> anyhow::Result<String> {
     Ok(name)
 }
 
-async fn drop_namespace(client: &Client, name: &str) {
+/// Deletes namespace `name` (and so its pods), without waiting.
+pub(crate) async fn drop_namespace(client: &Client, name: &str) {
     let _ = Api::<Namespace>::all(client.clone())
         .delete(name, &DeleteParams::default())
         .await;
 }
 
-fn names(prefix: &str, n: usize) -> Vec<String> {
+/// `n` pod names: `<prefix>-00000`, `<prefix>-00001`...
+pub(crate) fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
 }
 
@@ -141,7 +144,8 @@ fn agent_args(env: &Env, args: &Args, node: &str, config: &Path, extra: &[&str])
     v
 }
 
-async fn delete_node_objects(client: &Client, prefix: &str) {
+/// Deletes the virtual-kubelet Nodes whose name starts with `prefix`.
+pub(crate) async fn delete_node_objects(client: &Client, prefix: &str) {
     let nodes: Api<Node> = Api::all(client.clone());
     let Ok(list) = nodes
         .list(&ListParams::default().labels("type=virtual-kubelet"))

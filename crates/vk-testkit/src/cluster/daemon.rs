@@ -137,6 +137,22 @@ impl Daemon {
         }
         remove_all(&self.pidfile)
     }
+
+    /// Kills the recorded process with SIGKILL at once (no chance to shut down cleanly,
+    /// as in a crash), waits until it is gone, and removes the PID file.
+    pub fn kill(&self) -> Result<(), ClusterError> {
+        if let DaemonState::Running { pid } = self.state() {
+            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            if !wait_gone(pid, Duration::from_secs(5)) {
+                return Err(ClusterError::Stop {
+                    component: self.name,
+                    pid,
+                    reason: "still alive 5 s after SIGKILL".to_owned(),
+                });
+            }
+        }
+        remove_all(&self.pidfile)
+    }
 }
 
 fn wait_gone(pid: i32, timeout: Duration) -> bool {
@@ -200,6 +216,19 @@ mod tests {
         assert_eq!(daemon.state(), DaemonState::Running { pid });
         daemon.stop(Duration::from_secs(5)).expect("stop");
         assert_eq!(daemon.state(), DaemonState::Stopped);
+    }
+
+    #[test]
+    fn kill_ends_the_process_and_forgets_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let daemon = Daemon::new("crasher", dir.path(), dir.path());
+        let pid = daemon
+            .start(Path::new("/bin/sleep"), &["30".to_owned()])
+            .expect("start");
+        assert_eq!(daemon.state(), DaemonState::Running { pid });
+        daemon.kill().expect("kill");
+        assert_eq!(daemon.state(), DaemonState::Stopped);
+        assert_eq!(process_start_time(pid), None, "the process is gone");
     }
 
     #[test]

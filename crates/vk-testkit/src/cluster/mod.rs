@@ -293,22 +293,19 @@ impl LocalCluster {
 
         self.start(Component::Etcd, &bin).await?;
         self.wait_ready(Component::Etcd, Duration::from_secs(60), || {
-            http_health(self.layout.ports.etcd_client, "/health", "true")
+            self.healthy(Component::Etcd)
         })
         .await?;
         self.start(Component::ApiServer, &bin).await?;
         self.wait_ready(Component::ApiServer, Duration::from_secs(180), || {
-            self.apiserver_ready()
+            self.healthy(Component::ApiServer)
         })
         .await?;
         self.start(Component::ControllerManager, &bin).await?;
         self.start(Component::Scheduler, &bin).await?;
         for c in [Component::ControllerManager, Component::Scheduler] {
-            let port = c.port(&self.layout.ports);
-            self.wait_ready(c, Duration::from_secs(60), || {
-                http_health(port, "/healthz", "ok")
-            })
-            .await?;
+            self.wait_ready(c, Duration::from_secs(60), || self.healthy(c))
+                .await?;
         }
         let client = self.client().await?;
         self.wait_ready(
@@ -536,6 +533,60 @@ impl LocalCluster {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// `Ok` when component `c` answers its health check: etcd's `/health`, the API
+    /// server's `/readyz`, the controller-manager's and scheduler's `/healthz`.
+    async fn healthy(&self, c: Component) -> Result<(), String> {
+        match c {
+            Component::Etcd => http_health(self.layout.ports.etcd_client, "/health", "true").await,
+            Component::ApiServer => self.apiserver_ready().await,
+            Component::ControllerManager | Component::Scheduler => {
+                http_health(c.port(&self.layout.ports), "/healthz", "ok").await
+            }
+        }
+    }
+
+    /// Kills one component with SIGKILL, as a crash would, and leaves the others
+    /// running; [`LocalCluster::start_component`] starts it again. For fault tests, on a
+    /// cluster of their own (never one that others use).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), vk_testkit::ClusterError> {
+    /// use vk_testkit::cluster::Component;
+    /// let cluster = vk_testkit::LocalCluster::new(vk_testkit::Layout::named("faults")?);
+    /// cluster.kill_component(Component::ApiServer)?;
+    /// // ... observe what the clients do while the API server is gone ...
+    /// cluster.start_component(Component::ApiServer).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn kill_component(&self, c: Component) -> Result<(), ClusterError> {
+        let _lock = lock(&self.layout)?;
+        self.daemon(c).kill()
+    }
+
+    /// Stops one component cleanly (SIGTERM, SIGKILL after 10 s) and leaves the others
+    /// running; [`LocalCluster::start_component`] starts it again with the same data.
+    pub fn stop_component(&self, c: Component) -> Result<(), ClusterError> {
+        let _lock = lock(&self.layout)?;
+        if let DaemonState::Running { pid } = self.daemon(c).state() {
+            eprintln!("    stopping {} (pid {pid})", c.name());
+        }
+        self.daemon(c).stop(Duration::from_secs(10))
+    }
+
+    /// Starts one component that was killed or stopped (same arguments, data and
+    /// ports; nothing if it runs) and waits until it is healthy (up to 3 minutes).
+    pub async fn start_component(&self, c: Component) -> Result<(), ClusterError> {
+        let layout = self.layout.clone();
+        let lock = blocking("take the cluster lock", move || lock(&layout)).await?;
+        if !self.daemon(c).is_running() {
+            self.start(c, &self.layout.bin_dir()).await?;
+        }
+        self.wait_ready(c, Duration::from_secs(180), || self.healthy(c))
+            .await?;
+        drop(lock);
+        Ok(())
     }
 
     /// `Ok` when kube-apiserver's `/readyz` says `ok`.
