@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use vk_testkit::kubelet_client::{KubeletClient, KubeletClientError};
+use vk_testkit::kubelet_client::KubeletClient;
 
 /// The opening bytes of a TLS ClientHello, and nothing after: a handshake record
 /// announcing 512 bytes, a ClientHello announcing 508, version TLS 1.2.
@@ -151,33 +151,40 @@ pub enum Answer {
     },
     /// The connection closed without a status line.
     Closed,
-    /// Connecting, the handshake, or the exchange failed.
-    Failed,
-    /// No answer within [`REQUEST_LIMIT`].
-    TimedOut,
+    /// Failed at `stage` (refused, reset...).
+    Failed {
+        /// `handshake` (TCP connect and TLS) or `answer` (sending, or reading the answer).
+        stage: &'static str,
+    },
+    /// Not done within [`REQUEST_LIMIT`], stuck at `stage`.
+    TimedOut {
+        /// `handshake` (TCP connect and TLS) or `answer` (request sent, no whole answer).
+        stage: &'static str,
+    },
 }
 
 impl Answer {
     /// The answer to a request whose exchange ended with `result`.
-    pub fn of(result: Option<Result<(u16, String), KubeletClientError>>) -> Self {
+    pub fn of(result: Result<(u16, String), Stuck>) -> Self {
         match result {
-            None => Answer::TimedOut,
-            Some(Err(_)) => Answer::Failed,
-            Some(Ok((0, _))) => Answer::Closed,
-            Some(Ok((code, body))) => Answer::Status {
+            Err(Stuck::TimedOut(stage)) => Answer::TimedOut { stage },
+            Err(Stuck::Failed(stage)) => Answer::Failed { stage },
+            Ok((0, _)) => Answer::Closed,
+            Ok((code, body)) => Answer::Status {
                 code,
                 leaked: body.contains("root:x:0:0"),
             },
         }
     }
 
-    /// Its name in a tally: the status code, `closed`, `failed` or `timed out`.
+    /// Its name in a tally: the status code, `closed`, `failed (stage)` or
+    /// `timed out (stage)`.
     pub fn label(&self) -> String {
         match self {
             Answer::Status { code, .. } => code.to_string(),
             Answer::Closed => "closed".into(),
-            Answer::Failed => "failed".into(),
-            Answer::TimedOut => "timed out".into(),
+            Answer::Failed { stage } => format!("failed ({stage})"),
+            Answer::TimedOut { stage } => format!("timed out ({stage})"),
         }
     }
 }
@@ -235,22 +242,82 @@ impl Answers {
     }
 }
 
+/// Why an exchange ended without a response.
+#[derive(Debug)]
+pub enum Stuck {
+    /// Not done within [`REQUEST_LIMIT`], at this stage.
+    TimedOut(&'static str),
+    /// Failed at this stage (refused, reset...).
+    Failed(&'static str),
+}
+
+/// `GET path` (HTTP/1.0) with `headers` through `client` on `127.0.0.1:port`: the
+/// status (0 when the connection closed without a status line) and body; the stage
+/// that did not end within [`REQUEST_LIMIT`] otherwise.
+pub async fn exchange(
+    client: &KubeletClient,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), Stuck> {
+    let deadline = Instant::now() + REQUEST_LIMIT;
+    let mut tls = tokio::time::timeout_at(deadline, client.connect(port))
+        .await
+        .map_err(|_| Stuck::TimedOut("handshake"))?
+        .map_err(|_| Stuck::Failed("handshake"))?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let head = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{extra}\r\n");
+    let answer = async {
+        // The server may answer (and close) before the whole request is written.
+        let written = tls.write_all(head.as_bytes()).await;
+        let mut raw = Vec::new();
+        let read = tls.read_to_end(&mut raw).await;
+        // A TLS peer may close without close_notify; what arrived is still the answer.
+        match (written, read) {
+            (Err(e), _) | (_, Err(e)) if raw.is_empty() => Err(e),
+            _ => Ok(raw),
+        }
+    };
+    let raw = tokio::time::timeout_at(deadline, answer)
+        .await
+        .map_err(|_| Stuck::TimedOut("answer"))?
+        .map_err(|_| Stuck::Failed("answer"))?;
+    Ok(parse_response(&String::from_utf8_lossy(&raw)))
+}
+
+/// The status code (0 without a status line) and the body of an HTTP/1.x response.
+fn parse_response(response: &str) -> (u16, String) {
+    let code = response
+        .strip_prefix("HTTP/1.")
+        .and_then(|r| r.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
 /// Whether `label` is a 4xx status.
 pub fn client_error(label: &str) -> bool {
     label.len() == 3 && label.starts_with('4') && label.parse::<u16>().is_ok()
 }
 
-/// Sends `n` requests, `concurrency` at a time: `send(i)` makes the `i`-th exchange,
-/// given [`REQUEST_LIMIT`] to end.
+/// Sends `n` requests, `concurrency` at a time: `send(i)` makes the `i`-th
+/// [`exchange`].
 pub async fn send_all<F, Fut>(n: usize, concurrency: usize, send: F) -> Answers
 where
     F: Fn(usize) -> Fut,
-    Fut: Future<Output = Result<(u16, String), KubeletClientError>>,
+    Fut: Future<Output = Result<(u16, String), Stuck>>,
 {
     let answers: Vec<Answer> = futures::stream::iter(0..n)
         .map(|i| {
             let exchange = send(i);
-            async move { Answer::of(tokio::time::timeout(REQUEST_LIMIT, exchange).await.ok()) }
+            async move { Answer::of(exchange.await) }
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -271,9 +338,7 @@ pub const OVERSIZED_HEADERS: [usize; 3] = [64 * 1024, 256 * 1024, 1024 * 1024];
 pub async fn oversized_heads(anonymous: &KubeletClient, port: u16, n: usize) -> Answers {
     send_all(n, 8, |i| async move {
         let big = "a".repeat(OVERSIZED_HEADERS[i % OVERSIZED_HEADERS.len()]);
-        anonymous
-            .get_with_headers(port, "/healthz", &[("X-Oversized", &big)])
-            .await
+        exchange(anonymous, port, "/healthz", &[("X-Oversized", &big)]).await
     })
     .await
 }
@@ -327,7 +392,7 @@ pub async fn bad_paths(
     times: usize,
 ) -> Answers {
     send_all(paths.len() * times, 8, |i| async move {
-        client.get(port, &paths[i % paths.len()]).await
+        exchange(client, port, &paths[i % paths.len()], &[]).await
     })
     .await
 }
@@ -340,9 +405,8 @@ pub const TOKEN_BYTES: usize = 60 * 1024;
 pub async fn token_flood(anonymous: &KubeletClient, port: u16, n: usize) -> Answers {
     let run = std::process::id();
     send_all(n, 16, |i| async move {
-        anonymous
-            .get_with_token(port, "/pods", Some(&unique_token(run, i)))
-            .await
+        let auth = format!("Bearer {}", unique_token(run, i));
+        exchange(anonymous, port, "/pods", &[("Authorization", &auth)]).await
     })
     .await
 }
@@ -359,8 +423,8 @@ fn unique_token(run: u32, i: usize) -> String {
 mod tests {
     use super::*;
 
-    fn status(code: u16, body: &str) -> Option<Result<(u16, String), KubeletClientError>> {
-        Some(Ok((code, body.into())))
+    fn status(code: u16, body: &str) -> Result<(u16, String), Stuck> {
+        Ok((code, body.into()))
     }
 
     #[test]
@@ -371,8 +435,8 @@ mod tests {
             Answer::of(status(400, "")),
             Answer::of(status(200, "root:x:0:0:root:/root:/bin/sh")),
             Answer::of(status(0, "")),
-            Answer::of(Some(Err(std::io::Error::other("reset").into()))),
-            Answer::of(None),
+            Answer::of(Err(Stuck::Failed("handshake"))),
+            Answer::of(Err(Stuck::TimedOut("answer"))),
         ] {
             tally.add(&a);
         }
@@ -381,11 +445,25 @@ mod tests {
         assert_eq!(tally.count(client_error), 2);
         assert_eq!(
             tally.summary(),
-            "200 ×1, 400 ×2, closed ×1, failed ×1, timed out ×1"
+            "200 ×1, 400 ×2, closed ×1, failed (handshake) ×1, timed out (answer) ×1"
         );
         let mut both = tally.clone();
         both.merge(&tally);
         assert_eq!((both.total(), both.leaked), (12, 2));
+    }
+
+    #[test]
+    fn responses_are_read_by_status_line() {
+        assert_eq!(
+            parse_response("HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n"),
+            (431, String::new())
+        );
+        assert_eq!(
+            parse_response("HTTP/1.0 400 Bad Request\r\ncontent-length: 4\r\n\r\nbad\n"),
+            (400, "bad\n".into())
+        );
+        assert_eq!(parse_response(""), (0, String::new()), "closed unanswered");
+        assert_eq!(parse_response("garbage 200"), (0, String::new()));
     }
 
     #[test]
