@@ -158,7 +158,8 @@ pub enum Answer {
     },
     /// Not done within [`REQUEST_LIMIT`], stuck at `stage`.
     TimedOut {
-        /// `handshake` (TCP connect and TLS) or `answer` (request sent, no whole answer).
+        /// `handshake` (TCP connect and TLS), `request` (still writing it), `answer`
+        /// (nothing received) or `close` (an answer received, the connection left open).
         stage: &'static str,
     },
 }
@@ -270,21 +271,39 @@ pub async fn exchange(
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
     let head = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{extra}\r\n");
+    // What arrived so far, and whether the request was all written: where it stopped
+    // when the time is up.
+    let mut raw = Vec::new();
+    let mut sent = false;
     let answer = async {
         // The server may answer (and close) before the whole request is written.
-        let written = tls.write_all(head.as_bytes()).await;
-        let mut raw = Vec::new();
-        let read = tls.read_to_end(&mut raw).await;
+        // Flushed: what the socket did not take at once stays in the TLS session.
+        let written = match tls.write_all(head.as_bytes()).await {
+            Ok(()) => tls.flush().await,
+            Err(e) => Err(e),
+        };
+        sent = true;
+        let mut buf = [0u8; 4096];
+        let read = loop {
+            match tls.read(&mut buf).await {
+                Ok(0) => break Ok(()),
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                Err(e) => break Err(e),
+            }
+        };
         // A TLS peer may close without close_notify; what arrived is still the answer.
         match (written, read) {
-            (Err(e), _) | (_, Err(e)) if raw.is_empty() => Err(e),
-            _ => Ok(raw),
+            (Err(_), _) | (_, Err(_)) if raw.is_empty() => Err(()),
+            _ => Ok(()),
         }
     };
-    let raw = tokio::time::timeout_at(deadline, answer)
-        .await
-        .map_err(|_| Stuck::TimedOut("answer"))?
-        .map_err(|_| Stuck::Failed("answer"))?;
+    match tokio::time::timeout_at(deadline, answer).await {
+        Ok(Ok(())) => {}
+        Ok(Err(())) => return Err(Stuck::Failed("answer")),
+        Err(_) if !sent => return Err(Stuck::TimedOut("request")),
+        Err(_) if raw.is_empty() => return Err(Stuck::TimedOut("answer")),
+        Err(_) => return Err(Stuck::TimedOut("close")),
+    }
     Ok(parse_response(&String::from_utf8_lossy(&raw)))
 }
 
