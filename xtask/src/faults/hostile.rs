@@ -8,9 +8,10 @@
 //! * path traversal in container and pod names (`..%2f..%2fetc%2fpasswd`...),
 //! * huge, negative and unparsable query values (`tailLines=-1`,
 //!   `limitBytes=99999999999999999999`, `sinceSeconds=-5`...),
-//! * 600 requests each with a unique 60 KiB bearer token,
+//! * batches of 600 requests each with a unique 60 KiB bearer token,
 //!
-//! in turn, then all together. Throughout each, the suite probes `/healthz` on the
+//! in turn, then all together; the attacks of quick requests go on, round after round,
+//! for at least 10 s. Throughout each, the suite probes `/healthz` on the
 //! kubelet port (with the administrator's client certificate) and on the admin
 //! listener, makes a normal authenticated request (`/pods`, the pod's logs) every
 //! half second, and samples the process's memory and open file descriptors.
@@ -25,6 +26,7 @@
 mod attack;
 mod observe;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -48,7 +50,7 @@ const SILENT: usize = 200;
 const OVERSIZED: usize = 30;
 /// How many times each traversal path and each bad query is sent in a round.
 const REPEAT: usize = 3;
-/// Requests of the token flood.
+/// Requests of a batch of the token flood.
 const TOKENS: usize = 600;
 
 /// The longest `/healthz` may take at the 99th percentile during an attack.
@@ -150,6 +152,8 @@ struct Attacker {
     traversal: Vec<String>,
     queries: Vec<String>,
     server: ServeOptions,
+    /// Bearer tokens sent so far (the next one is unique).
+    tokens_sent: AtomicUsize,
 }
 
 impl Attacker {
@@ -189,8 +193,13 @@ impl Attacker {
         .await
     }
 
+    /// Batches of [`TOKENS`] requests, each token never sent before.
     async fn tokens(&self) -> Answers {
-        attack::token_flood(&self.anonymous, self.port, TOKENS).await
+        for_at_least(MIN_REQUEST_PHASE, || {
+            let first = self.tokens_sent.fetch_add(TOKENS, Ordering::Relaxed);
+            attack::token_flood(&self.anonymous, self.port, first..first + TOKENS)
+        })
+        .await
     }
 }
 
@@ -260,6 +269,7 @@ async fn hostile_on(env: &Env, rig: &Rig) -> anyhow::Result<ScenarioResult> {
         traversal: attack::traversal_paths(&rig.ns, &pod[0]),
         queries: attack::bad_query_paths(&rig.ns, &pod[0]),
         server: ServeOptions::default(),
+        tokens_sent: AtomicUsize::new(0),
     };
 
     eprintln!("    baseline: probing for {} s", BASELINE.as_secs());
@@ -293,7 +303,7 @@ async fn hostile_on(env: &Env, rig: &Rig) -> anyhow::Result<ScenarioResult> {
     alone.traversal = run.phase("path traversal", a.traversal()).await;
     alone.queries = run.phase("bad query values", a.queries()).await;
     alone.tokens = run
-        .phase("600 unique 60 KiB bearer tokens", a.tokens())
+        .phase("unique 60 KiB bearer tokens, 600 a batch", a.tokens())
         .await;
     let all = async {
         let (idle_tcp, partial_hello, silent_tls, oversized, traversal, queries, tokens) = tokio::join!(
@@ -354,7 +364,7 @@ async fn hostile_on(env: &Env, rig: &Rig) -> anyhow::Result<ScenarioResult> {
             "traversal_paths": attacker.traversal.len(),
             "bad_queries": attacker.queries.len(),
             "repeat": REPEAT,
-            "tokens": TOKENS,
+            "tokens_per_batch": TOKENS,
             "token_bytes": attack::TOKEN_BYTES,
             "server_handshake_timeout_s": attacker.server.handshake_timeout.as_secs(),
             "server_header_read_timeout_s": attacker.server.header_read_timeout.as_secs(),

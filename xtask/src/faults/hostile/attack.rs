@@ -419,12 +419,18 @@ pub async fn bad_paths(
 /// Length of each flooded bearer token.
 pub const TOKEN_BYTES: usize = 60 * 1024;
 
-/// `n` `GET /pods` requests without a client certificate, each with a bearer token of
-/// [`TOKEN_BYTES`] never sent before, 16 at a time.
-pub async fn token_flood(anonymous: &KubeletClient, port: u16, n: usize) -> Answers {
+/// `GET /pods` requests without a client certificate, one for each of `tokens`, with
+/// a bearer token of [`TOKEN_BYTES`] unique to that number (and to this process), 16 at
+/// a time.
+pub async fn token_flood(
+    anonymous: &KubeletClient,
+    port: u16,
+    tokens: std::ops::Range<usize>,
+) -> Answers {
     let run = std::process::id();
-    send_all(n, 16, |i| async move {
-        let auth = format!("Bearer {}", unique_token(run, i));
+    let first = tokens.start;
+    send_all(tokens.len(), 16, |i| async move {
+        let auth = format!("Bearer {}", unique_token(run, first + i));
         exchange(anonymous, port, "/pods", &[("Authorization", &auth)]).await
     })
     .await
