@@ -133,6 +133,9 @@ impl KubeletClient {
             .collect();
         tls.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{extra}\r\n").as_bytes())
             .await?;
+        // What the socket did not take at once stays in the TLS session until flushed;
+        // unflushed, the server may never see the end of the request.
+        tls.flush().await?;
         let mut raw = Vec::new();
         // A TLS peer may close without close_notify; what arrived is still the answer.
         if let Err(e) = tls.read_to_end(&mut raw).await

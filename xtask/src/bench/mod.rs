@@ -10,13 +10,13 @@
 //!
 //! Targets are recorded in the results (met or not, with notes), never asserted by tests.
 
-// `agent`, `report`, `workload` and a few helpers of `scenarios` are also used by
-// `cargo xtask faults`.
+// `agent`, `procfs`, `report`, `stats`, `workload` and a few helpers of `scenarios`
+// are also used by `cargo xtask faults`.
 pub(crate) mod agent;
-mod procfs;
+pub(crate) mod procfs;
 pub(crate) mod report;
 pub(crate) mod scenarios;
-mod stats;
+pub(crate) mod stats;
 pub(crate) mod workload;
 
 use std::path::PathBuf;

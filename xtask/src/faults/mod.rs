@@ -15,6 +15,7 @@
 mod admin;
 mod analysis;
 mod control_plane;
+mod hostile;
 mod network;
 mod ping;
 mod probe;
@@ -58,11 +59,14 @@ pub enum Scenario {
     SlowApi,
     /// The network between the provider and the API server is cut for a while.
     NetworkCut,
+    /// Hostile clients on the kubelet port: idle connections, half-open handshakes,
+    /// oversized heads, path traversal, absurd query values, a flood of huge tokens.
+    Hostile,
 }
 
 impl Scenario {
     /// Every scenario, in the order a full run goes through them.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::ApiserverKill,
         Scenario::ProviderKill,
         Scenario::ProviderErrors,
@@ -74,6 +78,7 @@ impl Scenario {
         Scenario::Leak,
         Scenario::SlowApi,
         Scenario::NetworkCut,
+        Scenario::Hostile,
     ];
 
     /// Its name on the command line and in the results.
@@ -90,6 +95,7 @@ impl Scenario {
             Scenario::Leak => "leak",
             Scenario::SlowApi => "slow-api",
             Scenario::NetworkCut => "network-cut",
+            Scenario::Hostile => "hostile",
         }
     }
 }
@@ -125,8 +131,8 @@ pub struct Args {
     /// Also copy the results to `faults/results/<date>.{json,md}`.
     #[arg(long)]
     pub record: bool,
-    /// Run this provider binary instead of the release vk-mock; it must accept
-    /// vk-mock's flags and configuration.
+    /// Run this provider binary instead of the release vk-mock (which is then not
+    /// built); it must accept vk-mock's flags and configuration.
     #[arg(long, value_name = "PATH")]
     pub provider_binary: Option<PathBuf>,
 }
@@ -181,7 +187,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// The suite on a running `cluster`: scenarios, then the report.
 async fn run_on(cluster: &LocalCluster, args: &Args) -> anyhow::Result<()> {
-    crate::bench::build_release_provider()?;
+    if args.provider_binary.is_none() {
+        crate::bench::build_release_provider()?;
+    }
     let out = crate::paths::target_dir().join("faults");
     std::fs::create_dir_all(&out)?;
     let client = cluster.client().await?;
@@ -271,6 +279,7 @@ async fn run_scenario(
         Scenario::PingFailure => ping::ping_failure(env).await,
         Scenario::SlowApi => network::slow_api(env).await,
         Scenario::NetworkCut => network::network_cut(env).await,
+        Scenario::Hostile => hostile::hostile(env).await,
     }
 }
 

@@ -29,6 +29,11 @@ pub struct ProviderSetup {
     pub kubeconfig: Option<PathBuf>,
     /// Log as JSON lines (for the log to be read back).
     pub json_logs: bool,
+    /// Serve the kubelet API with the cluster's kubelet serving certificate (signed by
+    /// the cluster CA, valid for 127.0.0.1) instead of a self-signed one, so that the
+    /// suite can talk to [`Rig::kubelet_port`] as a verifying TLS client. Callers are
+    /// verified against the cluster CA either way (the kubeconfig's).
+    pub kubelet_tls: bool,
 }
 
 /// A virtual node served by a vk-mock process, with a namespace for its pods.
@@ -45,6 +50,8 @@ pub struct Rig {
     pub log: PathBuf,
     /// The provider's state file, when it has one.
     pub state_file: Option<PathBuf>,
+    /// The port of the node's kubelet API (TLS).
+    pub kubelet_port: u16,
 }
 
 /// How many pods are created at once.
@@ -73,6 +80,7 @@ impl Rig {
         let config = env.out.join(format!("{scenario}-mock.toml"));
         std::fs::write(&config, mock_config(setup, state_file.as_deref()))?;
         let kubeconfig = setup.kubeconfig.as_ref().unwrap_or(&env.kubeconfig);
+        let kubelet_port = vk_testkit::free_port()?;
         let mut args: Vec<String> = [
             "--kubeconfig",
             &kubeconfig.display().to_string(),
@@ -81,13 +89,22 @@ impl Rig {
             "--provider-config",
             &config.display().to_string(),
             "--listen-port",
-            &vk_testkit::free_port()?.to_string(),
+            &kubelet_port.to_string(),
             "--no-success-events",
         ]
         .map(String::from)
         .to_vec();
         if setup.json_logs {
             args.extend(["--log-format".into(), "json".into()]);
+        }
+        if setup.kubelet_tls {
+            let serving = env.cluster.layout().pki().kubelet_serving();
+            args.extend([
+                "--tls-cert-file".into(),
+                serving.cert.display().to_string(),
+                "--tls-private-key-file".into(),
+                serving.key.display().to_string(),
+            ]);
         }
         let mut agent = Agent::start(&env.binary, &args, &log)?;
         agent
@@ -101,6 +118,7 @@ impl Rig {
             agent,
             log,
             state_file,
+            kubelet_port,
         })
     }
 
