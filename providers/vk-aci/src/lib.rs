@@ -15,5 +15,6 @@
 pub mod arm;
 pub mod auth;
 pub mod config;
+pub mod mapping;
 
 pub use config::AciConfig;
