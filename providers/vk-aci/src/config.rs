@@ -110,6 +110,9 @@ pub struct AciConfig {
     pub status_poll_seconds: u64,
     /// Seconds between two polls of a log when following it.
     pub log_follow_poll_seconds: u64,
+    /// Seconds between two polls of a long-running operation when ARM sends no
+    /// `Retry-After`.
+    pub operation_poll_seconds: u64,
     /// Cluster DNS server given to groups whose `dnsPolicy` is `ClusterFirst` (none:
     /// Azure's DNS).
     pub cluster_dns: Option<String>,
@@ -133,6 +136,7 @@ impl Default for AciConfig {
             default_gpu_sku: "V100".into(),
             status_poll_seconds: 5,
             log_follow_poll_seconds: 2,
+            operation_poll_seconds: 5,
             cluster_dns: None,
         }
     }

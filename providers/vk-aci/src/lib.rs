@@ -10,7 +10,8 @@
 //! * [`arm`]: a thin typed client of the `Microsoft.ContainerInstance/containerGroups`
 //!   REST API (long-running operations, throttling).
 //! * [`mapping`]: pod → container group, and container group → pod status.
-//! * [`AciProvider`]: the provider itself.
+//! * [`AciProvider`]: the provider itself; [`exec`] and [`logs`] say what ACI offers
+//!   for `kubectl exec` and `kubectl logs` and what vk-aci does about the rest.
 
 pub mod arm;
 pub mod auth;
@@ -18,3 +19,9 @@ pub mod config;
 pub mod mapping;
 
 pub use config::AciConfig;
+pub mod exec;
+pub mod logs;
+pub mod provider;
+pub mod setup;
+
+pub use provider::{AciProvider, ProviderSettings};
