@@ -19,6 +19,10 @@ use crate::auth::TokenProvider;
 /// The header naming the operation-status URL of a long-running operation.
 pub const AZURE_ASYNC_OPERATION: &str = "azure-asyncoperation";
 
+/// The shortest wait between two polls of an operation (a `Retry-After: 0` must not
+/// become a busy loop).
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Remaining subscription reads before ARM throttles (per hour and principal).
 pub const RATELIMIT_REMAINING_READS: &str = "x-ms-ratelimit-remaining-subscription-reads";
 
@@ -500,8 +504,9 @@ impl ArmClient {
             }
             tokio::time::sleep(delay).await;
             let response = self.send(OP, Method::GET, path, None, &[]).await?;
-            delay =
-                retry_after(response.headers()).unwrap_or(self.inner.config.default_poll_interval);
+            delay = retry_after(response.headers())
+                .unwrap_or(self.inner.config.default_poll_interval)
+                .max(MIN_POLL_INTERVAL);
             match operation {
                 Operation::AsyncOperation(_) => {
                     let status: AsyncOperation = Self::json(OP, response).await?;
