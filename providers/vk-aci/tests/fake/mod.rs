@@ -412,12 +412,21 @@ impl FakeAzure {
                         Message::Close(_) => break,
                         _ => continue,
                     };
-                    if text.trim() == "exit" {
+                    let mut out = String::new();
+                    let mut exit = false;
+                    for line in text.split_inclusive('\n') {
+                        if line.trim() == "exit" {
+                            exit = true;
+                            break;
+                        }
+                        out.push_str(&line.to_uppercase());
+                    }
+                    if !out.is_empty() {
+                        let _ = ws.send(Message::Binary(out.into_bytes().into())).await;
+                    }
+                    if exit {
                         break;
                     }
-                    let _ = ws
-                        .send(Message::Binary(text.to_uppercase().into_bytes().into()))
-                        .await;
                 }
                 let _ = ws.close(None).await;
             });
