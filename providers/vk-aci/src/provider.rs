@@ -735,9 +735,7 @@ fn follow_stream(
                 }
                 tokio::time::sleep(interval).await;
                 let (shared, key, group, container, cursor, queue) = &mut st;
-                if shared.entry(&key.0, &key.1).is_none() {
-                    return None;
-                }
+                shared.entry(&key.0, &key.1)?;
                 match shared.arm.logs(group, container, None, true).await {
                     Ok(text) => {
                         queue

@@ -29,7 +29,7 @@ pub enum SetupError {
     Auth(#[from] AuthError),
     /// The ARM client could not be built.
     #[error("setting up the Resource Manager client: {0}")]
-    Arm(#[from] ArmError),
+    Arm(#[from] Box<ArmError>),
 }
 
 fn read_ca(path: &Option<std::path::PathBuf>) -> Result<Option<Vec<u8>>, SetupError> {
@@ -64,7 +64,7 @@ pub fn arm_client(config: &AciConfig) -> Result<ArmClient, SetupError> {
     );
     arm.ca_pem = read_ca(&config.ca_file)?;
     arm.default_poll_interval = Duration::from_secs(config.operation_poll_seconds.max(1));
-    Ok(ArmClient::new(arm, Arc::new(tokens))?)
+    ArmClient::new(arm, Arc::new(tokens)).map_err(|e| SetupError::Arm(Box::new(e)))
 }
 
 /// The provider for node `node_name`.

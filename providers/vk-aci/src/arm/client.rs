@@ -129,7 +129,7 @@ impl ArmClient {
         }
         let http = HttpClient::new(http_config).map_err(|source| ArmError::Http {
             operation: "build the ARM client",
-            source,
+            source: Box::new(source),
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -196,7 +196,10 @@ impl ArmClient {
                 .tokens
                 .token()
                 .await
-                .map_err(|source| ArmError::Auth { operation, source })?;
+                .map_err(|source| ArmError::Auth {
+                    operation,
+                    source: Box::new(source),
+                })?;
             let mut request = self
                 .inner
                 .http
@@ -463,10 +466,10 @@ impl ArmClient {
                 self.same_host_path(operation, url)?,
             ));
         }
-        if status == StatusCode::ACCEPTED || status == StatusCode::CREATED {
-            if let Some(url) = header("location") {
-                return Ok(Operation::Location(self.same_host_path(operation, url)?));
-            }
+        if (status == StatusCode::ACCEPTED || status == StatusCode::CREATED)
+            && let Some(url) = header("location")
+        {
+            return Ok(Operation::Location(self.same_host_path(operation, url)?));
         }
         Ok(Operation::Done)
     }

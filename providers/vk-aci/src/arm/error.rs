@@ -15,7 +15,7 @@ pub enum ArmError {
         /// The operation.
         operation: &'static str,
         /// Why.
-        source: AuthError,
+        source: Box<AuthError>,
     },
     /// ARM answered with an error body (`CloudError`).
     #[error("{operation}: {status} {code}: {message}")]
@@ -29,7 +29,7 @@ pub enum ArmError {
         /// The message.
         message: String,
         /// The transport error it came from.
-        source: HttpError,
+        source: Box<HttpError>,
     },
     /// The request failed without an ARM error body (transport, decoding...).
     #[error("{operation}: {source}")]
@@ -37,7 +37,7 @@ pub enum ArmError {
         /// The operation.
         operation: &'static str,
         /// Why.
-        source: HttpError,
+        source: Box<HttpError>,
     },
     /// A long-running operation ended in failure.
     #[error("{operation}: the operation failed: {code}: {message}")]
@@ -69,10 +69,13 @@ impl ArmError {
                 status: status.as_u16(),
                 code: cloud.error.code,
                 message: cloud.error.message,
-                source,
+                source: Box::new(source),
             };
         }
-        ArmError::Http { operation, source }
+        ArmError::Http {
+            operation,
+            source: Box::new(source),
+        }
     }
 
     /// The ARM error code, when ARM gave one.
@@ -109,7 +112,7 @@ impl ArmError {
             return ErrorKind::Unavailable;
         }
         match self {
-            ArmError::Auth { source, .. } => match source {
+            ArmError::Auth { source, .. } => match source.as_ref() {
                 AuthError::Request(e) => e.kind(),
                 AuthError::Refused { .. } => ErrorKind::Forbidden,
                 _ => ErrorKind::InvalidInput,

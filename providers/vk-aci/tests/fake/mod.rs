@@ -19,7 +19,7 @@
 //!   (`ContainerGroupQuotaReached`) past a core limit;
 //! * logs (`tail`, `timestamps`) and exec (WebSocket URI + password, the password
 //!   checked as the first message).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -753,7 +753,7 @@ fn imds(fake: &FakeAzure, uri: &Uri, headers: &HeaderMap) -> Response {
         );
     }
     let q = query(uri);
-    if q.get("api-version").is_none() || q.get("resource").is_none() {
+    if !q.contains_key("api-version") || !q.contains_key("resource") {
         return json_response(
             StatusCode::BAD_REQUEST,
             json!({"error": "invalid_request", "error_description": "Required query variable 'resource' is missing"}),
