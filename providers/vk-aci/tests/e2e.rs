@@ -363,6 +363,42 @@ async fn kubectl_logs_and_exec_reach_the_container_group() {
         "{out}"
     );
 
+    // `logs -f`: polled, new lines only.
+    let mut follow = std::process::Command::new(vk_testkit::cluster::kubectl())
+        .args(["--kubeconfig"])
+        .arg(&n.kubeconfig)
+        .args(["-n", &n.namespace, "logs", "-f", "--tail=1", "app"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl logs -f");
+    let stdout = follow.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("first line"),
+        "hello from aci"
+    );
+    n.fake.append_log(&group, "c", "second line");
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("followed line"),
+        "second line"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+
     // Exec through ACI's WebSocket (password first), over both kubectl transports.
     for env in [
         ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "true"),
@@ -469,4 +505,93 @@ async fn a_429_storm_and_an_expired_token_are_absorbed() {
         2,
         "the expired token was refreshed once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_failures_and_restarts_reach_the_pod_status() {
+    let n = Node::start("vk-aci-st").await;
+    // A regional core quota refuses the PUT: a QuotaExceeded warning, ProviderFailed,
+    // and the pod runs once the quota allows it (the core retries).
+    n.fake.set_core_quota(Some(0.5));
+    n.apply_pod(
+        "big",
+        json!({"containers": [{"name": "c", "image": "busybox",
+        "resources": {"requests": {"cpu": "1"}}}]}),
+        json!({}),
+    );
+    eventually("big: ProviderFailed naming the quota", || {
+        let (_, out, _) = n.kubectl(
+            &[
+                "get",
+                "pod",
+                "big",
+                "-o",
+                "jsonpath={.status.reason} {.status.message}",
+            ],
+            None,
+        );
+        async move {
+            (out.starts_with("ProviderFailed") && out.contains("ContainerGroupQuotaReached"))
+                .then_some(())
+        }
+    })
+    .await;
+    eventually("a QuotaExceeded warning event", || {
+        let (_, out, _) = n.kubectl(
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "reason=QuotaExceeded,type=Warning",
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        async move { (!out.trim().is_empty()).then_some(()) }
+    })
+    .await;
+    n.fake.set_core_quota(None);
+    n.running("big").await;
+
+    // A provisioning operation that fails asynchronously fails the pod.
+    n.fake.fail_next_provisioning(
+        "InaccessibleImage",
+        "The image 'nope:latest' in container group is not accessible.",
+    );
+    n.apply_pod(
+        "broken",
+        json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "nope:latest"}]}),
+        json!({}),
+    );
+    eventually("broken: Failed with ProviderFailed", || {
+        let (_, out, _) = n.kubectl(
+            &[
+                "get",
+                "pod",
+                "broken",
+                "-o",
+                "jsonpath={.status.phase} {.status.reason} {.status.message}",
+            ],
+            None,
+        );
+        async move {
+            (out.starts_with("Failed ProviderFailed") && out.contains("InaccessibleImage"))
+                .then_some(())
+        }
+    })
+    .await;
+
+    // The instance view changes over time: a restart shows in restartCount/lastState.
+    let (group, _) = n.fake.group_of(&n.namespace, "big").expect("group");
+    n.fake.restart_container(&group, "c", 137);
+    eventually("big: restartCount 1 with lastState exit 137", || {
+        let (_, out, _) = n.kubectl(
+            &["get", "pod", "big", "-o",
+              "jsonpath={.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].lastState.terminated.exitCode}"],
+            None,
+        );
+        async move { (out == "1 137").then_some(()) }
+    })
+    .await;
 }

@@ -72,6 +72,8 @@ struct Group {
     /// Container name → (restart count, terminated exit code when stopped).
     overrides: HashMap<String, (i32, Option<i32>)>,
     logs: HashMap<String, Vec<(Timestamp, String)>>,
+    /// The provisioning failure (code, message) of its last PUT.
+    failure: Option<(String, String)>,
 }
 
 struct Op {
@@ -104,6 +106,7 @@ struct FakeState {
     next: u64,
     remaining_reads: i64,
     page_size: usize,
+    fail_next: Option<(String, String)>,
 }
 
 /// The fake. Cheap to clone; the server runs on its own thread until the process
@@ -194,6 +197,7 @@ impl FakeAzure {
             next: 0,
             remaining_reads: 11999,
             page_size: 2,
+            fail_next: None,
         }));
         let shared = state.clone();
         std::thread::Builder::new()
@@ -336,8 +340,15 @@ impl FakeAzure {
                 lists_hidden: 0,
                 overrides: HashMap::new(),
                 logs: HashMap::new(),
+                failure: None,
             },
         );
+    }
+
+    /// Makes the next `PUT`'s operation fail with `code` and `message` (the group then
+    /// shows `provisioningState: Failed`).
+    pub fn fail_next_provisioning(&self, code: &str, message: &str) {
+        self.lock().fail_next = Some((code.to_string(), message.to_string()));
     }
 
     /// Deletes a group behind the provider's back, at once.
@@ -488,6 +499,8 @@ fn view(name: &str, g: &Group, now: Instant, provision: Duration) -> Value {
         ("Pending", "Pending")
     } else if age < provision {
         ("Creating", "Pending")
+    } else if g.failure.is_some() {
+        ("Failed", "Pending")
     } else {
         ("Succeeded", "Running")
     };
@@ -497,7 +510,14 @@ fn view(name: &str, g: &Group, now: Instant, provision: Duration) -> Value {
     body["name"] = json!(name);
     body["type"] = json!("Microsoft.ContainerInstance/containerGroups");
     body["properties"]["provisioningState"] = json!(provisioning);
-    body["properties"]["instanceView"] = json!({"state": state, "events": []});
+    let group_events = match (&g.failure, provisioning) {
+        (Some((code, message)), "Failed") => json!([{
+            "count": 1, "name": code, "message": message, "type": "Warning",
+            "firstTimestamp": now_rfc3339(), "lastTimestamp": now_rfc3339()
+        }]),
+        _ => json!([]),
+    };
+    body["properties"]["instanceView"] = json!({"state": state, "events": group_events});
     if let (Some(ip), Some(obj)) = (&g.ip, body["properties"]["ipAddress"].as_object_mut()) {
         obj.insert("ip".into(), json!(ip));
     }
@@ -1118,12 +1138,13 @@ fn groups(
             };
             let op_id = format!("op-{}", s.id());
             let provision = s.provision_time;
+            let failure = s.fail_next.take();
             s.ops.insert(
                 op_id.clone(),
                 Op {
                     group: name.to_string(),
                     done_at: now + provision,
-                    failure: None,
+                    failure: failure.clone(),
                 },
             );
             let logs = HashMap::from_iter(containers.iter().map(|c| {
@@ -1143,6 +1164,7 @@ fn groups(
                 lists_hidden: 1,
                 overrides: HashMap::new(),
                 logs,
+                failure,
             };
             let shown = view(name, &g, now, provision);
             s.groups.insert(name.to_string(), g);
