@@ -840,3 +840,77 @@ impl std::fmt::Debug for AciProvider {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arm::types::{Usage, UsageName};
+
+    fn usage(name: &str, current: i64, limit: i64) -> Usage {
+        Usage {
+            unit: Some("Count".into()),
+            current_value: Some(current),
+            limit: Some(limit),
+            name: UsageName {
+                value: Some(name.into()),
+                localized_value: None,
+            },
+        }
+    }
+
+    #[test]
+    fn capacity_is_the_free_part_of_the_regional_quota() {
+        let capacity = capacity_from_usage(&[
+            usage("ContainerGroups", 10, 100),
+            usage("StandardCores", 4, 10),
+        ])
+        .expect("capacity");
+        assert_eq!(capacity["cpu"], "6");
+        assert_eq!(capacity["memory"], "24Gi");
+        assert_eq!(capacity["pods"], "90");
+        assert!(capacity_from_usage(&[usage("ContainerGroups", 0, 1)]).is_none());
+    }
+
+    #[test]
+    fn status_changes_ignore_condition_times() {
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+        let mut a = PodStatus {
+            phase: Some("Running".into()),
+            conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                last_transition_time: Some(now),
+                ..Default::default()
+            }]),
+            ..PodStatus::default()
+        };
+        let mut b = a.clone();
+        b.conditions.as_mut().expect("c")[0].last_transition_time = None;
+        assert!(!status_differs(Some(&a), &b));
+        a.phase = Some("Failed".into());
+        assert!(status_differs(Some(&a), &b));
+        assert!(status_differs(None, &b));
+    }
+
+    #[test]
+    fn a_lost_pods_containers_end_terminated() {
+        let status = PodStatus {
+            container_statuses: Some(vec![k8s_openapi::api::core::v1::ContainerStatus {
+                name: "c".into(),
+                ready: true,
+                ..Default::default()
+            }]),
+            ..PodStatus::default()
+        };
+        let done = terminated_status(Some(&status), "Deleted");
+        let c = &done.container_statuses.expect("cs")[0];
+        assert!(!c.ready);
+        assert_eq!(
+            c.state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .and_then(|t| t.reason.as_deref()),
+            Some("Deleted")
+        );
+    }
+}
