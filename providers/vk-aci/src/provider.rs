@@ -405,6 +405,11 @@ impl Shared {
                 let Some(tags) = owner(&group.tags, self.node()) else {
                     continue;
                 };
+                // A group on its way out (deleted by us, or by someone else) is not
+                // adopted: lists show it until the deletion completes.
+                if group.properties.provisioning_state.as_deref() == Some("Deleting") {
+                    continue;
+                }
                 let key = (tags.namespace.clone(), tags.name.clone());
                 if pods.contains_key(&key) {
                     continue;
@@ -765,7 +770,17 @@ impl ContainerExec for AciProvider {
                 format!("pod {namespace}/{pod} not found"),
             )
         })?;
-        let size = io.tty.then_some(TerminalSize { rows: 24, cols: 80 });
+        // ACI fixes the terminal size at the start: take the client's first size if it
+        // has already arrived, else 80x24.
+        let mut io = io;
+        let first = io.resize.as_mut().and_then(|r| r.try_recv().ok());
+        let size = io.tty.then(|| match first {
+            Some(s) => TerminalSize {
+                rows: i32::from(s.height),
+                cols: i32::from(s.width),
+            },
+            None => TerminalSize { rows: 24, cols: 80 },
+        });
         let session = self
             .shared
             .arm

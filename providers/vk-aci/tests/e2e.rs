@@ -275,6 +275,17 @@ async fn deployment_becomes_container_groups_with_secure_secret_env_and_delete_r
         );
         assert_eq!(body["tags"]["vk-node"], json!(n.node));
     }
+    // Status comes from list calls only: never one GET per group.
+    let single_gets = n
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/containerGroups/"))
+        .count();
+    assert_eq!(
+        single_gets, 0,
+        "status is polled with one list call for all groups"
+    );
     // Container statuses come from the instance view.
     let c = &pods[0]
         .status

@@ -434,9 +434,9 @@ impl ArmClient {
         Ok(list.value)
     }
 
-    /// A cheap authenticated read proving ARM and the credential work (`GET` of the
-    /// resource group's container groups with `$top=1`... ACI has no `$top`, so the
-    /// resource group itself is read).
+    /// A cheap authenticated read proving ARM and the credential work: `GET` of the
+    /// resource group itself (Resource Groups - Get, api-version 2021-04-01), which
+    /// does not grow with the number of container groups.
     pub async fn health(&self) -> Result<(), ArmError> {
         const OP: &str = "read the resource group";
         let c = &self.inner.config;
