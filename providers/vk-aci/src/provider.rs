@@ -458,26 +458,23 @@ impl Shared {
             let mut failures = 0u32;
             loop {
                 let Some(shared) = weak.upgrade() else { return };
-                let wait = match shared.poll_once().await {
-                    Ok(()) => {
-                        failures = 0;
-                        let reads = shared.arm.rate_limit().remaining_reads;
-                        if (0..LOW_READS).contains(&reads) {
-                            tracing::info!(
-                                remaining_reads = reads,
-                                "ARM reads running low; polling slower"
-                            );
-                            base * 4
-                        } else {
-                            base
-                        }
-                    }
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        tracing::warn!(error = %e, "listing container groups failed");
-                        (base * 2u32.saturating_pow(failures.min(5))).min(Duration::from_secs(120))
-                    }
+                let result = shared.poll_once().await;
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "listing container groups failed");
+                }
+                failures = if result.is_ok() {
+                    0
+                } else {
+                    failures.saturating_add(1)
                 };
+                let reads = shared.arm.rate_limit().remaining_reads;
+                let wait = next_poll_wait(base, reads, failures);
+                if wait > base && failures == 0 {
+                    tracing::info!(
+                        remaining_reads = reads,
+                        "ARM reads running low; polling slower"
+                    );
+                }
                 drop(shared);
                 tokio::time::sleep(wait).await;
             }
@@ -488,6 +485,20 @@ impl Shared {
         self.lock()
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
+    }
+}
+
+/// The wait before the next list: `base`; four times that while ARM reports fewer
+/// than [`LOW_READS`] remaining reads; doubling per consecutive failure (at most
+/// two minutes).
+pub fn next_poll_wait(base: Duration, remaining_reads: i64, failures: u32) -> Duration {
+    if failures > 0 {
+        return (base * 2u32.saturating_pow(failures.min(5))).min(Duration::from_secs(120));
+    }
+    if (0..LOW_READS).contains(&remaining_reads) {
+        base * 4
+    } else {
+        base
     }
 }
 
@@ -884,6 +895,17 @@ mod tests {
         assert_eq!(capacity["memory"], "24Gi");
         assert_eq!(capacity["pods"], "90");
         assert!(capacity_from_usage(&[usage("ContainerGroups", 0, 1)]).is_none());
+    }
+
+    #[test]
+    fn polling_slows_down_when_reads_run_low_and_backs_off_on_failures() {
+        let base = Duration::from_secs(5);
+        assert_eq!(next_poll_wait(base, -1, 0), base, "no header seen");
+        assert_eq!(next_poll_wait(base, 11999, 0), base);
+        assert_eq!(next_poll_wait(base, 999, 0), base * 4);
+        assert_eq!(next_poll_wait(base, 11999, 1), base * 2);
+        assert_eq!(next_poll_wait(base, 11999, 3), base * 8);
+        assert_eq!(next_poll_wait(base, 11999, 30), Duration::from_secs(120));
     }
 
     #[test]
