@@ -247,3 +247,40 @@ async fn every_credential_type_gets_a_token_and_bad_ones_are_refused() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_node_is_healthy_only_while_arm_answers_for_the_resource_group() {
+    use vk_core::NodeProvider as _;
+    let fake = FakeAzure::start();
+    let provider = vk_aci::AciProvider::new(
+        client(&fake),
+        vk_aci::ProviderSettings {
+            mapping: vk_aci::mapping::MappingContext {
+                node_name: "n".into(),
+                region: REGION.into(),
+                os_type: "Linux".into(),
+                ip_address_type: vk_aci::config::IpAddressType::Public,
+                subnet_ids: Vec::new(),
+                tags: Default::default(),
+                default_gpu_sku: "V100".into(),
+                cluster_dns: None,
+                cluster_domain: "cluster.local".into(),
+            },
+            poll_interval: Duration::from_secs(1),
+            log_follow_interval: Duration::from_secs(1),
+            ca_pem: None,
+        },
+        None,
+        vk_core::events::EventSink::disabled(),
+    );
+    provider.ping().await.expect("healthy");
+    fake.revoke_access(true);
+    let err = provider
+        .ping()
+        .await
+        .expect_err("no access to the resource group");
+    assert_eq!(err.kind(), vk_errdefs::ErrorKind::Forbidden);
+    assert!(err.to_string().contains("AuthorizationFailed"), "{err}");
+    fake.revoke_access(false);
+    provider.ping().await.expect("healthy again");
+}

@@ -107,6 +107,7 @@ struct FakeState {
     remaining_reads: i64,
     page_size: usize,
     fail_next: Option<(String, String)>,
+    access_revoked: bool,
 }
 
 /// The fake. Cheap to clone; the server runs on its own thread until the process
@@ -198,6 +199,7 @@ impl FakeAzure {
             remaining_reads: 11999,
             page_size: 2,
             fail_next: None,
+            access_revoked: false,
         }));
         let shared = state.clone();
         std::thread::Builder::new()
@@ -349,6 +351,12 @@ impl FakeAzure {
     /// shows `provisioningState: Failed`).
     pub fn fail_next_provisioning(&self, code: &str, message: &str) {
         self.lock().fail_next = Some((code.to_string(), message.to_string()));
+    }
+
+    /// Revokes (or restores) the application's role on the resource group: ARM then
+    /// answers `403 AuthorizationFailed`.
+    pub fn revoke_access(&self, revoked: bool) {
+        self.lock().access_revoked = revoked;
     }
 
     /// Deletes a group behind the provider's back, at once.
@@ -847,6 +855,15 @@ fn arm(fake: &FakeAzure, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
                 .insert("retry-after", after.to_string().parse().expect("header"));
             return r;
         }
+    }
+    if fake.lock().access_revoked {
+        return cloud_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailed",
+            &format!(
+                "The client '{CLIENT_ID}' does not have authorization to perform action over scope '/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}'."
+            ),
+        );
     }
     let q = query(uri);
     let Some(api_version) = q.get("api-version").cloned() else {
