@@ -311,11 +311,47 @@ pub fn pod_to_group(
     })
 }
 
-/// A SHA-256 (first 16 hex digits) of the group's body without tags: equal hashes
-/// mean an update would send nothing new. Secure values enter the hash, never the tag.
+/// A SHA-256 (first 16 hex digits) of the group's body without tags and without
+/// secret material: equal hashes mean an update would send nothing new.
+///
+/// The hash is stored in a tag anyone with read access to the resource group can see,
+/// next to the rest of the body (which `GET` returns): were secrets hashed, a
+/// low-entropy one could be guessed offline. So secure values, registry passwords,
+/// storage keys and secret volume contents are left out (only their names count).
+/// This matches Kubernetes: a changed Secret does not change a running pod's
+/// environment either.
 pub fn spec_hash(group: &ContainerGroup) -> String {
     let mut body = group.clone();
     body.tags.clear();
+    let props = &mut body.properties;
+    let envs = props
+        .containers
+        .iter_mut()
+        .flat_map(|c| c.properties.environment_variables.iter_mut())
+        .chain(
+            props
+                .init_containers
+                .iter_mut()
+                .flat_map(|c| c.properties.environment_variables.iter_mut()),
+        );
+    for env in envs {
+        if env.secure_value.is_some() {
+            env.secure_value = Some(String::new());
+        }
+    }
+    for credential in &mut props.image_registry_credentials {
+        credential.password = None;
+    }
+    for volume in &mut props.volumes {
+        if let Some(file) = volume.azure_file.as_mut() {
+            file.storage_account_key = None;
+        }
+        if let Some(files) = volume.secret.as_mut() {
+            for content in files.values_mut() {
+                content.clear();
+            }
+        }
+    }
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let digest = ring::digest::digest(&ring::digest::SHA256, &json);
     digest.as_ref()[..8]
