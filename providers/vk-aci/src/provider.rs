@@ -51,7 +51,7 @@ use crate::mapping::{
 pub const LOST_AFTER: Duration = Duration::from_secs(60);
 
 /// Remaining ARM reads below which the poller slows down.
-const LOW_READS: i64 = 1000;
+pub const LOW_READS: i64 = 1000;
 
 type PodKey = (String, String);
 
