@@ -244,3 +244,46 @@ fn the_spec_hash_never_depends_on_secret_values() {
         "plain values count"
     );
 }
+
+#[test]
+fn azure_files_and_projected_volumes_take_their_data_from_secrets() {
+    let p = pod(json!({"metadata": {"name": "p", "namespace": "n"},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+                    "volumeMounts": [{"name": "share", "mountPath": "/mnt/share"},
+                                     {"name": "token", "mountPath": "/var/run/secrets/x"}]}],
+                 "volumes": [
+                    {"name": "share", "azureFile": {"secretName": "storage", "shareName": "data", "readOnly": true}},
+                    {"name": "token", "projected": {"sources": [
+                        {"serviceAccountToken": {"path": "token"}},
+                        {"configMap": {"name": "ca"}}]}}]}}));
+    let storage: Secret = serde_json::from_value(json!({"metadata": {"name": "storage"},
+        "data": {"azurestorageaccountname": STANDARD.encode("acct"),
+                 "azurestorageaccountkey": STANDARD.encode("k3y")}}))
+    .expect("secret");
+    let ca: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "ca"}, "data": {"ca.crt": "PEM"}}))
+            .expect("cm");
+    let (secrets, config_maps) = VolumeData::references(&p);
+    assert_eq!(secrets.into_iter().collect::<Vec<_>>(), ["storage"]);
+    assert_eq!(config_maps.into_iter().collect::<Vec<_>>(), ["ca"]);
+    let data = VolumeData {
+        secrets: [("storage".to_string(), storage)].into(),
+        config_maps: [("ca".to_string(), ca)].into(),
+    };
+    let mapped = pod_to_group(&p, &ctx(IpAddressType::Public), &data).expect("maps");
+    let body = serde_json::to_value(&mapped.group).expect("json");
+    assert_eq!(
+        body["properties"]["volumes"],
+        json!([
+            {"name": "share", "azureFile": {"shareName": "data", "readOnly": true,
+                "storageAccountName": "acct", "storageAccountKey": "k3y"}},
+            {"name": "token", "secret": {"ca.crt": STANDARD.encode("PEM")}}
+        ])
+    );
+    assert!(
+        !format!("{:?}", mapped.group).contains("k3y"),
+        "keys redacted in Debug"
+    );
+    assert_eq!(mapped.warnings.len(), 1, "{:?}", mapped.warnings);
+    assert!(mapped.warnings[0].message.contains("serviceAccountToken"));
+}
