@@ -311,8 +311,9 @@ impl ArmClient {
             )
             .await?;
         let operation = self.operation_of(OP, response.status(), response.headers())?;
-        let first: ContainerGroup = Self::json(OP, response).await?;
-        Ok((first, operation))
+        // The answer should be the group; an empty one is read as the group sent.
+        let first: Option<ContainerGroup> = Self::json(OP, response).await?;
+        Ok((first.unwrap_or_else(|| group.clone()), operation))
     }
 
     /// `PUT` container group `name` and wait for the long-running operation to end;
@@ -474,17 +475,31 @@ impl ArmClient {
         Ok(Operation::Done)
     }
 
-    /// The path and query of `url`, which must be on the ARM endpoint (the bearer
-    /// token is never sent anywhere else).
+    /// The path and query of `url` (an operation or next-page URL ARM sent), to be
+    /// requested on the configured ARM endpoint: the bearer token only ever goes
+    /// there. ARM's URLs are on that endpoint anyway; one naming another host (a proxy,
+    /// `localhost` for `127.0.0.1`) is followed on the configured endpoint, with a
+    /// debug event. A URL that is not `http(s)://host/path` is refused.
     fn same_host_path(&self, operation: &'static str, url: &str) -> Result<String, ArmError> {
+        let refuse = || ArmError::ForeignUrl {
+            operation,
+            url: url.split('?').next().unwrap_or(url).to_string(),
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(refuse)?;
+        let slash = rest.find('/').ok_or_else(refuse)?;
+        let (host, path) = rest.split_at(slash);
         let base = self.inner.http.base_url();
-        match url.strip_prefix(base.trim_end_matches('/')) {
-            Some(rest) if rest.starts_with('/') => Ok(rest.to_string()),
-            _ => Err(ArmError::ForeignUrl {
+        if !base.ends_with(host) {
+            tracing::debug!(
                 operation,
-                url: url.split('?').next().unwrap_or(url).to_string(),
-            }),
+                host,
+                "following an ARM URL on the configured endpoint"
+            );
         }
+        Ok(path.to_string())
     }
 
     /// Waits for `operation` to end; an operation that failed or was canceled is
@@ -570,5 +585,78 @@ mod erased {
             // Our request types always serialize (no maps with non-string keys).
             serde_json::to_vec(self).unwrap_or_default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Credential, Secret};
+
+    fn client() -> ArmClient {
+        let resolved = crate::auth::credential_for_tests(Credential::ClientSecret {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            secret: Secret::new("s"),
+        });
+        let tokens =
+            TokenProvider::new(resolved, "https://management.azure.com", None).expect("tokens");
+        ArmClient::new(
+            ArmClientConfig::new("https://management.azure.com", "sub", "rg", "2023-05-01"),
+            Arc::new(tokens),
+        )
+        .expect("client")
+    }
+
+    #[test]
+    fn operation_urls_are_followed_on_the_configured_endpoint_only() {
+        let arm = client();
+        let url = "https://management.azure.com/subscriptions/sub/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op1?api-version=2023-05-01";
+        let path = arm.same_host_path("poll", url).expect("followed");
+        assert_eq!(
+            path,
+            "/subscriptions/sub/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op1?api-version=2023-05-01"
+        );
+        // Another host: the path is followed on the configured endpoint, never there.
+        assert_eq!(
+            arm.same_host_path("poll", "http://localhost:1234/ops/1?x=1")
+                .expect("rebased"),
+            "/ops/1?x=1"
+        );
+        assert!(arm.same_host_path("poll", "ftp://x/y").is_err());
+        assert!(
+            arm.same_host_path("poll", "https://host-without-path")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn operations_are_read_from_the_documented_headers() {
+        let arm = client();
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            arm.operation_of("put", StatusCode::OK, &headers)
+                .expect("ok"),
+            Operation::Done
+        );
+        headers.insert(
+            "location",
+            "https://management.azure.com/loc/1".parse().expect("h"),
+        );
+        assert_eq!(
+            arm.operation_of("delete", StatusCode::ACCEPTED, &headers)
+                .expect("ok"),
+            Operation::Location("/loc/1".into())
+        );
+        headers.insert(
+            AZURE_ASYNC_OPERATION,
+            "https://management.azure.com/async/1".parse().expect("h"),
+        );
+        assert_eq!(
+            arm.operation_of("put", StatusCode::CREATED, &headers)
+                .expect("ok"),
+            Operation::AsyncOperation("/async/1".into()),
+            "Azure-AsyncOperation wins over Location"
+        );
     }
 }

@@ -49,8 +49,8 @@ pub enum ArmError {
         /// Its message.
         message: String,
     },
-    /// ARM pointed to a URL outside its endpoint (the token is not sent there).
-    #[error("{operation}: refusing to follow {url}: not on the Resource Manager endpoint")]
+    /// ARM sent an operation or next-page URL that is not an `http(s)` URL with a path.
+    #[error("{operation}: cannot follow {url}: not an http(s) URL with a path")]
     ForeignUrl {
         /// The operation.
         operation: &'static str,

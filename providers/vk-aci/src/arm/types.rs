@@ -16,6 +16,16 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// Reads an explicit `null` as the field's default: answers from other api-versions
+/// (and other implementations) send `"events": null`, `"environmentVariables": null`...
+fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// A container group (`ContainerGroup`: `Resource` + `ContainerGroupProperties`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -30,14 +40,18 @@ pub struct ContainerGroup {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
     /// Region.
+    #[serde(deserialize_with = "nullable")]
     pub location: String,
     /// Tags.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub tags: BTreeMap<String, String>,
     /// Availability zones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub zones: Vec<String>,
     /// Properties.
+    #[serde(deserialize_with = "nullable")]
     pub properties: ContainerGroupProperties,
 }
 
@@ -49,12 +63,15 @@ pub struct ContainerGroupProperties {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provisioning_state: Option<String>,
     /// Containers.
+    #[serde(deserialize_with = "nullable")]
     pub containers: Vec<Container>,
     /// Init containers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub init_containers: Vec<InitContainer>,
     /// Registry credentials.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub image_registry_credentials: Vec<ImageRegistryCredential>,
     /// `Always`, `OnFailure` or `Never`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,15 +80,18 @@ pub struct ContainerGroupProperties {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<IpAddress>,
     /// `Linux` or `Windows`.
+    #[serde(deserialize_with = "nullable")]
     pub os_type: String,
     /// Volumes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub volumes: Vec<Volume>,
     /// The group's instance view (answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_view: Option<GroupInstanceView>,
     /// VNet subnets.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub subnet_ids: Vec<SubnetId>,
     /// DNS configuration.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,8 +106,10 @@ pub struct ContainerGroupProperties {
 #[serde(default)]
 pub struct Container {
     /// Name.
+    #[serde(deserialize_with = "nullable")]
     pub name: String,
     /// Properties.
+    #[serde(deserialize_with = "nullable")]
     pub properties: ContainerProperties,
 }
 
@@ -96,23 +118,29 @@ pub struct Container {
 #[serde(rename_all = "camelCase", default)]
 pub struct ContainerProperties {
     /// Image.
+    #[serde(deserialize_with = "nullable")]
     pub image: String,
     /// Command in exec form (entrypoint and arguments together).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub command: Vec<String>,
     /// Exposed ports.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub ports: Vec<ContainerPort>,
     /// Environment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub environment_variables: Vec<EnvironmentVariable>,
     /// Instance view (answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_view: Option<ContainerInstanceView>,
     /// Resources.
+    #[serde(deserialize_with = "nullable")]
     pub resources: ResourceRequirements,
     /// Volume mounts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub volume_mounts: Vec<VolumeMount>,
     /// Liveness probe.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,8 +155,10 @@ pub struct ContainerProperties {
 #[serde(default)]
 pub struct InitContainer {
     /// Name.
+    #[serde(deserialize_with = "nullable")]
     pub name: String,
     /// Properties.
+    #[serde(deserialize_with = "nullable")]
     pub properties: InitContainerProperties,
 }
 
@@ -137,18 +167,22 @@ pub struct InitContainer {
 #[serde(rename_all = "camelCase", default)]
 pub struct InitContainerProperties {
     /// Image.
+    #[serde(deserialize_with = "nullable")]
     pub image: String,
     /// Command in exec form.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub command: Vec<String>,
     /// Environment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub environment_variables: Vec<EnvironmentVariable>,
     /// Instance view (answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_view: Option<ContainerInstanceView>,
     /// Volume mounts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub volume_mounts: Vec<VolumeMount>,
 }
 
@@ -164,6 +198,7 @@ pub struct ContainerInstanceView {
     pub previous_state: Option<ContainerState>,
     /// Events.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub events: Vec<Event>,
 }
 
@@ -207,6 +242,7 @@ pub struct Event {
 #[serde(default)]
 pub struct ResourceRequirements {
     /// Requests.
+    #[serde(deserialize_with = "nullable")]
     pub requests: ResourceRequests,
     /// Limits.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -219,8 +255,10 @@ pub struct ResourceRequirements {
 pub struct ResourceRequests {
     /// Memory in GB.
     #[serde(rename = "memoryInGB")]
+    #[serde(deserialize_with = "nullable")]
     pub memory_in_gb: f64,
     /// CPU cores.
+    #[serde(deserialize_with = "nullable")]
     pub cpu: f64,
     /// GPUs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -247,8 +285,10 @@ pub struct ResourceLimits {
 #[serde(default)]
 pub struct GpuResource {
     /// How many.
+    #[serde(deserialize_with = "nullable")]
     pub count: i32,
     /// `K80`, `P100`, `V100`.
+    #[serde(deserialize_with = "nullable")]
     pub sku: String,
 }
 
@@ -260,6 +300,7 @@ pub struct ContainerPort {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
     /// Port.
+    #[serde(deserialize_with = "nullable")]
     pub port: i32,
 }
 
@@ -268,6 +309,7 @@ pub struct ContainerPort {
 #[serde(rename_all = "camelCase", default)]
 pub struct EnvironmentVariable {
     /// Name.
+    #[serde(deserialize_with = "nullable")]
     pub name: String,
     /// Plain value.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -295,11 +337,14 @@ impl std::fmt::Debug for EnvironmentVariable {
 #[serde(rename_all = "camelCase", default)]
 pub struct VolumeMount {
     /// Volume name.
+    #[serde(deserialize_with = "nullable")]
     pub name: String,
     /// Mount path.
+    #[serde(deserialize_with = "nullable")]
     pub mount_path: String,
     /// Read-only.
     #[serde(skip_serializing_if = "is_false")]
+    #[serde(deserialize_with = "nullable")]
     pub read_only: bool,
 }
 
@@ -308,6 +353,7 @@ pub struct VolumeMount {
 #[serde(rename_all = "camelCase", default)]
 pub struct Volume {
     /// Name.
+    #[serde(deserialize_with = "nullable")]
     pub name: String,
     /// Azure Files share.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -339,11 +385,14 @@ impl std::fmt::Debug for Volume {
 #[serde(rename_all = "camelCase", default)]
 pub struct AzureFileVolume {
     /// Share.
+    #[serde(deserialize_with = "nullable")]
     pub share_name: String,
     /// Read-only.
     #[serde(skip_serializing_if = "is_false")]
+    #[serde(deserialize_with = "nullable")]
     pub read_only: bool,
     /// Storage account.
+    #[serde(deserialize_with = "nullable")]
     pub storage_account_name: String,
     /// Storage account key.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -392,6 +441,7 @@ pub struct ContainerProbe {
 #[serde(default)]
 pub struct ContainerExecProbe {
     /// Command.
+    #[serde(deserialize_with = "nullable")]
     pub command: Vec<String>,
 }
 
@@ -403,12 +453,14 @@ pub struct ContainerHttpGet {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Port.
+    #[serde(deserialize_with = "nullable")]
     pub port: i32,
     /// `http` or `https`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
     /// Headers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub http_headers: Vec<HttpHeader>,
 }
 
@@ -417,8 +469,10 @@ pub struct ContainerHttpGet {
 #[serde(default)]
 pub struct HttpHeader {
     /// Name.
+    #[serde(deserialize_with = "nullable")]
     pub name: String,
     /// Value.
+    #[serde(deserialize_with = "nullable")]
     pub value: String,
 }
 
@@ -427,9 +481,11 @@ pub struct HttpHeader {
 #[serde(rename_all = "camelCase", default)]
 pub struct IpAddress {
     /// Exposed ports.
+    #[serde(deserialize_with = "nullable")]
     pub ports: Vec<Port>,
     /// `Public` or `Private`.
     #[serde(rename = "type")]
+    #[serde(deserialize_with = "nullable")]
     pub ip_type: String,
     /// The address (answers).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -450,6 +506,7 @@ pub struct Port {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
     /// Port.
+    #[serde(deserialize_with = "nullable")]
     pub port: i32,
 }
 
@@ -458,6 +515,7 @@ pub struct Port {
 #[serde(rename_all = "camelCase", default)]
 pub struct ImageRegistryCredential {
     /// Registry host, no scheme.
+    #[serde(deserialize_with = "nullable")]
     pub server: String,
     /// User name.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -481,6 +539,7 @@ impl std::fmt::Debug for ImageRegistryCredential {
 #[serde(default)]
 pub struct SubnetId {
     /// Subnet resource ID.
+    #[serde(deserialize_with = "nullable")]
     pub id: String,
     /// Friendly name.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -492,6 +551,7 @@ pub struct SubnetId {
 #[serde(rename_all = "camelCase", default)]
 pub struct DnsConfiguration {
     /// Name servers.
+    #[serde(deserialize_with = "nullable")]
     pub name_servers: Vec<String>,
     /// Search domains, space-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -507,6 +567,7 @@ pub struct DnsConfiguration {
 pub struct GroupInstanceView {
     /// Events.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub events: Vec<Event>,
     /// `Pending`, `Running`, `Stopped`, `Succeeded`, `Failed`...
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -518,6 +579,7 @@ pub struct GroupInstanceView {
 #[serde(rename_all = "camelCase", default)]
 pub struct ContainerGroupList {
     /// Groups.
+    #[serde(deserialize_with = "nullable")]
     pub value: Vec<ContainerGroup>,
     /// Next page (absolute URL).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -537,6 +599,7 @@ pub struct Logs {
 #[serde(rename_all = "camelCase", default)]
 pub struct ContainerExecRequest {
     /// The command (one string).
+    #[serde(deserialize_with = "nullable")]
     pub command: String,
     /// Terminal size.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -548,8 +611,10 @@ pub struct ContainerExecRequest {
 #[serde(default)]
 pub struct TerminalSize {
     /// Rows.
+    #[serde(deserialize_with = "nullable")]
     pub rows: i32,
     /// Columns.
+    #[serde(deserialize_with = "nullable")]
     pub cols: i32,
 }
 
@@ -558,8 +623,10 @@ pub struct TerminalSize {
 #[serde(rename_all = "camelCase", default)]
 pub struct ContainerExecResponse {
     /// The WebSocket to connect to.
+    #[serde(deserialize_with = "nullable")]
     pub web_socket_uri: String,
     /// The password to send as the first message.
+    #[serde(deserialize_with = "nullable")]
     pub password: String,
 }
 
@@ -576,6 +643,7 @@ impl std::fmt::Debug for ContainerExecResponse {
 #[serde(default)]
 pub struct UsageList {
     /// Usages.
+    #[serde(deserialize_with = "nullable")]
     pub value: Vec<Usage>,
 }
 
@@ -590,6 +658,7 @@ pub struct Usage {
     /// Limit.
     pub limit: Option<i64>,
     /// Name.
+    #[serde(deserialize_with = "nullable")]
     pub name: UsageName,
 }
 
@@ -608,6 +677,7 @@ pub struct UsageName {
 #[serde(default)]
 pub struct CloudError {
     /// The error.
+    #[serde(deserialize_with = "nullable")]
     pub error: CloudErrorBody,
 }
 
@@ -616,14 +686,17 @@ pub struct CloudError {
 #[serde(default)]
 pub struct CloudErrorBody {
     /// Code (`ResourceNotFound`, `ContainerGroupQuotaReached`...).
+    #[serde(deserialize_with = "nullable")]
     pub code: String,
     /// Message.
+    #[serde(deserialize_with = "nullable")]
     pub message: String,
     /// Target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// Details.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "nullable")]
     pub details: Vec<CloudErrorBody>,
 }
 
@@ -632,6 +705,7 @@ pub struct CloudErrorBody {
 #[serde(rename_all = "camelCase", default)]
 pub struct AsyncOperation {
     /// `InProgress`, `Succeeded`, `Failed`, `Canceled` (others mean in progress).
+    #[serde(deserialize_with = "nullable")]
     pub status: String,
     /// The failure.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -672,6 +746,24 @@ mod tests {
                 .and_then(|i| i.ip.as_deref()),
             Some("10.0.0.1")
         );
+    }
+
+    #[test]
+    fn explicit_nulls_read_as_empty() {
+        let group: ContainerGroup = serde_json::from_value(serde_json::json!({
+            "name": "g", "location": null, "tags": null,
+            "properties": {"osType": "Linux", "provisioningState": "Succeeded",
+                "containers": [{"name": "c", "properties": {"image": "nginx",
+                    "environmentVariables": null, "ports": null, "command": null,
+                    "resources": {"requests": {"cpu": 1, "memoryInGB": null}},
+                    "instanceView": {"events": null, "restartCount": null}}}],
+                "volumes": null, "instanceView": {"events": null, "state": "Running"}}
+        }))
+        .expect("nulls are tolerated");
+        let c = &group.properties.containers[0].properties;
+        assert!(c.environment_variables.is_empty() && c.ports.is_empty());
+        assert_eq!(c.resources.requests.memory_in_gb, 0.0);
+        assert!(group.tags.is_empty() && group.location.is_empty());
     }
 
     #[test]

@@ -35,7 +35,16 @@ mod form;
 mod token;
 
 pub use assertion::{CertificateKey, client_assertion};
-pub use credential::Credential;
+pub use credential::{Credential, ResolvedAuth};
+
+/// A resolved credential on the public cloud's authority (unit tests).
+#[cfg(test)]
+pub(crate) fn credential_for_tests(credential: Credential) -> ResolvedAuth {
+    ResolvedAuth {
+        credential,
+        authority_host: crate::config::DEFAULT_AUTHORITY_HOST.to_string(),
+    }
+}
 pub use token::{AccessToken, TokenProvider};
 
 /// A secret string: its `Debug` and `Display` print `<redacted>`.
