@@ -55,6 +55,9 @@ pub const LOW_READS: i64 = 1000;
 
 type PodKey = (String, String);
 
+/// How a list call ended: `None` when it succeeded, else the error's kind and message.
+type ListOutcome = Option<(ErrorKind, String)>;
+
 fn key_of(pod: &Pod) -> PodKey {
     (
         pod.metadata.namespace.clone().unwrap_or_default(),
@@ -113,6 +116,8 @@ struct Shared {
     pods: Mutex<HashMap<PodKey, Entry>>,
     sink: Mutex<Option<PodStatusSink>>,
     poller: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// When the last list call ended, and its failure if it failed.
+    last_list: Mutex<Option<(Instant, ListOutcome)>>,
 }
 
 impl Drop for AciProvider {
@@ -142,6 +147,7 @@ impl AciProvider {
                 pods: Mutex::new(HashMap::new()),
                 sink: Mutex::new(None),
                 poller: Mutex::new(None),
+                last_list: Mutex::new(None),
             }),
         }
     }
@@ -335,7 +341,15 @@ impl Shared {
     /// One list call; statuses of known pods refreshed and pushed when changed; groups
     /// of this node not known yet are adopted.
     async fn poll_once(&self) -> Result<()> {
-        let groups = self.arm.list().await?;
+        let listed = self.arm.list().await.map_err(Error::from);
+        *self.last_list.lock().unwrap_or_else(|e| e.into_inner()) = Some((
+            Instant::now(),
+            listed
+                .as_ref()
+                .err()
+                .map(|e| (e.kind(), e.message().to_string())),
+        ));
+        let groups = listed?;
         let mut by_name: HashMap<String, ContainerGroup> = HashMap::new();
         for g in groups {
             if let Some(name) = g.name.clone() {
@@ -686,9 +700,24 @@ impl PodNotifier for AciProvider {
 
 #[async_trait]
 impl NodeProvider for AciProvider {
-    /// Ready only while ARM answers an authenticated read of the resource group.
+    /// Ready only while ARM answers the provider's list call for the resource group:
+    /// the poller's last answer when it is recent (three intervals, at least 30 s), so
+    /// the health check costs no request of its own; else one list call now.
     async fn ping(&self) -> Result<()> {
-        self.shared.arm.health().await.map_err(Error::from)
+        let fresh_for = (self.shared.settings.poll_interval * 3).max(Duration::from_secs(30));
+        let last = self
+            .shared
+            .last_list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < fresh_for)
+            .map(|(_, failure)| failure.clone());
+        match last {
+            Some(None) => Ok(()),
+            Some(Some((kind, message))) => Err(Error::new(kind, message)),
+            None => self.shared.poll_once().await,
+        }
     }
 }
 

@@ -249,7 +249,7 @@ async fn every_credential_type_gets_a_token_and_bad_ones_are_refused() {
 }
 
 #[tokio::test]
-async fn the_node_is_healthy_only_while_arm_answers_for_the_resource_group() {
+async fn the_node_is_healthy_only_while_arm_answers_the_list_call() {
     use vk_core::NodeProvider as _;
     let fake = FakeAzure::start();
     let provider = vk_aci::AciProvider::new(
@@ -273,8 +273,22 @@ async fn the_node_is_healthy_only_while_arm_answers_for_the_resource_group() {
         None,
         vk_core::events::EventSink::disabled(),
     );
+    // Without a recent list, ping lists; afterwards it reports the poller's last list.
     provider.ping().await.expect("healthy");
+    let lists = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/containerGroups"))
+            .count()
+    };
+    assert_eq!(lists(), 1);
+    provider.ping().await.expect("still healthy");
+    assert_eq!(lists(), 1, "a recent list answers the health check");
     fake.revoke_access(true);
+    provider
+        .poll_once()
+        .await
+        .expect_err("the poller's list is refused");
     let err = provider
         .ping()
         .await
@@ -282,5 +296,6 @@ async fn the_node_is_healthy_only_while_arm_answers_for_the_resource_group() {
     assert_eq!(err.kind(), vk_errdefs::ErrorKind::Forbidden);
     assert!(err.to_string().contains("AuthorizationFailed"), "{err}");
     fake.revoke_access(false);
+    provider.poll_once().await.expect("access restored");
     provider.ping().await.expect("healthy again");
 }
