@@ -351,8 +351,15 @@ impl Shared {
         ));
         let groups = listed?;
         let mut by_name: HashMap<String, ContainerGroup> = HashMap::new();
-        for g in groups {
-            if let Some(name) = g.name.clone() {
+        for mut g in groups {
+            // `name` is documented as always present; fall back on the ID's last part.
+            let name = g.name.clone().or_else(|| {
+                g.id.as_deref()
+                    .and_then(|id| id.rsplit('/').next())
+                    .map(str::to_string)
+            });
+            if let Some(name) = name {
+                g.name = Some(name.clone());
                 by_name.insert(name, g);
             }
         }
