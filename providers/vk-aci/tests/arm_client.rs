@@ -299,3 +299,31 @@ async fn the_node_is_healthy_only_while_arm_answers_the_list_call() {
     provider.poll_once().await.expect("access restored");
     provider.ping().await.expect("healthy again");
 }
+
+#[tokio::test]
+async fn node_capacity_comes_from_the_regions_free_quota_unless_configured() {
+    let fake = FakeAzure::start();
+    let arm = client(&fake);
+    arm.create_or_update("busy", &group(2.0))
+        .await
+        .expect("created");
+    fake.set_core_quota(Some(10.0));
+    let mut config = vk_aci::AciConfig {
+        subscription_id: SUBSCRIPTION.into(),
+        resource_group: RESOURCE_GROUP.into(),
+        region: REGION.into(),
+        ..vk_aci::AciConfig::default()
+    };
+    let mut template = vk_core::node::NodeTemplate::new("n", "aci");
+    vk_aci::setup::fill_template(&mut template, &config, &arm).await;
+    assert_eq!(template.capacity["cpu"], "8", "10 cores, 2 used");
+    assert_eq!(template.capacity["memory"], "32Gi");
+    assert_eq!(template.labels["topology.kubernetes.io/region"], REGION);
+    assert_eq!(
+        template.labels["virtual-kubelet.io/aci-resource-group"],
+        RESOURCE_GROUP
+    );
+    config.capacity = [("cpu".to_string(), "3".to_string())].into();
+    vk_aci::setup::fill_template(&mut template, &config, &arm).await;
+    assert_eq!(template.capacity, config.capacity);
+}
