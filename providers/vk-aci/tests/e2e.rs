@@ -593,6 +593,25 @@ async fn quota_failures_and_restarts_reach_the_pod_status() {
     })
     .await;
 
+    // Waiting -> Running -> Terminated: a finished job's exit code and phase.
+    n.apply_pod(
+        "job",
+        json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}),
+        json!({}),
+    );
+    n.running("job").await;
+    let (job, _) = n.fake.group_of(&n.namespace, "job").expect("group");
+    n.fake.exit_container(&job, "c", 3);
+    eventually("job: Failed with exit code 3", || {
+        let (_, out, _) = n.kubectl(
+            &["get", "pod", "job", "-o",
+              "jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason}"],
+            None,
+        );
+        async move { (out == "Failed 3 Error").then_some(()) }
+    })
+    .await;
+
     // The instance view changes over time: a restart shows in restartCount/lastState.
     let (group, _) = n.fake.group_of(&n.namespace, "big").expect("group");
     n.fake.restart_container(&group, "c", 137);

@@ -74,6 +74,8 @@ struct Group {
     logs: HashMap<String, Vec<(Timestamp, String)>>,
     /// The provisioning failure (code, message) of its last PUT.
     failure: Option<(String, String)>,
+    /// Containers whose process ended: name → exit code.
+    exited: HashMap<String, i32>,
 }
 
 struct Op {
@@ -343,8 +345,18 @@ impl FakeAzure {
                 overrides: HashMap::new(),
                 logs: HashMap::new(),
                 failure: None,
+                exited: HashMap::new(),
             },
         );
+    }
+
+    /// Makes `container` of `group` exit with `exit_code` (no restart: as under
+    /// `restartPolicy: Never`); when every container exited, the group's state becomes
+    /// `Succeeded` (all 0) or `Failed`.
+    pub fn exit_container(&self, group: &str, container: &str, exit_code: i32) {
+        if let Some(g) = self.lock().groups.get_mut(group) {
+            g.exited.insert(container.to_string(), exit_code);
+        }
     }
 
     /// Makes the next `PUT`'s operation fail with `code` and `message` (the group then
@@ -550,7 +562,15 @@ fn view(name: &str, g: &Group, now: Instant, provision: Duration) -> Value {
             }
         }
         let (restarts, previous_exit) = g.overrides.get(&cname).cloned().unwrap_or((0, None));
-        let view = if state == "Running" {
+        let view = if let (Some(code), "Running") = (g.exited.get(&cname), state) {
+            json!({
+                "restartCount": restarts,
+                "currentState": {"state": "Terminated", "exitCode": code,
+                    "detailStatus": if *code == 0 { "Completed" } else { "Error" },
+                    "startTime": started, "finishTime": now_rfc3339()},
+                "events": []
+            })
+        } else if state == "Running" {
             json!({
                 "restartCount": restarts,
                 "currentState": {"state": "Running", "startTime": started, "detailStatus": ""},
@@ -574,6 +594,17 @@ fn view(name: &str, g: &Group, now: Instant, provision: Duration) -> Value {
             })
         };
         c["properties"]["instanceView"] = view;
+    }
+    let names: Vec<String> = body["properties"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    if state == "Running" && !names.is_empty() && names.iter().all(|n| g.exited.contains_key(n)) {
+        let ok = names.iter().all(|n| g.exited.get(n) == Some(&0));
+        body["properties"]["instanceView"]["state"] =
+            json!(if ok { "Succeeded" } else { "Failed" });
     }
     body
 }
@@ -1182,6 +1213,7 @@ fn groups(
                 overrides: HashMap::new(),
                 logs,
                 failure,
+                exited: HashMap::new(),
             };
             let shown = view(name, &g, now, provision);
             s.groups.insert(name.to_string(), g);
