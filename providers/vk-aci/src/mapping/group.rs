@@ -311,33 +311,25 @@ pub fn pod_to_group(
     })
 }
 
-/// A SHA-256 (first 16 hex digits) of the group's body without tags and without
-/// secret material: equal hashes mean an update would send nothing new.
+/// A SHA-256 (first 16 hex digits) of the group's body without tags, environment and
+/// secret material: equal hashes mean an update has nothing to send.
 ///
-/// The hash is stored in a tag anyone with read access to the resource group can see,
-/// next to the rest of the body (which `GET` returns): were secrets hashed, a
-/// low-entropy one could be guessed offline. So secure values, registry passwords,
-/// storage keys and secret volume contents are left out (only their names count).
-/// This matches Kubernetes: a changed Secret does not change a running pod's
-/// environment either.
+/// * Environment: a pod's env cannot change after creation; what its resolution
+///   yields can (a new Service adds link variables, a ConfigMap or Secret changes), and
+///   a kubelet does not restart containers for that, so neither does vk-aci.
+/// * Secrets: the hash is stored in a tag anyone with read access to the resource
+///   group can see, next to the rest of the body (which `GET` returns); were secrets
+///   hashed, a low-entropy one could be guessed offline. So registry passwords, storage
+///   keys and secret volume contents are left out (only their names count).
 pub fn spec_hash(group: &ContainerGroup) -> String {
     let mut body = group.clone();
     body.tags.clear();
     let props = &mut body.properties;
-    let envs = props
-        .containers
-        .iter_mut()
-        .flat_map(|c| c.properties.environment_variables.iter_mut())
-        .chain(
-            props
-                .init_containers
-                .iter_mut()
-                .flat_map(|c| c.properties.environment_variables.iter_mut()),
-        );
-    for env in envs {
-        if env.secure_value.is_some() {
-            env.secure_value = Some(String::new());
-        }
+    for c in &mut props.containers {
+        c.properties.environment_variables.clear();
+    }
+    for c in &mut props.init_containers {
+        c.properties.environment_variables.clear();
     }
     for credential in &mut props.image_registry_credentials {
         credential.password = None;
