@@ -149,6 +149,14 @@ pub trait PodLifecycleHandler: Send + Sync + 'static {
         crate::capabilities::Capabilities::none()
     }
 
+    /// Whether env values resolved from a Secret should keep their origin: when true,
+    /// such variables reach `create_pod`/`update_pod` with their resolved `value` *and*
+    /// a `valueFrom.secretKeyRef` naming the Secret and key (for backends that store
+    /// secrets differently, like Azure's `secureValue`). Default false: plain values.
+    fn keep_secret_env_refs(&self) -> bool {
+        false
+    }
+
     /// The IP address the backend will give `pod`, if it can tell before `create_pod`.
     /// Used to resolve `fieldRef: status.podIP` in the pod's environment (which a real
     /// kubelet knows before starting containers). Return `None` when unknown; the

@@ -36,8 +36,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EnvFromSource, EnvVar, ObjectFieldSelector, Pod, ResourceFieldSelector,
-    Secret, Service,
+    ConfigMap, Container, EnvFromSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod,
+    ResourceFieldSelector, Secret, SecretKeySelector, Service,
 };
 
 pub use expansion::expand;
@@ -102,6 +102,13 @@ pub struct EnvContext {
     /// The node's allocatable resources, used by `resourceFieldRef` for limits the
     /// container does not set.
     pub node_allocatable: BTreeMap<String, Quantity>,
+    /// Keep the origin of values resolved from a Secret (`env[].valueFrom.secretKeyRef`
+    /// and `envFrom[].secretRef`): such a variable then has both its resolved `value`
+    /// and a `valueFrom.secretKeyRef` naming the Secret and key, so a backend can store
+    /// it as a secret (Azure's `secureValue`). Off by default: providers see plain
+    /// `name`/`value` pairs. Set from
+    /// [`PodLifecycleHandler::keep_secret_env_refs`](crate::PodLifecycleHandler::keep_secret_env_refs).
+    pub keep_secret_refs: bool,
 }
 
 /// An event to record on the pod.
@@ -210,14 +217,36 @@ struct Resolver<'a> {
 struct EnvList {
     order: Vec<String>,
     values: HashMap<String, String>,
+    /// Name → (Secret, key) for values that came from a Secret.
+    secret_refs: HashMap<String, (String, String)>,
 }
 
 impl EnvList {
     fn set(&mut self, name: String, value: String) {
+        self.secret_refs.remove(&name);
         if !self.values.contains_key(&name) {
             self.order.push(name.clone());
         }
         self.values.insert(name, value);
+    }
+
+    fn set_from_secret(&mut self, name: String, value: String, secret: &str, key: &str) {
+        self.set(name.clone(), value);
+        self.secret_refs
+            .insert(name, (secret.to_owned(), key.to_owned()));
+    }
+
+    /// The `valueFrom` kept for `name` (see [`EnvContext::keep_secret_refs`]).
+    fn value_from(&self, name: &str, keep: bool) -> Option<EnvVarSource> {
+        let (secret, key) = self.secret_refs.get(name).filter(|_| keep)?;
+        Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.clone(),
+                key: key.clone(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        })
     }
 }
 
@@ -266,6 +295,11 @@ impl Resolver<'_> {
             self.env_from(&container.name, source, &mut list).await?;
         }
         for var in container.env.iter().flatten() {
+            let from_secret = var
+                .value_from
+                .as_ref()
+                .and_then(|f| f.secret_key_ref.as_ref())
+                .map(|r| (r.name.clone(), r.key.clone()));
             let value = if let Some(from) = &var.value_from {
                 let resolved = if let Some(r) = &from.config_map_key_ref {
                     self.key_ref(
@@ -300,15 +334,19 @@ impl Resolver<'_> {
                     })
                 })
             };
-            list.set(var.name.clone(), value);
+            match from_secret {
+                Some((secret, key)) => list.set_from_secret(var.name.clone(), value, &secret, &key),
+                None => list.set(var.name.clone(), value),
+            }
         }
+        let keep = self.ctx.keep_secret_refs;
         let mut out: Vec<EnvVar> = list
             .order
             .iter()
             .map(|name| EnvVar {
                 name: name.clone(),
                 value: list.values.get(name).cloned(),
-                value_from: None,
+                value_from: list.value_from(name, keep),
             })
             .collect();
         for (name, value) in services.iter() {
@@ -397,7 +435,10 @@ impl Resolver<'_> {
         for (key, value) in data {
             let var = format!("{prefix}{key}");
             if is_valid_env_name(&var) {
-                list.set(var, value);
+                match kind {
+                    Kind::Secret => list.set_from_secret(var, value, name, &key),
+                    Kind::ConfigMap => list.set(var, value),
+                }
             } else {
                 invalid.push(var);
             }

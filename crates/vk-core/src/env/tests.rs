@@ -107,6 +107,7 @@ fn ctx() -> EnvContext {
             ),
         ]
         .into(),
+        keep_secret_refs: false,
     }
 }
 
@@ -368,4 +369,49 @@ fn env_name_validation_follows_kubernetes_1_20() {
     for bad in ["", "1A", "a b", "a=b", "ä"] {
         assert!(!is_valid_env_name(bad), "{bad}");
     }
+}
+
+#[tokio::test]
+async fn secret_origins_are_kept_only_when_asked() {
+    let p = pod(
+        json!([
+            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "PASSWORD"}}},
+            {"name": "LVL", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "LEVEL"}}},
+            {"name": "OVERRIDDEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "PASSWORD"}}},
+            {"name": "OVERRIDDEN", "value": "plain"}
+        ]),
+        json!([]),
+    );
+    let plain = resolve(&p, &ctx(), &objects()).await.expect("resolve");
+    let env = &plain.pod.spec.as_ref().expect("spec").containers[0].env;
+    assert!(env.iter().flatten().all(|e| e.value_from.is_none()));
+
+    let kept = EnvContext {
+        keep_secret_refs: true,
+        ..ctx()
+    };
+    let resolved = resolve(&p, &kept, &objects()).await.expect("resolve");
+    let env: Vec<_> = resolved.pod.spec.as_ref().expect("spec").containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    let by_name = |n: &str| env.iter().find(|e| e.name == n).expect("var").clone();
+    let pw = by_name("PW");
+    assert_eq!(pw.value.as_deref(), Some("secret"));
+    let origin = pw
+        .value_from
+        .and_then(|f| f.secret_key_ref)
+        .expect("secret origin kept");
+    assert_eq!(
+        (origin.name.as_str(), origin.key.as_str()),
+        ("creds", "PASSWORD")
+    );
+    assert!(
+        by_name("LVL").value_from.is_none(),
+        "ConfigMap values stay plain"
+    );
+    assert!(
+        by_name("OVERRIDDEN").value_from.is_none(),
+        "a later plain definition wins, and is plain"
+    );
 }

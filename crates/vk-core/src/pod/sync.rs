@@ -230,6 +230,7 @@ impl Shared {
             host_ip: self.node.host_ip.clone(),
             pod_ip: self.provider.pod_ip_hint(pod).map(|ip| ip.to_string()),
             node_allocatable: self.node.allocatable.clone(),
+            keep_secret_refs: self.provider.keep_secret_env_refs(),
         };
         let resolved = match env::resolve(pod, &ctx, &self.resources).await {
             Ok(r) => r,
