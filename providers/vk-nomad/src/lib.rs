@@ -1,0 +1,25 @@
+//! **vk-nomad**: a Virtual Kubelet provider whose pods run as HashiCorp Nomad jobs.
+//!
+//! Start with [`NomadProvider`] (the pod lifecycle, node health, logs and exec) and
+//! [`NomadConfig`] (the `--provider-config` file and the `NOMAD_*` environment); the
+//! `vk-nomad` binary wires them into [`vk_cli::main`].
+//!
+//! * [`api`]: a thin typed client of Nomad's HTTP API v1 (and why not the
+//!   `nomad-client` crate);
+//! * [`mapping`]: pod → job (one job per pod, one task per container);
+//! * [`status`]: allocations → pod status;
+//! * [`provider`]: create/adopt/delete, the blocking-query watch, node capacity;
+//! * [`logs`] and [`exec`]: `kubectl logs` and `kubectl exec`.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod exec;
+pub mod logs;
+pub mod mapping;
+pub mod provider;
+pub mod status;
+
+pub use config::NomadConfig;
+pub use error::NomadError;
+pub use provider::{NomadProvider, start_watch};
