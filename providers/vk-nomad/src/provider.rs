@@ -54,6 +54,8 @@ struct Record {
     deleting: bool,
     /// Whether Nomad showed allocations for the job at some point.
     seen_allocations: bool,
+    /// The purge is under way (the watch and a delete may both see the end).
+    purging: bool,
 }
 
 /// Calls counted for tests and metrics.
@@ -204,6 +206,7 @@ impl NomadProvider {
                 status,
                 deleting: stub.stop,
                 seen_allocations: false,
+                purging: false,
             });
             adopted += 1;
         }
@@ -292,8 +295,19 @@ impl NomadProvider {
             let final_status = status::pod_status(&record.pod, &allocs, self.host_ip.as_deref());
             let mut pod = record.pod.clone();
             pod.status = Some(final_status);
+            let claimed = self.lock().get_mut(key).is_some_and(|r| {
+                let first = r.job_id == record.job_id && !r.purging;
+                r.purging = true;
+                first
+            });
+            if !claimed {
+                return;
+            }
             if let Err(e) = self.client.stop_job(&record.job_id, true).await {
                 tracing::warn!(job = %record.job_id, error = %e, "purging a stopped job");
+                if let Some(r) = self.lock().get_mut(key) {
+                    r.purging = false;
+                }
                 return;
             }
             self.lock().remove(key);
@@ -407,6 +421,7 @@ impl NomadProvider {
                 status: status.clone(),
                 deleting: false,
                 seen_allocations: false,
+                purging: false,
             },
         );
         let mut pod = pod.clone();
@@ -477,6 +492,7 @@ impl PodLifecycleHandler for NomadProvider {
                 status,
                 deleting: false,
                 seen_allocations: false,
+                purging: false,
             },
         );
         self.refresh_now(&key).await;
@@ -564,6 +580,7 @@ impl PodLifecycleHandler for NomadProvider {
                     job: None,
                     deleting: true,
                     seen_allocations: false,
+                    purging: false,
                 },
             );
         }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use http::Method;
 use vk_core::capabilities::ByteStream;
-use vk_core::http::{HttpClient, HttpClientConfig, HttpError, RequestBuilder, WebSocket};
+use vk_core::http::{
+    HttpClient, HttpClientConfig, HttpError, RequestBuilder, RetryPolicy, WebSocket,
+};
 
 use super::types::{Allocation, Job, JobListStub, JobWriteResponse, NodeListStub, RegisterRequest};
 use crate::config::Connection;
@@ -72,6 +74,12 @@ impl NomadClient {
         let mut config = HttpClientConfig::new(connection.address.clone())
             .user_agent(concat!("vk-nomad/", env!("CARGO_PKG_VERSION")))
             .request_timeout(Some(connection.request_timeout))
+            // A 429/5xx storm (the agent's connection limiter, a leader election)
+            // is ridden out with backoff before a call fails.
+            .retry(RetryPolicy {
+                max_attempts: 6,
+                ..RetryPolicy::default()
+            })
             .insecure_skip_verify(connection.skip_verify);
         if let Some(token) = &connection.token {
             config = config.sensitive_header(TOKEN_HEADER, token.expose());
