@@ -68,6 +68,7 @@ fn main() -> std::process::ExitCode {
                     "listing this node's Nomad jobs timed out; retried by the watch loop"
                 ),
             }
+            provider.refresh_single_address().await;
             let provider = Arc::new(provider);
             vk_nomad::start_watch(&provider);
             Ok(vk_cli::Provider {

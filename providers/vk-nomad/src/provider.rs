@@ -82,6 +82,9 @@ pub struct NomadProvider {
     recovered: AtomicBool,
     watching: AtomicBool,
     calls: Calls,
+    /// The address every allocation gets, when there is one (host networking on a
+    /// single eligible client node); refreshed by the watch loop.
+    single_address: Mutex<(Option<IpAddr>, Option<std::time::Instant>)>,
 }
 
 impl std::fmt::Debug for NomadProvider {
@@ -123,6 +126,7 @@ impl NomadProvider {
             recovered: AtomicBool::new(false),
             watching: AtomicBool::new(false),
             calls: Calls::default(),
+            single_address: Mutex::new((None, None)),
         })
     }
 
@@ -214,6 +218,41 @@ impl NomadProvider {
         Ok(adopted)
     }
 
+    /// Refreshes the address every host-network allocation gets (see
+    /// [`pod_ip_hint`](PodLifecycleHandler::pod_ip_hint)), at most once a minute.
+    pub async fn refresh_single_address(&self) {
+        let fresh = self
+            .single_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(60));
+        if fresh || self.config.network_mode != "host" {
+            return;
+        }
+        let Ok(nodes) = self.client.nodes().await else {
+            return;
+        };
+        let eligible: Vec<_> = nodes
+            .iter()
+            .filter(|n| n.status == "ready" && n.scheduling_eligibility == "eligible" && !n.drain)
+            .filter(|n| {
+                self.config
+                    .node_pool
+                    .as_ref()
+                    .is_none_or(|p| &n.node_pool == p)
+            })
+            .collect();
+        let address = match eligible.as_slice() {
+            [only] => only.address.parse::<IpAddr>().ok(),
+            _ => None,
+        };
+        *self
+            .single_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = (address, Some(std::time::Instant::now()));
+    }
+
     /// Follows the namespace's allocations with blocking queries until the provider is
     /// dropped; see the [module docs](self). Started by [`PodNotifier::notify_pods`].
     pub async fn run_watch(self: Arc<Self>) {
@@ -225,6 +264,7 @@ impl NomadProvider {
             {
                 tracing::warn!(error = %e, "recovering this node's jobs from Nomad");
             }
+            self.refresh_single_address().await;
             match self.client.allocations(index).await {
                 Ok(answer) => {
                     if failures > 0 {
@@ -628,8 +668,14 @@ impl PodLifecycleHandler for NomadProvider {
             .with_exec(self)
     }
 
+    /// The pod's IP before it runs (for `status.podIP` env references): known only
+    /// when every allocation gets the same address — host networking on a cluster
+    /// with one eligible client node. Otherwise `None` and such references stay empty.
     fn pod_ip_hint(&self, _pod: &Pod) -> Option<IpAddr> {
-        None
+        self.single_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
     }
 }
 

@@ -462,6 +462,9 @@ pub struct NodeListStub {
     /// Its datacenter.
     #[serde(default)]
     pub datacenter: String,
+    /// Its address (the IP host-network allocations get).
+    #[serde(default)]
+    pub address: String,
     /// Its name.
     #[serde(default)]
     pub name: String,

@@ -86,6 +86,24 @@ impl FakeNomad {
         fake
     }
 
+    /// [`start`](Self::start) from synchronous code running inside a Tokio runtime.
+    pub fn start_in_runtime(options: FakeOptions) -> Arc<Self> {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake Nomad");
+        std_listener.set_nonblocking(true).expect("non-blocking");
+        let addr = std_listener.local_addr().expect("address");
+        let listener = TcpListener::from_std(std_listener).expect("tokio listener");
+        let fake = Arc::new(Self {
+            addr,
+            state: State::new(),
+            faults: Arc::new(Faults::default()),
+            options,
+            requests: Arc::new(Mutex::new(Vec::new())),
+            server: Mutex::new(None),
+        });
+        fake.serve(listener);
+        fake
+    }
+
     fn serve(self: &Arc<Self>, listener: TcpListener) {
         let fake = self.clone();
         let handle = tokio::spawn(async move {
@@ -401,6 +419,8 @@ impl FakeNomad {
             // https://developer.hashicorp.com/nomad/api-docs/nodes#list-nodes
             (Method::GET, ["v1", "nodes"]) => {
                 let mut nodes = fixture("list-nodes.json");
+                // This fake client runs its tasks on loopback.
+                nodes[0]["Address"] = json!("127.0.0.1");
                 if query.get("resources").is_none_or(|v| v != "true")
                     && let Some(list) = nodes.as_array_mut()
                 {
