@@ -29,6 +29,7 @@ pub const INDEX_HEADER: &str = "X-Nomad-Index";
 #[derive(Clone, Debug)]
 pub struct NomadClient {
     http: HttpClient,
+    health: HttpClient,
     namespace: String,
     region: Option<String>,
     blocking_wait: Duration,
@@ -91,9 +92,17 @@ impl NomadClient {
             config = config
                 .client_identity_pem(read("client certificate", cert)?, read("client key", key)?);
         }
+        // Health checks answer within the core's ping timeout: one attempt, short.
+        let health = config
+            .clone()
+            .retry(RetryPolicy::never())
+            .connect_timeout(Duration::from_secs(2))
+            .request_timeout(Some(Duration::from_secs(4)));
         let http = HttpClient::new(config).map_err(|e| NomadError::Client(Box::new(e)))?;
+        let health = HttpClient::new(health).map_err(|e| NomadError::Client(Box::new(e)))?;
         Ok(Self {
             http,
+            health,
             namespace: connection.namespace.clone(),
             region: connection.region.clone(),
             blocking_wait: connection.blocking_wait,
@@ -159,7 +168,7 @@ impl NomadClient {
 
     /// `GET /v1/status/leader`: the leader's RPC address, empty when there is none.
     pub async fn leader(&self) -> Result<String, NomadError> {
-        let mut request = self.http.get("/v1/status/leader");
+        let mut request = self.health.get("/v1/status/leader");
         if let Some(region) = &self.region {
             request = request.query("region", region.clone());
         }
