@@ -110,6 +110,18 @@ impl Driver {
     }
 }
 
+/// How the provider learns about allocation changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Watch {
+    /// Nomad's event stream (`/v1/event/stream`, topics Allocation and Job); falls
+    /// back to blocking queries when the agent refuses it (event broker disabled, a
+    /// token without the needed policy).
+    Events,
+    /// Blocking queries on `/v1/allocations` (`index` + `wait`).
+    BlockingQueries,
+}
+
 /// A placement constraint added to every job (Nomad's `constraint` block).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +180,8 @@ pub struct NomadConfig {
     /// Node capacity overrides (`cpu`, `memory`, `pods`...); the rest is the sum of
     /// the Nomad cluster's ready, eligible client nodes.
     pub capacity: BTreeMap<String, String>,
+    /// How allocation changes are followed (`events` or `blocking_queries`).
+    pub watch: Watch,
     /// The longest a blocking query waits before Nomad answers without a change.
     pub blocking_wait_seconds: u64,
     /// Request timeout for ordinary (non-blocking) API calls.
@@ -194,6 +208,7 @@ impl Default for NomadConfig {
             job_prefix: String::new(),
             priority: None,
             capacity: BTreeMap::new(),
+            watch: Watch::Events,
             blocking_wait_seconds: 300,
             request_timeout_seconds: 30,
         }

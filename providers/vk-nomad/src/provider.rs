@@ -7,11 +7,19 @@
 //!   vk-nomad, or a create retried after a lost answer): that job is adopted as is.
 //!   A pod that cannot be mapped is not registered: it gets a `ProviderFailed` Warning
 //!   event and a Failed status, once.
-//! * **status**: [`NomadProvider::run_watch`] follows every allocation of the namespace
-//!   with blocking queries (`X-Nomad-Index`), recomputes the status of the pods whose
-//!   job changed ([`crate::status`]) and pushes it to the core ([`PodNotifier`]).
-//!   After an error it backs off, then starts again with a full (non-blocking) read: a
-//!   full reconcile.
+//! * **status**: [`NomadProvider::run_watch`] reads every allocation of the namespace
+//!   once (a full reconcile), then follows Nomad's event stream from that index
+//!   (`/v1/event/stream`, topics `Allocation` and `Job`): each allocation event updates
+//!   a cache of allocations by job and the status of that job's pod is recomputed
+//!   ([`crate::status`]) and pushed to the core ([`PodNotifier`]) — no call per pod. An
+//!   agent that refuses the stream (event broker disabled, a token without the
+//!   policy) is followed with blocking queries on `/v1/allocations` (`index`,
+//!   `X-Nomad-Index`) instead, as is one configured with `watch = "blocking_queries"`.
+//!   When the stream or a query fails, the loop backs off (0.5 s doubling to 30 s,
+//!   jittered) and starts again with a full reconcile.
+//! * **lost pods**: a `JobDeregistered` event (or, with blocking queries, allocations
+//!   that vanish) for a pod nobody deleted, whose job Nomad no longer has, tells the
+//!   core the pod is gone (it marks it Failed).
 //! * **delete**: the job is stopped (its tasks get `KillTimeout`, the pod's grace
 //!   period); once its allocations are terminal the final status is pushed and the job
 //!   is purged.
@@ -31,8 +39,8 @@ use vk_core::{NodeProvider, PodLifecycleHandler, PodNotifier, PodStatusSink};
 use vk_errdefs::{Error, Result};
 
 use crate::api::NomadClient;
-use crate::api::types::{Allocation, Job};
-use crate::config::{Connection, NomadConfig};
+use crate::api::types::{Allocation, EventBatch, Job};
+use crate::config::{Connection, NomadConfig, Watch};
 use crate::error::NomadError;
 use crate::mapping::{self, MappingContext};
 use crate::status;
@@ -85,6 +93,8 @@ pub struct NomadProvider {
     /// The address every allocation gets, when there is one (host networking on a
     /// single eligible client node); refreshed by the watch loop.
     single_address: Mutex<(Option<IpAddr>, Option<std::time::Instant>)>,
+    /// The allocations last seen, by job ID (kept current by the event stream).
+    allocs: Mutex<HashMap<String, HashMap<String, Allocation>>>,
 }
 
 impl std::fmt::Debug for NomadProvider {
@@ -127,6 +137,7 @@ impl NomadProvider {
             watching: AtomicBool::new(false),
             calls: Calls::default(),
             single_address: Mutex::new((None, None)),
+            allocs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -253,49 +264,173 @@ impl NomadProvider {
             .unwrap_or_else(|e| e.into_inner()) = (address, Some(std::time::Instant::now()));
     }
 
-    /// Follows the namespace's allocations with blocking queries until the provider is
-    /// dropped; see the [module docs](self). Started by [`PodNotifier::notify_pods`].
+    /// Follows the namespace's allocations until the process ends; see the [module
+    /// docs](self). Started by [`start_watch`].
     pub async fn run_watch(self: Arc<Self>) {
-        let mut index: Option<u64> = None;
         let mut failures: u32 = 0;
+        let mut use_events = self.config.watch == Watch::Events;
         loop {
+            if failures > 0 {
+                let wait = backoff(failures);
+                tokio::time::sleep(wait).await;
+            }
             if !self.recovered.load(Ordering::Relaxed)
                 && let Err(e) = self.recover().await
             {
                 tracing::warn!(error = %e, "recovering this node's jobs from Nomad");
             }
             self.refresh_single_address().await;
-            match self.client.allocations(index).await {
-                Ok(answer) => {
-                    if failures > 0 {
-                        tracing::info!("Nomad reachable again; status reconciled");
-                    }
-                    failures = 0;
-                    // An index that goes backwards (a restored snapshot, another
-                    // server) means: start over.
-                    index = Some(match index {
-                        Some(old) if answer.index < old => 0,
-                        _ => answer.index.max(1),
-                    });
-                    self.reconcile(answer.value).await;
-                }
+            // A full reconcile first (and after every reconnect).
+            let answer = match self.client.allocations(None).await {
+                Ok(answer) => answer,
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    index = None;
-                    let wait = backoff(failures);
-                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "watching Nomad allocations");
-                    tokio::time::sleep(wait).await;
+                    tracing::warn!(error = %e, "reading Nomad allocations");
+                    continue;
+                }
+            };
+            if failures > 0 {
+                tracing::info!("Nomad reachable again; status reconciled");
+            }
+            failures = 0;
+            self.reconcile(answer.value).await;
+            let result = if use_events {
+                self.follow_events(answer.index.saturating_add(1)).await
+            } else {
+                self.follow_blocking(answer.index.max(1)).await
+            };
+            match result {
+                Err(e) if use_events && refuses_events(&e) => {
+                    tracing::warn!(error = %e, "the event stream is not available; following allocations with blocking queries");
+                    use_events = false;
+                }
+                Err(e) => {
+                    failures = 1;
+                    tracing::warn!(error = %e, "following Nomad; reconnecting");
+                }
+                Ok(()) => {
+                    failures = 1;
+                    tracing::info!("the Nomad event stream ended; reconnecting");
                 }
             }
         }
     }
 
+    /// Blocking queries on the namespace's allocations from `index`, until one fails.
+    async fn follow_blocking(&self, mut index: u64) -> std::result::Result<(), NomadError> {
+        loop {
+            let answer = self.client.allocations(Some(index)).await?;
+            // An index that goes backwards (a restored snapshot, another server)
+            // means: start over.
+            if answer.index < index {
+                return Ok(());
+            }
+            index = answer.index.max(1);
+            self.reconcile(answer.value).await;
+            self.refresh_single_address().await;
+        }
+    }
+
+    /// The event stream from `index`, until it ends or fails.
+    async fn follow_events(&self, index: u64) -> std::result::Result<(), NomadError> {
+        use futures::StreamExt as _;
+        let mut stream = self.client.event_stream(index).await?;
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return Ok(());
+            };
+            buf.extend_from_slice(&chunk);
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                let line = line.trim_ascii();
+                if line.is_empty() {
+                    continue;
+                }
+                match serde_json::from_slice::<EventBatch>(line) {
+                    Ok(batch) => self.apply_events(batch).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "an event stream line is not an event batch; skipped")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a batch of events: allocations update the cache, then the pods of the
+    /// jobs touched are refreshed; a deregistered job that is gone is a lost pod.
+    async fn apply_events(&self, batch: EventBatch) {
+        let mut touched: Vec<String> = Vec::new();
+        let mut deregistered: Vec<String> = Vec::new();
+        for event in batch.events.unwrap_or_default() {
+            match (
+                event.topic.as_str(),
+                event.payload.allocation,
+                event.payload.job,
+            ) {
+                ("Allocation", Some(alloc), _) => {
+                    let job = alloc.job_id.clone();
+                    self.cache()
+                        .entry(job.clone())
+                        .or_default()
+                        .insert(alloc.id.clone(), alloc);
+                    touched.push(job);
+                }
+                ("Job", _, job) => {
+                    let id = job.map_or(event.key, |j| j.id);
+                    if event.event_type == "JobDeregistered" {
+                        deregistered.push(id.clone());
+                    }
+                    touched.push(id);
+                }
+                _ => {}
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        let mine: Vec<(Key, Record)> = self
+            .lock()
+            .iter()
+            .filter(|(_, r)| touched.contains(&r.job_id))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        for (key, record) in mine {
+            if deregistered.contains(&record.job_id)
+                && !record.deleting
+                && let Ok(None) = self.client.read_job(&record.job_id).await
+            {
+                tracing::warn!(job = %record.job_id, "the pod's job was purged from Nomad");
+                self.lock().remove(&key);
+                self.cache().remove(&record.job_id);
+                self.notify_gone(&key.0, &key.1);
+                continue;
+            }
+            let allocs: Vec<Allocation> = self
+                .cache()
+                .get(&record.job_id)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+            self.refresh(&key, record, allocs).await;
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Allocation>>> {
+        self.allocs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Recomputes every known pod's status from `allocs` (all of the namespace's).
     async fn reconcile(&self, allocs: Vec<Allocation>) {
         let mut by_job: HashMap<String, Vec<Allocation>> = HashMap::new();
+        let mut cache: HashMap<String, HashMap<String, Allocation>> = HashMap::new();
         for alloc in allocs {
+            cache
+                .entry(alloc.job_id.clone())
+                .or_default()
+                .insert(alloc.id.clone(), alloc.clone());
             by_job.entry(alloc.job_id.clone()).or_default().push(alloc);
         }
+        *self.cache() = cache;
         let snapshot: Vec<(Key, Record)> = self
             .lock()
             .iter()
@@ -392,7 +527,13 @@ impl NomadProvider {
             return;
         };
         match self.client.job_allocations(&record.job_id).await {
-            Ok(allocs) => self.refresh(key, record, allocs).await,
+            Ok(allocs) => {
+                self.cache().insert(
+                    record.job_id.clone(),
+                    allocs.iter().map(|a| (a.id.clone(), a.clone())).collect(),
+                );
+                self.refresh(key, record, allocs).await
+            }
             Err(e) => {
                 tracing::debug!(job = %record.job_id, error = %e, "reading a job's allocations")
             }
@@ -490,6 +631,18 @@ fn backoff(failures: u32) -> Duration {
         .min(Duration::from_secs(30));
     let ms = u64::try_from(ceiling.as_millis()).unwrap_or(30_000);
     Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+}
+
+/// Whether the agent refuses the event stream for good (disabled broker: 404/501, a
+/// token without the topics' policy: 403, an old agent: 400).
+fn refuses_events(e: &NomadError) -> bool {
+    match e {
+        NomadError::PermissionDenied { .. } => true,
+        NomadError::Api { source, .. } => source
+            .status()
+            .is_some_and(|s| matches!(s.as_u16(), 400 | 404 | 501)),
+        _ => false,
+    }
 }
 
 fn uid_of(pod: &Pod) -> String {

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 use vk_core::capabilities::{ContainerExec, ContainerLogs, ExecIo, LogOptions};
 use vk_core::{NodeProvider, PodLifecycleHandler};
-use vk_nomad::config::{Connection, Token};
+use vk_nomad::config::{Connection, Token, Watch};
 use vk_nomad::{NomadConfig, NomadProvider, start_watch};
 use vk_testkit::wait::eventually;
 
@@ -29,8 +29,13 @@ fn connection(fake: &FakeNomad, token: Option<&str>) -> Connection {
 }
 
 fn provider(fake: &FakeNomad, token: Option<&str>) -> Arc<NomadProvider> {
+    provider_watching(fake, token, Watch::Events)
+}
+
+fn provider_watching(fake: &FakeNomad, token: Option<&str>, watch: Watch) -> Arc<NomadProvider> {
     let config = NomadConfig {
         driver: vk_nomad::config::Driver::RawExec,
+        watch,
         ..Default::default()
     };
     let p = Arc::new(
@@ -88,7 +93,7 @@ fn terminated_code(s: &PodStatus) -> Option<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_runs_status_arrives_by_blocking_queries_and_delete_purges() {
     let fake = FakeNomad::start(FakeOptions::default()).await;
-    let p = provider(&fake, None);
+    let p = provider_watching(&fake, None, Watch::BlockingQueries);
     let web = pod("web", "Always", &["sleep", "3600"]);
     p.create_pod(&web).await.expect("create");
     assert_eq!(fake.job_ids("default"), ["ns1_web"]);
@@ -411,4 +416,113 @@ async fn ping_follows_the_leader_and_capacity_the_client_nodes() {
     assert_eq!(capacity["memory"], "15803Mi");
     assert_eq!(capacity["pods"], "110");
     let _ = Token::new("x");
+}
+
+fn count(fake: &FakeNomad, what: impl Fn(&str) -> bool) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|(_, path)| what(path))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_arrives_through_the_event_stream() {
+    let fake = FakeNomad::start(FakeOptions::default()).await;
+    let p = provider(&fake, None);
+    eventually("the event stream followed", || async {
+        (count(&fake, |p| p.starts_with("/v1/event/stream?")) > 0).then_some(())
+    })
+    .await;
+    let stream = fake
+        .requests()
+        .into_iter()
+        .find(|(_, p)| p.starts_with("/v1/event/stream?"))
+        .expect("request")
+        .1;
+    assert!(
+        stream.contains("topic=Allocation") && stream.contains("topic=Job"),
+        "{stream}"
+    );
+    p.create_pod(&pod("ev", "Never", &["sh", "-c", "exit 7"]))
+        .await
+        .expect("create");
+    let failed = status_where(&p, "ev", "Failed", |s| phase(s) == "Failed").await;
+    assert_eq!(terminated_code(&failed), Some(7));
+    // Pushed by events: no blocking query, and no per-job read after the create's own.
+    assert_eq!(
+        count(&fake, |p| p.contains("/v1/allocations?")
+            && p.contains("index=")),
+        0
+    );
+    assert_eq!(
+        count(&fake, |p| p.starts_with("/v1/job/ns1_ev/allocations")),
+        1
+    );
+
+    // A purge behind the provider's back (JobDeregistered, job gone): the pod is lost.
+    p.create_pod(&pod("lost", "Always", &["sleep", "3600"]))
+        .await
+        .expect("create");
+    status_where(&p, "lost", "Running", |s| phase(s) == "Running").await;
+    fake.purge_job("default", "ns1_lost");
+    eventually("the lost pod dropped", || async {
+        p.get_pod("ns1", "lost")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_event_broker_blocking_queries_take_over() {
+    let fake = FakeNomad::start(FakeOptions::default()).await;
+    fake.faults.no_event_broker.store(true, Ordering::Relaxed);
+    let p = provider(&fake, None);
+    p.create_pod(&pod("fallback", "Always", &["sleep", "3600"]))
+        .await
+        .expect("create");
+    status_where(&p, "fallback", "Running", |s| phase(s) == "Running").await;
+    assert!(
+        count(&fake, |p| p.starts_with("/v1/event/stream?")) >= 1,
+        "tried first"
+    );
+    assert!(
+        count(&fake, |p| p.contains("/v1/allocations?")
+            && p.contains("index="))
+            >= 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_event_stream_reconnects_with_a_full_reconcile() {
+    let fake = FakeNomad::start(FakeOptions::default()).await;
+    let p = provider(&fake, None);
+    p.create_pod(&pod("cut", "Never", &["sleep", "3600"]))
+        .await
+        .expect("create");
+    status_where(&p, "cut", "Running", |s| phase(s) == "Running").await;
+    let full_reads = count(&fake, |p| {
+        p.starts_with("/v1/allocations?") && !p.contains("index=")
+    });
+    fake.go_away();
+    // The task ends while vk-nomad cannot hear of it.
+    let alloc = fake.allocations("default", "ns1_cut")[0]["ID"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    fake.state.stop_alloc(&alloc);
+    fake.come_back().await;
+    let done = status_where(&p, "cut", "terminated after the reconnect", |s| {
+        vk_core::pod::status::reports_terminated(s)
+    })
+    .await;
+    assert!(terminated_code(&done).is_some());
+    assert!(
+        count(&fake, |p| p.starts_with("/v1/allocations?")
+            && !p.contains("index="))
+            > full_reads
+    );
 }

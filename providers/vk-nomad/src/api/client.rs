@@ -308,6 +308,23 @@ impl NomadClient {
         Ok(Indexed { value, index })
     }
 
+    /// `GET /v1/event/stream?topic=Allocation&topic=Job&index=..`: the namespace's
+    /// allocation and job events from `index` on, as newline-delimited JSON
+    /// ([`EventBatch`](super::types::EventBatch) per line, `{}` heartbeats), for as
+    /// long as the connection lasts.
+    pub async fn event_stream(&self, index: u64) -> Result<ByteStream, NomadError> {
+        let response = self
+            .request(Method::GET, "/v1/event/stream")
+            .query("topic", "Allocation")
+            .query("topic", "Job")
+            .query("index", index.to_string())
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| self.fail("following the event stream", "namespace:read-job", e))?;
+        Ok(response.into_stream())
+    }
+
     /// `GET /v1/nodes?resources=true`: the client nodes.
     pub async fn nodes(&self) -> Result<Vec<NodeListStub>, NomadError> {
         let mut request = self.http.get("/v1/nodes").query("resources", "true");

@@ -556,3 +556,52 @@ pub struct StreamFrame {
     #[serde(default)]
     pub file: Option<String>,
 }
+
+/// One line of the `/v1/event/stream` answer: a batch of events at `Index`, or `{}`
+/// (a heartbeat).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EventBatch {
+    /// The index of the batch (0 for heartbeats).
+    #[serde(default)]
+    pub index: u64,
+    /// The events.
+    #[serde(default)]
+    pub events: Option<Vec<Event>>,
+}
+
+/// One event of the stream.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Event {
+    /// `Allocation`, `Job`, ...
+    #[serde(default)]
+    pub topic: String,
+    /// `AllocationUpdated`, `JobRegistered`, `JobDeregistered`, ...
+    #[serde(rename = "Type", default)]
+    pub event_type: String,
+    /// The object's key (an allocation or job ID).
+    #[serde(default)]
+    pub key: String,
+    /// Its namespace.
+    #[serde(default)]
+    pub namespace: String,
+    /// The index of the change.
+    #[serde(default)]
+    pub index: u64,
+    /// The object, under its topic's name.
+    #[serde(default)]
+    pub payload: EventPayload,
+}
+
+/// An event's payload (only the topics vk-nomad follows).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EventPayload {
+    /// For the `Allocation` topic: the allocation, without its job.
+    #[serde(default)]
+    pub allocation: Option<Allocation>,
+    /// For the `Job` topic: the job.
+    #[serde(default)]
+    pub job: Option<Job>,
+}

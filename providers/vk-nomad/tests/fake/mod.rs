@@ -56,6 +56,8 @@ pub struct Faults {
     pub throttle: AtomicU64,
     /// Answer this many requests with 503 (a server restarting behind a proxy).
     pub unavailable: AtomicU64,
+    /// The agent runs with its event broker disabled (`/v1/event/stream` is 404).
+    pub no_event_broker: AtomicBool,
 }
 
 pub struct FakeNomad {
@@ -433,6 +435,23 @@ impl FakeNomad {
                 }
                 json_response(StatusCode::OK, &nodes, Some(self.state.current_index()))
             }
+            // https://developer.hashicorp.com/nomad/api-docs/events#event-stream
+            (Method::GET, ["v1", "event", "stream"]) => {
+                if self.faults.no_event_broker.load(Ordering::Relaxed) {
+                    // An agent with `event_broker` disabled has no such stream.
+                    return text(StatusCode::NOT_FOUND, "Invalid URL path");
+                }
+                let topics: Vec<String> = req
+                    .uri()
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter_map(|kv| kv.strip_prefix("topic="))
+                    .filter_map(decode)
+                    .collect();
+                let from: u64 = query.get("index").and_then(|i| i.parse().ok()).unwrap_or(0);
+                self.event_stream(namespace, topics, from)
+            }
             // https://developer.hashicorp.com/nomad/api-docs/client#stream-logs
             (Method::GET, ["v1", "client", "fs", "logs", alloc]) => self.logs(alloc, &query),
             // https://developer.hashicorp.com/nomad/api-docs/allocations#exec-allocation
@@ -465,6 +484,79 @@ impl FakeNomad {
         let mut rx = self.state.index.subscribe();
         let _ = tokio::time::timeout(wait + jitter, rx.wait_for(|i| *i > min)).await;
         self.state.current_index()
+    }
+
+    /// The event stream: the buffer's events from `from` on, one batch per index and
+    /// line, then new ones as they come; `{}` heartbeats every 10 s while idle.
+    fn event_stream(&self, namespace: String, topics: Vec<String>, from: u64) -> Response<Body> {
+        let state = self.state.clone();
+        let wanted = move |event: &Value| {
+            let topic = event["Topic"].as_str().unwrap_or_default();
+            let ns = event["Namespace"].as_str().unwrap_or_default();
+            let topic_ok = topics.is_empty()
+                || topics.iter().any(|t| {
+                    let (name, key) = t.split_once(':').unwrap_or((t, "*"));
+                    (name == "*" || name == topic) && (key == "*" || event["Key"] == key)
+                });
+            topic_ok && (namespace == "*" || ns == namespace)
+        };
+        let stream = futures::stream::unfold(0usize, move |pos| {
+            let state = state.clone();
+            let wanted = wanted.clone();
+            async move {
+                let mut wake = state.index.subscribe();
+                loop {
+                    let (batch, next) = {
+                        let inner = state.lock();
+                        let fresh: Vec<&(u64, Value)> = inner.events[pos.min(inner.events.len())..]
+                            .iter()
+                            .filter(|(i, e)| *i >= from && wanted(e))
+                            .collect();
+                        let first_index = fresh.first().map(|(i, _)| *i);
+                        let batch: Vec<Value> = fresh
+                            .iter()
+                            .take_while(|(i, _)| Some(*i) == first_index)
+                            .map(|(_, e)| e.clone())
+                            .collect();
+                        // Skip to just after the last event of this batch.
+                        let next = match first_index {
+                            Some(index) => inner
+                                .events
+                                .iter()
+                                .enumerate()
+                                .skip(pos)
+                                .filter(|(_, (i, e))| *i == index && wanted(e))
+                                .map(|(n, _)| n + 1)
+                                .next_back()
+                                .unwrap_or(inner.events.len()),
+                            None => inner.events.len(),
+                        };
+                        (first_index.map(|index| (index, batch)), next)
+                    };
+                    if let Some((index, events)) = batch {
+                        let line = format!("{}\n", json!({"Index": index, "Events": events}));
+                        return Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), next));
+                    }
+                    let next_pos = next;
+                    match tokio::time::timeout(Duration::from_secs(10), wake.changed()).await {
+                        Ok(Ok(())) => {
+                            let _ = next_pos;
+                            continue;
+                        }
+                        Ok(Err(_)) => return None,
+                        Err(_) => {
+                            return Some((Ok(Frame::data(Bytes::from_static(b"{}\n"))), next_pos));
+                        }
+                    }
+                }
+            }
+        });
+        let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+        response.headers_mut().insert(
+            "Content-Type",
+            http::HeaderValue::from_static("application/json"),
+        );
+        response
     }
 
     fn logs(&self, alloc: &str, query: &BTreeMap<String, String>) -> Response<Body> {

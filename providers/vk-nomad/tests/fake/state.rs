@@ -96,6 +96,8 @@ pub struct Inner {
     /// Per allocation and task: the env and working dir exec needs.
     pub task_env: HashMap<(String, String), TaskEnv>,
     pub purged: Vec<(String, String)>,
+    /// The event broker's buffer: every event with its index, oldest first.
+    pub events: Vec<(u64, Value)>,
 }
 
 pub struct State {
@@ -126,6 +128,25 @@ impl State {
             next = *i;
         });
         next
+    }
+
+    /// Appends an event to the broker's buffer (the caller bumped the index).
+    pub fn publish(
+        &self,
+        index: u64,
+        topic: &str,
+        kind: &str,
+        key: &str,
+        namespace: &str,
+        payload: Value,
+    ) {
+        let event = json!({
+            "Topic": topic, "Type": kind, "Key": key, "Namespace": namespace,
+            "FilterKeys": null, "Index": index, "Payload": {topic: payload}
+        });
+        self.lock().events.push((index, event));
+        // Wakes event streams (blocking queries wait for a higher index).
+        self.index.send_modify(|_| {});
     }
 
     pub fn current_index(&self) -> u64 {
@@ -175,6 +196,7 @@ impl State {
                 .collect();
             (changed, old)
         };
+        self.publish(index, "Job", "JobRegistered", &id, namespace, job.clone());
         let eval_id = uuid();
         if replace {
             for alloc in old_allocs {
@@ -255,6 +277,14 @@ impl State {
             "CreateTime": now_ns(),
             "ModifyTime": now_ns()
         });
+        self.publish(
+            index,
+            "Allocation",
+            "PlanResult",
+            &alloc_id,
+            namespace,
+            value.clone(),
+        );
         self.lock().allocs.insert(
             alloc_id.clone(),
             AllocRec {
@@ -287,6 +317,7 @@ impl State {
     pub fn update_alloc(&self, alloc_id: &str, change: impl FnOnce(&mut Value)) {
         let index = self.bump();
         let mut inner = self.lock();
+        let mut event = None;
         if let Some(rec) = inner.allocs.get_mut(alloc_id) {
             change(&mut rec.value);
             rec.value["ModifyIndex"] = json!(index);
@@ -317,7 +348,17 @@ impl State {
                 "failed" => "Failed tasks",
                 _ => "No tasks have started",
             });
+            event = Some(json!({
+                "Topic": "Allocation", "Type": "AllocationUpdated", "Key": alloc_id,
+                "Namespace": rec.namespace, "FilterKeys": [rec.job_id], "Index": index,
+                "Payload": {"Allocation": rec.value}
+            }));
         }
+        if let Some(event) = event {
+            inner.events.push((index, event));
+        }
+        drop(inner);
+        self.index.send_modify(|_| {});
     }
 
     /// Asks an allocation's tasks to stop (SIGTERM, SIGKILL after their KillTimeout).
@@ -345,6 +386,12 @@ impl State {
             rec.job["Stop"] = json!(true);
             rec.job["Status"] = json!("dead");
             rec.job["ModifyIndex"] = json!(index);
+            let job = rec.job.clone();
+            let event = json!({
+                "Topic": "Job", "Type": "JobDeregistered", "Key": id, "Namespace": namespace,
+                "FilterKeys": null, "Index": index, "Payload": {"Job": job}
+            });
+            inner.events.push((index, event));
             if purge {
                 inner.jobs.remove(&key);
                 inner.purged.push(key.clone());
@@ -356,6 +403,7 @@ impl State {
                 .map(|a| a.value["ID"].as_str().unwrap_or_default().to_owned())
                 .collect()
         };
+        self.index.send_modify(|_| {});
         for alloc in &allocs {
             if self
                 .lock()
