@@ -526,3 +526,107 @@ async fn a_cut_event_stream_reconnects_with_a_full_reconcile() {
             > full_reads
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_a_terminal_passes_its_size_and_one_output_stream() {
+    let fake = FakeNomad::start(FakeOptions::default()).await;
+    let p = provider(&fake, None);
+    p.create_pod(&pod("tty", "Always", &["sleep", "3600"]))
+        .await
+        .expect("create");
+    status_where(&p, "tty", "Running", |s| phase(s) == "Running").await;
+    let (resize_tx, resize_rx) = tokio::sync::mpsc::channel(4);
+    resize_tx
+        .send(vk_core::capabilities::TermSize {
+            width: 120,
+            height: 40,
+        })
+        .await
+        .expect("size");
+    let (mut stdin_w, stdin_r) = tokio::io::duplex(64);
+    let (stdout_w, mut stdout_r) = tokio::io::duplex(1024);
+    let io = ExecIo {
+        stdin: Some(Box::new(stdin_r)),
+        stdout: Some(Box::new(stdout_w)),
+        stderr: None,
+        tty: true,
+        resize: Some(resize_rx),
+    };
+    let command = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        "read x; echo out $x; echo err >&2".to_owned(),
+    ];
+    let session = tokio::spawn({
+        let p = p.clone();
+        async move { p.exec("ns1", "tty", "main", command, io).await }
+    });
+    // The size reaches Nomad before the command gets its input.
+    eventually("the terminal size reached Nomad", || async {
+        let sessions = fake.exec_sessions.lock().expect("lock").clone();
+        sessions
+            .first()
+            .filter(|(tty, frames)| {
+                *tty && frames
+                    .iter()
+                    .any(|f| f["tty_size"] == json!({"height": 40, "width": 120}))
+            })
+            .map(|_| ())
+    })
+    .await;
+    stdin_w.write_all(b"x\n").await.expect("stdin");
+    let code = session.await.expect("join").expect("exec");
+    assert_eq!(code, 0);
+    drop(resize_tx);
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout_r, &mut out)
+        .await
+        .expect("read");
+    assert_eq!(out, "out x\nerr\n", "one stream with a terminal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_change_registers_the_job_again_and_a_label_change_does_not() {
+    let fake = FakeNomad::start(FakeOptions::default()).await;
+    let config = NomadConfig::default(); // docker
+    let p = Arc::new(
+        NomadProvider::with_connection("vk-nomad-api", config, connection(&fake, None))
+            .expect("provider"),
+    );
+    start_watch(&p);
+    let mut web: Pod = serde_json::from_value(json!({
+        "metadata": {"namespace": "ns1", "name": "img", "uid": "uid-img"},
+        "spec": {"containers": [{"name": "main", "image": "app:1"}]}
+    }))
+    .expect("pod");
+    p.create_pod(&web).await.expect("create");
+    status_where(&p, "img", "Running", |s| phase(s) == "Running").await;
+    web.metadata.labels = Some([("tier".to_owned(), "web".to_owned())].into());
+    p.update_pod(&web).await.expect("label update");
+    assert_eq!(
+        fake.registrations("ns1_img"),
+        1,
+        "labels do not touch the tasks"
+    );
+    web.spec.as_mut().expect("spec").containers[0].image = Some("app:2".into());
+    p.update_pod(&web).await.expect("image update");
+    assert_eq!(fake.registrations("ns1_img"), 2);
+    assert_eq!(
+        fake.job("default", "ns1_img").expect("job")["TaskGroups"][0]["Tasks"][0]["Config"]["image"],
+        "app:2"
+    );
+    let status = status_where(&p, "img", "Running the new allocation", |s| {
+        phase(s) == "Running" && fake.allocations("default", "ns1_img").len() == 2
+    })
+    .await;
+    let new_alloc = fake
+        .allocations("default", "ns1_img")
+        .into_iter()
+        .find(|a| a["DesiredStatus"] == "run")
+        .expect("new allocation");
+    let id = status.container_statuses.expect("c")[0]
+        .container_id
+        .clone()
+        .expect("id");
+    assert!(id.contains(new_alloc["ID"].as_str().expect("id")), "{id}");
+}

@@ -56,6 +56,16 @@ fn log_path(node: &str, port: u16) -> PathBuf {
 /// Starts `vk-nomad` for `node` against `fake`; `cleanup` deletes the node when the
 /// test process ends.
 fn start_node(kubeconfig: &Path, node: &str, fake: &FakeNomad, cleanup: bool) -> Child {
+    start_node_with_token(kubeconfig, node, fake, cleanup, None)
+}
+
+fn start_node_with_token(
+    kubeconfig: &Path,
+    node: &str,
+    fake: &FakeNomad,
+    cleanup: bool,
+    token: Option<&str>,
+) -> Child {
     let cluster = LocalCluster::from_env().expect("layout");
     let pki = cluster.layout().pki();
     let port = vk_testkit::free_port().expect("port");
@@ -68,7 +78,13 @@ fn start_node(kubeconfig: &Path, node: &str, fake: &FakeNomad, cleanup: bool) ->
     } else {
         String::new()
     };
-    vk_testkit::tied::command_then(BIN.as_ref(), &cleanup)
+    let mut command = vk_testkit::tied::command_then(BIN.as_ref(), &cleanup);
+    if let Some(token) = token {
+        command.env("NOMAD_TOKEN", token);
+    } else {
+        command.env_remove("NOMAD_TOKEN");
+    }
+    command
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args([
@@ -86,7 +102,6 @@ fn start_node(kubeconfig: &Path, node: &str, fake: &FakeNomad, cleanup: bool) ->
         .arg("--client-ca-file")
         .arg(pki.ca().cert)
         .env("NOMAD_ADDR", fake.address())
-        .env_remove("NOMAD_TOKEN")
         .env_remove("NOMAD_NAMESPACE")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -245,6 +260,24 @@ async fn a_deployment_runs_as_jobs_and_scaling_down_deregisters_them() {
         }
     });
     apply(s, &ns, &deployment);
+    // The node describes the Nomad cluster: its client nodes' capacity, its namespace.
+    let (code, out, err) = kubectl(
+        &s.kubeconfig,
+        None,
+        &["get", "node", &s.node, "-o", "json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let node: Value = serde_json::from_str(&out).expect("node JSON");
+    assert_eq!(
+        node["status"]["capacity"]["cpu"], "32",
+        "32000 MHz at 1000 MHz per CPU"
+    );
+    assert_eq!(node["status"]["capacity"]["memory"], "15803Mi");
+    assert_eq!(
+        node["metadata"]["labels"]["nomad.virtual-kubelet.io/namespace"],
+        "default"
+    );
     let running = eventually("3 Running pods with podIPs", || {
         let (code, out, _) = kubectl(
             &s.kubeconfig,
@@ -578,5 +611,63 @@ async fn a_restarted_binary_adopts_its_jobs_and_follows_nomad_health() {
         async move { purged.then_some(()) }
     })
     .await;
+    delete_namespace(&s, &ns);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_named_in_the_pod_events() {
+    let ctx = TestContext::new().await.expect("control plane");
+    let fake = background_fake(FakeOptions {
+        token: Some("the-right-one".into()),
+        ..Default::default()
+    });
+    let node = unique_name("vk-nomad-acl");
+    let child = start_node_with_token(ctx.kubeconfig(), &node, &fake, true, Some("a-wrong-one"));
+    CHILDREN.lock().expect("lock").push(child);
+    let s = Shared {
+        fake: fake.clone(),
+        node: node.clone(),
+        kubeconfig: ctx.kubeconfig().to_owned(),
+    };
+    // /v1/status/leader needs no token: the node is Ready.
+    node_condition(&s.kubeconfig, &node, "True").await;
+    let ns = namespace(&s, "vkn-acl");
+    apply_pod(
+        &s,
+        &ns,
+        "denied",
+        json!({"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}),
+    );
+    let event = eventually("a ProviderCreateFailed event naming the token", || {
+        let (code, out, _) = kubectl(
+            &s.kubeconfig,
+            Some(&ns),
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=denied,reason=ProviderCreateFailed",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        let found = (code == 0)
+            .then(|| serde_json::from_str::<Value>(&out).ok())
+            .flatten()
+            .and_then(|v| v["items"].as_array().and_then(|i| i.first().cloned()));
+        async move { found }
+    })
+    .await;
+    let message = event["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("403") && message.contains("NOMAD_TOKEN"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("a-wrong-one"),
+        "the token itself is never shown: {message}"
+    );
+    assert_eq!(fake.total_registrations(), 0);
     delete_namespace(&s, &ns);
 }

@@ -67,6 +67,9 @@ pub struct FakeNomad {
     options: FakeOptions,
     requests: Arc<Mutex<Vec<(Method, String)>>>,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Per exec session: whether a TTY was asked, and the control frames received
+    /// (`tty_size`, `stdin.close`).
+    pub exec_sessions: Arc<Mutex<Vec<(bool, Vec<Value>)>>>,
 }
 
 impl FakeNomad {
@@ -83,6 +86,7 @@ impl FakeNomad {
             options,
             requests: Arc::new(Mutex::new(Vec::new())),
             server: Mutex::new(None),
+            exec_sessions: Arc::new(Mutex::new(Vec::new())),
         });
         fake.serve(listener);
         fake
@@ -101,6 +105,7 @@ impl FakeNomad {
             options,
             requests: Arc::new(Mutex::new(Vec::new())),
             server: Mutex::new(None),
+            exec_sessions: Arc::new(Mutex::new(Vec::new())),
         });
         fake.serve(listener);
         fake
@@ -712,6 +717,13 @@ impl FakeNomad {
             .cloned()
             .unwrap_or_default();
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let tty = query.get("tty").is_some_and(|t| t == "true");
+        let session = {
+            let mut sessions = self.exec_sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.push((tty, Vec::new()));
+            sessions.len() - 1
+        };
+        let sessions = self.exec_sessions.clone();
         tokio::spawn(async move {
             let Ok(upgraded) = hyper::upgrade::on(req).await else {
                 return;
@@ -722,7 +734,16 @@ impl FakeNomad {
                 None,
             )
             .await;
-            run_exec(ws, command, env, dir).await;
+            let record = move |frame: Value| {
+                if let Some(s) = sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_mut(session)
+                {
+                    s.1.push(frame);
+                }
+            };
+            run_exec(ws, command, env, dir, tty, record).await;
         });
         let mut response = Response::new(empty());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -742,6 +763,8 @@ async fn run_exec<S>(
     command: Vec<String>,
     env: BTreeMap<String, String>,
     dir: Option<String>,
+    tty: bool,
+    record: impl Fn(Value),
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -801,8 +824,10 @@ async fn run_exec<S>(
                 if n == 0 {
                     break;
                 }
+                // A terminal has one output stream.
+                let stream = if tty { "stdout" } else { name };
                 let _ = tx.send(Message::text(
-                    json!({name: {"data": STANDARD.encode(&buf[..n])}}).to_string(),
+                    json!({stream: {"data": STANDARD.encode(&buf[..n])}}).to_string(),
                 ));
             }
             let _ = tx.send(Message::text(json!({name: {"close": true}}).to_string()));
@@ -823,6 +848,9 @@ async fn run_exec<S>(
                     }
                     if frame["stdin"]["close"] == true {
                         stdin = None;
+                    }
+                    if frame.get("tty_size").is_some() || frame["stdin"]["close"] == true {
+                        record(frame);
                     }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
