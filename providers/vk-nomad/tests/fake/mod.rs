@@ -38,6 +38,9 @@ pub use state::State;
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// An exec session: whether a TTY was asked, and the control frames received.
+pub type ExecSession = (bool, Vec<Value>);
+
 /// How the fake behaves.
 #[derive(Debug, Clone, Default)]
 pub struct FakeOptions {
@@ -69,7 +72,7 @@ pub struct FakeNomad {
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Per exec session: whether a TTY was asked, and the control frames received
     /// (`tty_size`, `stdin.close`).
-    pub exec_sessions: Arc<Mutex<Vec<(bool, Vec<Value>)>>>,
+    pub exec_sessions: Arc<Mutex<Vec<ExecSession>>>,
 }
 
 impl FakeNomad {
