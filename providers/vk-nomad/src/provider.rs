@@ -47,6 +47,9 @@ use crate::status;
 
 type Key = (String, String);
 
+/// How long the event stream may stay silent (Nomad heartbeats every 10 s).
+const EVENT_STREAM_IDLE: Duration = Duration::from_secs(45);
+
 /// What the provider knows about one pod.
 #[derive(Debug, Clone)]
 struct Record {
@@ -226,6 +229,11 @@ impl NomadProvider {
             adopted += 1;
         }
         self.recovered.store(true, Ordering::Relaxed);
+        if adopted > 0 {
+            // Adopted pods start from their real status, not "scheduling".
+            let allocs = self.client.allocations(None).await?;
+            self.reconcile(allocs.value).await;
+        }
         Ok(adopted)
     }
 
@@ -336,9 +344,17 @@ impl NomadProvider {
         use futures::StreamExt as _;
         let mut stream = self.client.event_stream(index).await?;
         let mut buf: Vec<u8> = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let Ok(chunk) = chunk else {
-                return Ok(());
+        loop {
+            // Nomad sends a `{}` heartbeat every 10 s: silence means a dead connection.
+            let chunk = match tokio::time::timeout(EVENT_STREAM_IDLE, stream.next()).await {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(Some(Err(_)) | None) => return Ok(()),
+                Err(_) => {
+                    tracing::warn!(
+                        "no event or heartbeat from Nomad for {EVENT_STREAM_IDLE:?}; reconnecting"
+                    );
+                    return Ok(());
+                }
             };
             buf.extend_from_slice(&chunk);
             while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
@@ -355,7 +371,6 @@ impl NomadProvider {
                 }
             }
         }
-        Ok(())
     }
 
     /// Applies a batch of events: allocations update the cache, then the pods of the

@@ -403,7 +403,7 @@ async fn ping_follows_the_leader_and_capacity_the_client_nodes() {
     let err = p.ping().await.expect_err("no leader");
     assert!(err.to_string().contains("no leader"), "{err}");
     fake.faults.leaderless.store(false, Ordering::Relaxed);
-    fake.go_away();
+    fake.go_away().await;
     let err = p.ping().await.expect_err("unreachable");
     assert_eq!(err.kind(), vk_errdefs::ErrorKind::Unavailable, "{err}");
     fake.come_back().await;
@@ -507,7 +507,7 @@ async fn a_cut_event_stream_reconnects_with_a_full_reconcile() {
     let full_reads = count(&fake, |p| {
         p.starts_with("/v1/allocations?") && !p.contains("index=")
     });
-    fake.go_away();
+    fake.go_away().await;
     // The task ends while vk-nomad cannot hear of it.
     let alloc = fake.allocations("default", "ns1_cut")[0]["ID"]
         .as_str()

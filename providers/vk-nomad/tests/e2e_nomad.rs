@@ -580,7 +580,7 @@ async fn a_restarted_binary_adopts_its_jobs_and_follows_nomad_health() {
     );
 
     // Nomad goes away: the node turns NotReady, naming the cause; then Ready again.
-    fake.go_away();
+    fake.go_away().await;
     let not_ready = node_condition(&s.kubeconfig, &node, "False").await;
     let condition = not_ready
         .status

@@ -147,9 +147,12 @@ impl FakeNomad {
 
     /// Stops answering: the listener closes and every open connection (blocking
     /// queries, log streams) is cut. Tasks keep running, as on a real client.
-    pub fn go_away(&self) {
-        if let Some(handle) = self.server.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    pub async fn go_away(&self) {
+        let handle = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
             handle.abort();
+            // Gone once the task is: its listener and connections are dropped with it.
+            let _ = handle.await;
         }
     }
 
