@@ -413,11 +413,12 @@ async fn kubectl_logs_and_exec_reach_the_task() {
     );
     assert_eq!((code, out.as_str()), (0, "one\nt"), "{err}");
 
-    // Follow: a line written after kubectl started arrives.
+    // Follow: a line written after kubectl started arrives, stamped with the time it
+    // arrived (lines already in Nomad's files have no time: Nomad records none).
     let mut follow = std::process::Command::new(vk_testkit::cluster::kubectl())
         .arg("--kubeconfig")
         .arg(&s.kubeconfig)
-        .args(["-n", &ns, "logs", "io", "-f", "--tail=0"])
+        .args(["-n", &ns, "logs", "io", "-f", "--tail=0", "--timestamps"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -449,10 +450,13 @@ async fn kubectl_logs_and_exec_reach_the_task() {
     })
     .await;
     let lines = reader.join().expect("reader");
+    let text = String::from_utf8_lossy(&lines).into_owned();
+    let first = text.lines().next().unwrap_or_default();
+    let (stamp, line) = first.split_once(' ').unwrap_or_default();
+    assert_eq!(line, "three", "{text}");
     assert!(
-        lines.ends_with(b"three\n"),
-        "{}",
-        String::from_utf8_lossy(&lines)
+        stamp.parse::<k8s_openapi::jiff::Timestamp>().is_ok() && stamp.ends_with('Z'),
+        "an RFC 3339 timestamp: {text}"
     );
     let _ = follow.kill();
     let _ = follow.wait();
@@ -480,6 +484,44 @@ async fn kubectl_logs_and_exec_reach_the_task() {
         Some("from stdin\n"),
     );
     assert_eq!((code, out.as_str()), (0, "from stdin\n"), "{err}");
+
+    // With a terminal: kubectl runs under `script`, which gives it a pseudo-terminal of
+    // 100x30; the session asks Nomad for a TTY and passes the size on.
+    let kubectl_line = format!(
+        "stty cols 100 rows 30; '{kubectl}' --kubeconfig '{kubeconfig}' -n {ns} exec -ti io -- sh -c 'echo in-tty; exit 2'",
+        kubectl = vk_testkit::cluster::kubectl().display(),
+        kubeconfig = s.kubeconfig.display(),
+    );
+    let before = s.fake.exec_sessions.lock().expect("lock").len();
+    let out = std::process::Command::new("script")
+        .args(["-qec", &kubectl_line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs kubectl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("in-tty"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the exit code passes through a terminal session: {text}"
+    );
+    let sessions = s.fake.exec_sessions.lock().expect("lock").clone();
+    let (tty, frames) = sessions
+        .into_iter()
+        .skip(before)
+        .find(|(tty, _)| *tty)
+        .expect("a TTY session reached Nomad");
+    assert!(tty);
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["tty_size"] == json!({"height": 30, "width": 100})),
+        "the terminal size reached Nomad: {frames:?}"
+    );
     delete_namespace(s, &ns);
 }
 
