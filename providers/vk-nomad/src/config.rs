@@ -27,6 +27,7 @@
 //! datacenters = ["dc1", "dc2"]
 //! node_pool = "virtual"
 //! cpu_mhz_per_core = 2400
+//! watch = "events"     # or "blocking_queries"
 //!
 //! [[constraints]]
 //! attribute = "${attr.kernel.name}"

@@ -8,15 +8,18 @@
 //! * `nomad-client` 0.0.10 is marked *Deprecated* on crates.io. It is generated from an
 //!   OpenAPI description, on reqwest 0.11 (hyper 0.14: a second HTTP and TLS stack next
 //!   to the workspace's hyper 1 + rustls/ring). Its `/v1/client/fs/logs` call returns
-//!   the whole body as one `String` (no follow stream) and it has no
-//!   `/v1/client/allocation/:id/exec` WebSocket and no blocking-query index.
-//! * `nomad-client-rs` 0.10.3 (maintained) has jobs, allocations and the event stream
-//!   but no log stream and no exec WebSocket either, and is built on reqwest 0.13 whose
-//!   default feature brings aws-lc-rs (the workspace allows ring only).
+//!   the whole body as one `String` (no follow stream), it has no
+//!   `/v1/client/allocation/:id/exec` WebSocket, and although its calls take the
+//!   blocking-query `index` they never return the `X-Nomad-Index` answer header, so a
+//!   blocking query cannot be chained.
+//! * `nomad-client-rs` 0.10.3 (maintained) has jobs, allocations, file reads and the
+//!   event stream but no `/v1/client/fs/logs` stream and no exec WebSocket either, and
+//!   is built on reqwest 0.13 whose default feature brings aws-lc-rs (the workspace
+//!   allows ring only).
 //!
 //! Logs and exec are two of the three things a kubelet does after running pods, and
-//! either crate would add a second HTTP stack without `Retry-After` handling or a
-//! sensitive token header.
+//! either crate would add a second HTTP client next to [`vk_core::http`], whose
+//! retries, timeouts, TLS settings and sensitive headers every provider shares.
 //!
 //! So this module is a few typed calls ([`NomadClient`]) over [`vk_core::http`] with
 //! only the JSON fields vk-nomad reads or writes ([`types`]), following the documented
