@@ -630,3 +630,44 @@ async fn an_image_change_registers_the_job_again_and_a_label_change_does_not() {
         .expect("id");
     assert!(id.contains(new_alloc["ID"].as_str().expect("id")), "{id}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_live_in_the_configured_nomad_namespace() {
+    let fake = FakeNomad::start(FakeOptions {
+        namespaces: vec!["k8s".into()],
+        ..Default::default()
+    })
+    .await;
+    let in_namespace = |namespace: &'static str| {
+        let connection = NomadConfig::default()
+            .connection_with(|name| match name {
+                "NOMAD_ADDR" => Some(fake.address()),
+                "NOMAD_NAMESPACE" => Some(namespace.to_owned()),
+                _ => None,
+            })
+            .expect("connection");
+        let config = NomadConfig {
+            driver: vk_nomad::config::Driver::RawExec,
+            ..Default::default()
+        };
+        Arc::new(
+            NomadProvider::with_connection("vk-nomad-ns", config, connection).expect("provider"),
+        )
+    };
+    let p = in_namespace("k8s");
+    start_watch(&p);
+    p.create_pod(&pod("nsd", "Always", &["sleep", "3600"]))
+        .await
+        .expect("create");
+    assert_eq!(fake.job_ids("k8s"), ["ns1_nsd"]);
+    assert!(fake.job_ids("default").is_empty());
+    status_where(&p, "nsd", "Running", |s| phase(s) == "Running").await;
+
+    let missing = in_namespace("nope");
+    let err = missing
+        .create_pod(&pod("x", "Always", &["sleep", "1"]))
+        .await
+        .expect_err("no such namespace");
+    assert_eq!(err.kind(), vk_errdefs::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("nope"), "{err}");
+}
