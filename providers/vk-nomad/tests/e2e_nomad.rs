@@ -146,21 +146,44 @@ fn kubectl(
     (out.code, out.stdout, out.stderr)
 }
 
-/// A namespace of the test's own, deleted when the test process ends.
-fn namespace(s: &Shared, prefix: &str) -> String {
-    let ns = unique_name(prefix);
-    let (code, _, err) = kubectl(&s.kubeconfig, None, &["create", "namespace", &ns], None);
-    assert_eq!(code, 0, "{err}");
-    ns
+/// A namespace of the test's own, deleted when the test ends (passed or failed).
+struct Namespace {
+    name: String,
+    kubeconfig: PathBuf,
 }
 
-fn delete_namespace(s: &Shared, ns: &str) {
-    let _ = kubectl(
-        &s.kubeconfig,
-        None,
-        &["delete", "namespace", ns, "--wait=false"],
-        None,
-    );
+impl std::ops::Deref for Namespace {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = kubectl(
+            &self.kubeconfig,
+            None,
+            &["delete", "namespace", &self.name, "--wait=false"],
+            None,
+        );
+    }
+}
+
+fn namespace(s: &Shared, prefix: &str) -> Namespace {
+    let name = unique_name(prefix);
+    let (code, _, err) = kubectl(&s.kubeconfig, None, &["create", "namespace", &name], None);
+    assert_eq!(code, 0, "{err}");
+    Namespace {
+        name,
+        kubeconfig: s.kubeconfig.clone(),
+    }
 }
 
 async fn node_condition(kubeconfig: &Path, node: &str, ready: &str) -> Node {
@@ -340,7 +363,6 @@ async fn a_deployment_runs_as_jobs_and_scaling_down_deregisters_them() {
     for job in &jobs {
         assert_eq!(s.fake.registrations(job), 1, "{job} registered once");
     }
-    delete_namespace(s, &ns);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,7 +402,6 @@ async fn batch_pods_end_succeeded_or_failed_with_their_exit_code() {
         s.fake.job("default", &format!("{ns}_bad")).expect("job")["Type"],
         "batch"
     );
-    delete_namespace(s, &ns);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -522,7 +543,6 @@ async fn kubectl_logs_and_exec_reach_the_task() {
             .any(|f| f["tty_size"] == json!({"height": 30, "width": 100})),
         "the terminal size reached Nomad: {frames:?}"
     );
-    delete_namespace(s, &ns);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,7 +592,6 @@ async fn an_unmappable_pod_fails_with_a_warning_event() {
         "{event}"
     );
     assert!(jobs_of(s, &ns).is_empty(), "nothing registered");
-    delete_namespace(s, &ns);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -653,7 +672,6 @@ async fn a_restarted_binary_adopts_its_jobs_and_follows_nomad_health() {
         async move { purged.then_some(()) }
     })
     .await;
-    delete_namespace(&s, &ns);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -711,5 +729,4 @@ async fn a_wrong_token_is_named_in_the_pod_events() {
         "the token itself is never shown: {message}"
     );
     assert_eq!(fake.total_registrations(), 0);
-    delete_namespace(&s, &ns);
 }

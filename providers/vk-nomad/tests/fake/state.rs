@@ -494,6 +494,15 @@ fn push_event(alloc: &mut Value, task: &str, event: Value) {
     }
 }
 
+/// Whether `program` names an executable (a path, or a name on `PATH`).
+fn find_program(program: &str) -> bool {
+    if program.contains('/') {
+        return std::path::Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
 /// The argv a task runs.
 fn argv(task: &Value) -> Result<Vec<String>, String> {
     let config = &task["Config"];
@@ -564,18 +573,31 @@ async fn run_task(
         let mut child = if argv.is_empty() {
             None
         } else {
-            let mut cmd = tokio::process::Command::new(&argv[0]);
-            cmd.args(&argv[1..])
+            // Tied to the test process: a task never outlives the test that ran it
+            // (the fake of a shared fixture is never dropped). Its own process group,
+            // as a Nomad client's executor would give it, so a kill reaches it all.
+            let mut std_cmd = vk_testkit::tied::command(std::path::Path::new(&argv[0]));
+            std::os::unix::process::CommandExt::process_group(&mut std_cmd, 0);
+            std_cmd
+                .args(&argv[1..])
                 .envs(&env)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .process_group(0);
+                .stderr(Stdio::piped());
             if let Some(dir) = &work_dir {
-                cmd.current_dir(dir);
+                std_cmd.current_dir(dir);
             }
-            match cmd.spawn() {
+            let mut cmd = tokio::process::Command::from(std_cmd);
+            cmd.kill_on_drop(true);
+            let spawned = if find_program(&argv[0]) {
+                cmd.spawn()
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{}: executable file not found in $PATH", argv[0]),
+                ))
+            };
+            match spawned {
                 Ok(child) => Some(child),
                 Err(e) => {
                     let message = format!("failed to launch command with executor: {e}");
