@@ -8,7 +8,9 @@
 //!   `nomad-client` crate);
 //! * [`mapping`]: pod → job (one job per pod, one task per container);
 //! * [`status`]: allocations → pod status;
-//! * [`provider`]: create/adopt/delete, the blocking-query watch, node capacity;
+//! * [`provider`]: the pod lifecycle (create, adopt, update, delete);
+//! * [`watch`]: status pushed from Nomad's event stream (or blocking queries);
+//! * [`node`]: readiness from the Nomad leader, capacity from the client nodes;
 //! * [`logs`] and [`exec`]: `kubectl logs` and `kubectl exec`.
 
 pub mod api;
@@ -17,9 +19,12 @@ pub mod error;
 pub mod exec;
 pub mod logs;
 pub mod mapping;
+pub mod node;
 pub mod provider;
 pub mod status;
+pub mod watch;
 
 pub use config::NomadConfig;
 pub use error::NomadError;
-pub use provider::{NomadProvider, start_watch};
+pub use provider::NomadProvider;
+pub use watch::start_watch;
