@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+};
 use k8s_openapi::jiff::Timestamp;
 use vk_core::capabilities::{
     ByteStream, Capabilities, ContainerAttach, ContainerExec, ContainerLogs, Duplex, ExecIo,
@@ -195,7 +197,18 @@ impl PodLifecycleHandler for WebProvider {
     }
 
     async fn delete_pod(&self, pod: &Pod) -> Result<()> {
-        Ok(self.inner.bridge.delete_pod(pod).await?)
+        self.inner.bridge.delete_pod(pod).await?;
+        // Without a watch, nothing would tell the core when the pod has stopped.
+        if !self.inner.watching()
+            && let Some(sink) = self.inner.sink()
+        {
+            tokio::spawn(follow_deletion(
+                Arc::downgrade(&self.inner),
+                sink,
+                pod.clone(),
+            ));
+        }
+        Ok(())
     }
 
     async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
@@ -216,6 +229,82 @@ impl PodLifecycleHandler for WebProvider {
 
     fn capabilities(self: Arc<Self>) -> Capabilities {
         Capabilities::all(self)
+    }
+
+    /// The `podIP` a v2 bridge advertises in its capabilities.
+    fn pod_ip_hint(&self, _pod: &Pod) -> Option<std::net::IpAddr> {
+        match self.inner.protocol.lock().ok()?.as_ref()? {
+            Protocol::V2(caps) => caps.pod_ip,
+            Protocol::V1 => None,
+        }
+    }
+}
+
+/// After a delete on a bridge without watch: reads the pod's status until the bridge
+/// reports it stopped (then passes that status on) or no longer has it (then reports
+/// every container terminated), for at most the grace period and a minute.
+async fn follow_deletion(inner: Weak<Inner>, sink: PodStatusSink, pod: Pod) {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let grace = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .unwrap_or(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(grace + 60);
+    while tokio::time::Instant::now() < deadline {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let period = strong.bridge.config.status_poll_interval.min(Duration::from_secs(1));
+        match strong.bridge.get_pod_status(&namespace, &name).await {
+            Ok(None) => {
+                sink.notify(with_status(&pod, all_terminated(&pod)));
+                return;
+            }
+            Ok(Some(status)) if vk_core::pod::status::reports_terminated(&status) => {
+                sink.notify(with_status(&pod, status));
+                return;
+            }
+            Ok(Some(_)) => {}
+            Err(e) => tracing::debug!(error = %e, "status of a pod being deleted"),
+        }
+        drop(strong);
+        if !pause(&inner, period).await {
+            return;
+        }
+    }
+}
+
+/// The status of a pod the bridge removed: every container terminated.
+fn all_terminated(pod: &Pod) -> PodStatus {
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let statuses = containers
+        .iter()
+        .map(|c| ContainerStatus {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 0,
+                    reason: Some("Completed".into()),
+                    message: Some("the bridge removed the pod".into()),
+                    finished_at: Some(now.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    PodStatus {
+        container_statuses: Some(statuses),
+        ..pod.status.clone().unwrap_or_default()
     }
 }
 

@@ -69,6 +69,11 @@ pub struct BridgeCapabilities {
     /// The optional routes it serves (see [`feature`]).
     #[serde(default)]
     pub features: Vec<String>,
+    /// The IP address every pod of the bridge gets, when it is one for all (a bridge
+    /// running pods as local processes); used to resolve `status.podIP` references in
+    /// a pod's environment before the pod exists.
+    #[serde(rename = "podIP", default, skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<std::net::IpAddr>,
 }
 
 impl BridgeCapabilities {
