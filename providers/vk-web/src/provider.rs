@@ -256,7 +256,11 @@ async fn follow_deletion(inner: Weak<Inner>, sink: PodStatusSink, pod: Pod) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        let period = strong.bridge.config.status_poll_interval.min(Duration::from_secs(1));
+        let period = strong
+            .bridge
+            .config
+            .status_poll_interval
+            .min(Duration::from_secs(1));
         match strong.bridge.get_pod_status(&namespace, &name).await {
             Ok(None) => {
                 sink.notify(with_status(&pod, all_terminated(&pod)));
