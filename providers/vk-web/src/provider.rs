@@ -48,7 +48,7 @@ impl Protocol {
 /// Cheap to clone.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), vk_web::WebError> {
+/// # async fn demo() -> Result<(), vk_errdefs::Error> {
 /// use vk_core::PodLifecycleHandler;
 /// let provider = vk_web::WebProvider::new("node-1", vk_web::WebConfig::new("http://127.0.0.1:8000"))?;
 /// let pods = provider.get_pods().await?;

@@ -483,3 +483,112 @@ pub(crate) fn read_error(route: &'static str, e: &std::io::Error) -> HttpError {
         reason: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_lines_parse_as_ndjson_and_sse() {
+        let status = br#"{"type":"status","pod":{"metadata":{"namespace":"ns","name":"a"},"status":{"phase":"Running"}}}"#;
+        let Some(WatchEvent::Status { pod }) = parse_watch_line(status).expect("ndjson") else {
+            panic!("a status event");
+        };
+        assert_eq!(pod.metadata.name.as_deref(), Some("a"));
+        let mut sse = b"data: ".to_vec();
+        sse.extend_from_slice(status);
+        sse.extend_from_slice(b"\r");
+        assert!(matches!(
+            parse_watch_line(&sse).expect("sse"),
+            Some(WatchEvent::Status { .. })
+        ));
+        assert_eq!(
+            parse_watch_line(br#"{"type":"lost","namespace":"ns","name":"a"}"#).expect("lost"),
+            Some(WatchEvent::Lost {
+                namespace: "ns".into(),
+                name: "a".into()
+            })
+        );
+        for ignored in [
+            &b""[..],
+            b"event: status",
+            b"id: 7",
+            b": comment",
+            b"retry: 10",
+        ] {
+            assert_eq!(parse_watch_line(ignored).expect("ignored"), None);
+        }
+        let err = parse_watch_line(br#"{"type":"status","pod":{"metadata":{"name":3}}}"#)
+            .expect_err("bad pod");
+        assert!(err.contains("invalid type"), "{err}");
+        assert!(parse_watch_line(br#"{"type":"nonsense"}"#).is_err());
+    }
+
+    #[test]
+    fn channel_framing_is_byte_exact() {
+        let mut f = ChannelFraming;
+        assert_eq!(
+            f.stdin(b"ls\n"),
+            WsMessage::Binary(Bytes::from_static(b"\x00ls\n"))
+        );
+        assert_eq!(
+            f.stdin_closed(),
+            Some(WsMessage::Binary(Bytes::from_static(b"\xff\x00")))
+        );
+        assert_eq!(
+            f.resize(TermSize {
+                width: 80,
+                height: 24
+            }),
+            Some(WsMessage::Binary(Bytes::from_static(
+                b"\x04{\"Width\":80,\"Height\":24}"
+            )))
+        );
+        let decode = |f: &mut ChannelFraming, b: &'static [u8]| {
+            f.decode(WsMessage::Binary(Bytes::from_static(b)))
+        };
+        assert_eq!(
+            decode(&mut f, b"\x01out").expect("stdout"),
+            [RemoteEvent::Stdout(Bytes::from_static(b"out"))]
+        );
+        assert_eq!(
+            decode(&mut f, b"\x02err").expect("stderr"),
+            [RemoteEvent::Stderr(Bytes::from_static(b"err"))]
+        );
+        assert_eq!(
+            decode(&mut f, b"\x03{\"exitCode\":3}").expect("exit"),
+            [RemoteEvent::Exit(3)]
+        );
+        assert_eq!(
+            decode(&mut f, b"\x03{\"error\":\"no such command\"}").expect("error"),
+            [RemoteEvent::Error("no such command".into())]
+        );
+        assert!(decode(&mut f, b"\x03{}").is_err());
+        assert!(decode(&mut f, b"\x03not json").is_err());
+        assert!(decode(&mut f, b"\x09?").is_err());
+        assert!(decode(&mut f, b"").expect("empty").is_empty());
+        assert!(
+            f.decode(WsMessage::Text("hello".into()))
+                .expect("text")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn lines_split_across_chunks_and_keep_the_last_partial_line() {
+        let chunks: Vec<std::io::Result<Bytes>> = vec![
+            Ok(Bytes::from_static(b"one\ntw")),
+            Ok(Bytes::from_static(b"o\n\nthr")),
+            Ok(Bytes::from_static(b"ee")),
+        ];
+        let stream: ByteStream = Box::pin(futures::stream::iter(chunks));
+        let got: Vec<Bytes> = lines(stream)
+            .map(|l| l.expect("line"))
+            .collect::<Vec<_>>()
+            .await;
+        assert_eq!(
+            got,
+            [&b"one"[..], b"two", b"", b"three"].map(Bytes::from_static)
+        );
+    }
+}

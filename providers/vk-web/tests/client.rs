@@ -500,3 +500,84 @@ async fn auto_negotiation_treats_a_404_capabilities_route_as_v1() {
     let err = provider(c).ping().await.expect_err("v1 bridge");
     assert!(err.to_string().contains("does not advertise v2"), "{err}");
 }
+
+#[tokio::test]
+async fn v2_logs_pass_every_kubelet_option_and_stream() {
+    let (url, seen) = serve(|req, _| match req.path.as_str() {
+        "/v2/capabilities" => Reply::json(serde_json::json!({"version": 2, "features": ["logs"]})),
+        _ => Reply::raw(StatusCode::OK, "2026-01-01T00:00:00Z a\n"),
+    })
+    .await;
+    let p = provider(WebConfig::new(&url));
+    let options = LogOptions {
+        follow: true,
+        tail_lines: Some(3),
+        limit_bytes: Some(100),
+        previous: true,
+        since_seconds: Some(60),
+        since_time: None,
+        timestamps: true,
+    };
+    let stream = p
+        .container_logs("ns", "a", "c", &options)
+        .await
+        .expect("logs");
+    let body: Vec<u8> = futures::StreamExt::collect::<Vec<_>>(stream)
+        .await
+        .into_iter()
+        .flat_map(|c| c.expect("chunk").to_vec())
+        .collect();
+    assert_eq!(body, b"2026-01-01T00:00:00Z a\n", "passed through as is");
+    let since_time = LogOptions {
+        since_time: Some("2026-01-01T00:00:00Z".parse().expect("time")),
+        ..Default::default()
+    };
+    let _unread = p
+        .container_logs("ns", "a", "c", &since_time)
+        .await
+        .expect("logs");
+    let seen = seen.lock().expect("lock").clone();
+    let queries: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.path == "/v2/logs")
+        .map(|s| s.query.as_str())
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "namespace=ns&pod=a&container=c&follow=true&previous=true&timestamps=true\
+             &tailLines=3&limitBytes=100&sinceSeconds=60",
+            "namespace=ns&pod=a&container=c&sinceTime=2026-01-01T00%3A00%3A00Z",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn v2_stats_fill_in_the_node_name_and_ping_uses_its_route() {
+    let (url, seen) = serve(|req, _| match req.path.as_str() {
+        "/v2/capabilities" => {
+            Reply::json(serde_json::json!({"version": 2, "features": ["stats", "ping"]}))
+        }
+        "/v2/stats/summary" => Reply::json(serde_json::json!({
+            "node": {"nodeName": ""},
+            "pods": [{"podRef": {"name": "a", "namespace": "ns", "uid": "u"}, "containers": []}]
+        })),
+        "/v2/ping" => Reply::json(serde_json::json!({"ok": true})),
+        _ => Reply::raw(StatusCode::NOT_FOUND, ""),
+    })
+    .await;
+    let p = provider(WebConfig::new(&url));
+    let summary = vk_core::stats::StatsProvider::stats_summary(&p)
+        .await
+        .expect("stats");
+    assert_eq!(summary.node.node_name, "web-node");
+    assert_eq!(summary.pods[0].pod_ref.name, "a");
+    p.ping().await.expect("ping");
+    let paths: Vec<String> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    assert_eq!(paths, ["/v2/capabilities", "/v2/stats/summary", "/v2/ping"]);
+}
