@@ -3,7 +3,7 @@
 //! separate process measured through /proc.
 //!
 //! Scenarios: `ceiling` (the API server's own limit, always measured first so the others
-//! can be read as ratios), `churn`, `steady`, `fleet`; `all` runs every one. Results go
+//! can be read as ratios), `churn`, `steady`, `fleet`, `web`; `all` runs every one. Results go
 //! to `target/bench/<scenario>.json`, `target/bench/report.md` and
 //! `target/bench/churn-latency.svg`; `--record` also copies them to
 //! `bench/results/<date>.*`.
@@ -15,6 +15,7 @@ mod procfs;
 mod report;
 mod scenarios;
 mod stats;
+mod web;
 mod workload;
 
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ pub enum Scenario {
     Steady,
     /// Many nodes in one process: leases on time, memory.
     Fleet,
+    /// Pods through vk-web and the v1 in-memory bridge, against vk-mock: the HTTP hop's
+    /// cost.
+    Web,
 }
 
 /// Options of `cargo xtask bench`.
@@ -60,6 +64,9 @@ pub struct Args {
     /// Pods spread over the fleet.
     #[arg(long, default_value_t = 2000)]
     pub fleet_pods: usize,
+    /// Pods of the web scenario (through each of vk-mock and vk-web).
+    #[arg(long, default_value_t = 500)]
+    pub web_pods: usize,
     /// Minutes the steady and fleet scenarios hold.
     #[arg(long, default_value_t = 5)]
     pub minutes: u64,
@@ -128,6 +135,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     {
         bail!("building vk-mock failed");
     }
+    if matches!(args.scenario, Scenario::All | Scenario::Web) {
+        eprintln!("==> building vk-web (release)");
+        if !Command::new(&cargo)
+            .args(["build", "--release", "--quiet", "-p", "vk-web"])
+            .current_dir(crate::paths::workspace_root())
+            .status()?
+            .success()
+        {
+            bail!("building vk-web failed");
+        }
+    }
     let out = crate::paths::target_dir().join("bench");
     std::fs::create_dir_all(&out)?;
     let env = Env {
@@ -173,6 +191,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if matches!(s, Scenario::All | Scenario::Fleet) {
         results.push(scenarios::fleet(&env, &args).await?);
+    }
+    if matches!(s, Scenario::All | Scenario::Web) {
+        results.push(web::web(&env, &args).await?);
     }
 
     let mut all = Vec::new();
