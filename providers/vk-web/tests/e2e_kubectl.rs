@@ -520,3 +520,68 @@ async fn bridge_down_at_start_is_not_ready_then_ready_when_it_answers() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_streams_output_and_stats_reach_the_kubelet_api() {
+    let s = shared().await;
+    apply_pod(
+        s,
+        "attached",
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do echo beat $i; i=$((i+1)); sleep 0.2; done",
+        ],
+    );
+    running(s, "attached").await;
+    let mut child = tokio::process::Command::new(vk_testkit::cluster::kubectl())
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["-n", &s.namespace, "attach", "attached", "-c", "c"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl attach");
+    let mut out = Transcript::new(child.stdout.take().expect("stdout"));
+    let seen = out
+        .wait_for("two beats through attach", |t| {
+            t.lines().filter(|l| l.starts_with("beat ")).count() >= 2
+        })
+        .await;
+    let _ = child.kill().await;
+    assert!(seen.contains("beat "), "{seen}");
+
+    let summary = eventually("the pod in /stats/summary", || {
+        let (code, out, _) = kubectl(
+            s,
+            &[],
+            &[
+                "get",
+                "--raw",
+                &format!("/api/v1/nodes/{}/proxy/stats/summary", s.node),
+            ],
+            None,
+        );
+        let found = code == 0 && out.contains("\"attached\"");
+        async move { found.then_some(out) }
+    })
+    .await;
+    let summary: serde_json::Value = serde_json::from_str(&summary).expect("JSON");
+    assert_eq!(summary["node"]["nodeName"], s.node.as_str());
+    let (code, metrics, err) = kubectl(
+        s,
+        &[],
+        &[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{}/proxy/metrics/resource", s.node),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        metrics.contains("pod_memory_working_set_bytes") && metrics.contains("pod=\"attached\""),
+        "{metrics}"
+    );
+}
