@@ -1,6 +1,6 @@
 //! Node status from the bridge: capacity and addresses read every
 //! `node_status_interval` and pushed to the core when they change; the bridge's Ready
-//! condition gates the node's (through [`ready_from_conditions`], the v1 ping).
+//! condition gates the node's (`GET /nodeConditions` is the ping of v1 bridges).
 
 use std::collections::BTreeMap;
 use std::sync::Weak;
