@@ -869,6 +869,15 @@ ROUTES = {
 }
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A node that went away mid-request (connection reset, broken pipe) is no error.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def stop_everything(*_):
     with LOCK:
         pods = list(PODS.values())
@@ -905,8 +914,7 @@ def main():
     os.makedirs(OPTS.state_dir, exist_ok=True)
     signal.signal(signal.SIGTERM, stop_everything)
     signal.signal(signal.SIGINT, stop_everything)
-    ThreadingHTTPServer.daemon_threads = True
-    server = ThreadingHTTPServer((OPTS.host, OPTS.port), Handler)
+    server = Server((OPTS.host, OPTS.port), Handler)
     print("listening on http://%s:%d" % server.server_address[:2], flush=True)
     server.serve_forever()
 
