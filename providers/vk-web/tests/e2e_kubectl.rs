@@ -585,3 +585,27 @@ async fn attach_streams_output_and_stats_reach_the_kubelet_api() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_container_keeps_its_previous_log() {
+    let s = shared().await;
+    apply_pod(s, "crash", &["sh", "-c", "echo run; sleep 1; exit 2"]);
+    eventually("restarted after exit code 2", || {
+        let (code, out, _) = kubectl(s, &[], &["get", "pod", "crash", "-o", "json"], None);
+        let restarted = (code == 0)
+            .then(|| serde_json::from_str::<Pod>(&out).ok())
+            .flatten()
+            .and_then(|p| p.status?.container_statuses?.into_iter().next())
+            .filter(|c| {
+                c.restart_count >= 1
+                    && c.last_state
+                        .as_ref()
+                        .and_then(|l| l.terminated.as_ref())
+                        .is_some_and(|t| t.exit_code == 2)
+            });
+        async move { restarted }
+    })
+    .await;
+    let (code, out, err) = kubectl(s, &[], &["logs", "crash", "--previous"], None);
+    assert_eq!((code, out.as_str()), (0, "run\n"), "{err}");
+}
