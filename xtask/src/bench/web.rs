@@ -98,10 +98,7 @@ pub async fn web(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     let web_cfg = env.out.join("web.toml");
     std::fs::write(
         &web_cfg,
-        format!(
-            "endpoint = {:?}\nprotocol = \"v1\"\nstatus_poll_interval = \"1s\"\n",
-            bridge.url
-        ),
+        format!("endpoint = {:?}\nprotocol = \"v1\"\n", bridge.url),
     )?;
     let bridge_before = procfs::sample(bridge.child.id()).unwrap_or_default();
     let web_binary = crate::paths::binary("release", "vk-web");
@@ -116,7 +113,7 @@ pub async fn web(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     let mut r = ScenarioResult::new(
         "web",
         json!({"pods": n, "concurrency": args.concurrency, "kube_api_qps": args.qps,
-               "bridge": "examples/v1-memory (python3)", "protocol": "v1", "status_poll_interval_s": 1}),
+               "bridge": "examples/v1-memory (python3)", "protocol": "v1", "status_poll_interval_s": 5}),
     );
     r.metric("pods_per_second", web.rate);
     r.metric("mock_pods_per_second", mock.rate);
