@@ -83,6 +83,9 @@ pub struct Args {
     /// Also copy the results to `bench/results/<date>.*`.
     #[arg(long)]
     pub record: bool,
+    /// Use the release binaries already in the target directory (do not build them).
+    #[arg(long)]
+    pub no_build: bool,
     /// Run this provider binary instead of the release vk-mock (e.g. a wrapper that
     /// starts it under a profiler); it must accept vk-mock's flags.
     #[arg(long, value_name = "PATH")]
@@ -125,17 +128,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("starting the local control plane")?;
     let client = cluster.client().await?;
-    eprintln!("==> building vk-mock (release)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    if !Command::new(&cargo)
-        .args(["build", "--release", "--quiet", "-p", "vk-mock"])
-        .current_dir(crate::paths::workspace_root())
-        .status()?
-        .success()
+    if !args.no_build {
+        eprintln!("==> building vk-mock (release)");
+    }
+    if !args.no_build
+        && !Command::new(&cargo)
+            .args(["build", "--release", "--quiet", "-p", "vk-mock"])
+            .current_dir(crate::paths::workspace_root())
+            .status()?
+            .success()
     {
         bail!("building vk-mock failed");
     }
-    if matches!(args.scenario, Scenario::All | Scenario::Web) {
+    if !args.no_build && matches!(args.scenario, Scenario::All | Scenario::Web) {
         eprintln!("==> building vk-web (release)");
         if !Command::new(&cargo)
             .args(["build", "--release", "--quiet", "-p", "vk-web"])
