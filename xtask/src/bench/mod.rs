@@ -3,7 +3,7 @@
 //! separate process measured through /proc.
 //!
 //! Scenarios: `ceiling` (the API server's own limit, always measured first so the others
-//! can be read as ratios), `churn`, `steady`, `fleet`; `all` runs every one. Results go
+//! can be read as ratios), `churn`, `steady`, `fleet`, `web`; `all` runs every one. Results go
 //! to `target/bench/<scenario>.json`, `target/bench/report.md` and
 //! `target/bench/churn-latency.svg`; `--record` also copies them to
 //! `bench/results/<date>.*`.
@@ -17,6 +17,7 @@ pub(crate) mod procfs;
 pub(crate) mod report;
 pub(crate) mod scenarios;
 pub(crate) mod stats;
+mod web;
 pub(crate) mod workload;
 
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ pub enum Scenario {
     Steady,
     /// Many nodes in one process: leases on time, memory.
     Fleet,
+    /// Pods through vk-web and the v1 in-memory bridge, against vk-mock: the HTTP hop's
+    /// cost.
+    Web,
 }
 
 /// Options of `cargo xtask bench`.
@@ -62,6 +66,9 @@ pub struct Args {
     /// Pods spread over the fleet.
     #[arg(long, default_value_t = 2000)]
     pub fleet_pods: usize,
+    /// Pods of the web scenario (through each of vk-mock and vk-web).
+    #[arg(long, default_value_t = 500)]
+    pub web_pods: usize,
     /// Minutes the steady and fleet scenarios hold.
     #[arg(long, default_value_t = 5)]
     pub minutes: u64,
@@ -78,6 +85,9 @@ pub struct Args {
     /// Also copy the results to `bench/results/<date>.*`.
     #[arg(long)]
     pub record: bool,
+    /// Use the release binaries already in the target directory (do not build them).
+    #[arg(long)]
+    pub no_build: bool,
     /// Run this provider binary instead of the release vk-mock (e.g. a wrapper that
     /// starts it under a profiler); it must accept vk-mock's flags.
     #[arg(long, value_name = "PATH")]
@@ -112,13 +122,15 @@ fn mem_total_gib() -> f64 {
         .map_or(0.0, |bytes| bytes as f64 / (1024.0 * 1024.0 * 1024.0))
 }
 
-/// Builds the release vk-mock (`cargo build --release -p vk-mock`, quick when it is up
-/// to date).
+/// Builds the release vk-mock and vk-web (`cargo build --release -p vk-mock -p vk-web`,
+/// quick when they are up to date).
 pub(crate) fn build_release_provider() -> anyhow::Result<()> {
-    eprintln!("==> building vk-mock (release)");
+    eprintln!("==> building vk-mock and vk-web (release)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     if !Command::new(&cargo)
-        .args(["build", "--release", "--quiet", "-p", "vk-mock"])
+        // Always both, in one build: built alone, each would resolve vk-core's
+        // dependencies' features differently and rebuild it after the other.
+        .args(["build", "--release", "--quiet", "-p", "vk-mock", "-p", "vk-web"])
         // `cargo xtask` (cargo run) sets this for xtask; ring's build script watches it,
         // so inheriting it would make this build and one from a shell invalidate each
         // other (a full release rebuild each time).
@@ -127,7 +139,7 @@ pub(crate) fn build_release_provider() -> anyhow::Result<()> {
         .status()?
         .success()
     {
-        bail!("building vk-mock failed");
+        bail!("building vk-mock and vk-web failed");
     }
     Ok(())
 }
@@ -165,7 +177,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("starting the local control plane")?;
     let client = cluster.client().await?;
-    build_release_provider()?;
+    if !args.no_build {
+        build_release_provider()?;
+    }
     let out = crate::paths::target_dir().join("bench");
     std::fs::create_dir_all(&out)?;
     let env = Env {
@@ -197,6 +211,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if matches!(s, Scenario::All | Scenario::Fleet) {
         results.push(scenarios::fleet(&env, &args).await?);
+    }
+    if matches!(s, Scenario::All | Scenario::Web) {
+        results.push(web::web(&env, &args).await?);
     }
 
     let mut all = Vec::new();

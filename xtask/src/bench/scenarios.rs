@@ -105,7 +105,10 @@ pub async fn ceiling(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     Ok(r)
 }
 
-fn mock_config(dir: &Path, state_file: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn mock_config(
+    dir: &Path,
+    state_file: Option<&Path>,
+) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join(format!("mock-{}.toml", vk_testkit::unique_name("cfg")));
     let mut text =
         String::from("[capacity]\ncpu = \"1000\"\nmemory = \"4Ti\"\npods = \"200000\"\n");
@@ -116,7 +119,13 @@ fn mock_config(dir: &Path, state_file: Option<&Path>) -> anyhow::Result<std::pat
     Ok(path)
 }
 
-fn agent_args(env: &Env, args: &Args, node: &str, config: &Path, extra: &[&str]) -> Vec<String> {
+pub(super) fn agent_args(
+    env: &Env,
+    args: &Args,
+    node: &str,
+    config: &Path,
+    extra: &[&str],
+) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "--kubeconfig".into(),
         env.kubeconfig.display().to_string(),
@@ -233,15 +242,15 @@ pub async fn churn(
 }
 
 /// What one churn run measured, with the agent's CPU and API counts before and after.
-struct ChurnRun {
+pub(super) struct ChurnRun {
     /// Seconds from the first create until every pod ran.
     create_secs: f64,
     /// Seconds from the first delete until every pod was gone.
-    delete_secs: f64,
+    pub(super) delete_secs: f64,
     /// Each pod's creation → Running latency.
-    latencies: Vec<Duration>,
+    pub(super) latencies: Vec<Duration>,
     /// Pods per second to Running.
-    rate: f64,
+    pub(super) rate: f64,
     cpu_before: ProcSample,
     cpu_after: ProcSample,
     api_before: ApiCounts,
@@ -250,7 +259,7 @@ struct ChurnRun {
 
 /// Creates `args.pods` pods on `node`, waits until all run, deletes them and waits until
 /// they are gone (then 2 s for trailing writes), sampling the agent before and after.
-async fn churn_pods(
+pub(super) async fn churn_pods(
     client: &Client,
     args: &Args,
     agent: &Agent,
@@ -295,15 +304,15 @@ async fn churn_pods(
 }
 
 /// What a churn run cost the provider.
-struct ChurnCosts {
+pub(super) struct ChurnCosts {
     /// CPU seconds over the whole run.
     cpu_secs: f64,
     /// CPU milliseconds per pod lifecycle.
-    cpu_ms_per_pod: f64,
+    pub(super) cpu_ms_per_pod: f64,
     /// Peak RSS, MB.
-    peak_rss_mb: f64,
+    pub(super) peak_rss_mb: f64,
     /// Pod (and pod subresource) writes per pod lifecycle.
-    pod_writes_per_pod: f64,
+    pub(super) pod_writes_per_pod: f64,
     /// Event writes per pod lifecycle.
     event_writes_per_pod: f64,
     /// Pod, event, ConfigMap, Secret and Service requests per pod lifecycle.
@@ -314,7 +323,7 @@ struct ChurnCosts {
 
 impl ChurnCosts {
     /// The costs of `run`, spread over its `n` pods.
-    fn of(run: &ChurnRun, n: usize) -> Self {
+    pub(super) fn of(run: &ChurnRun, n: usize) -> Self {
         let (api0, api1) = (&run.api_before, &run.api_after);
         let per_pod = |v: u64| v as f64 / n as f64;
         let pod_writes = agent::delta(api0, api1, |v, r| {
@@ -485,7 +494,7 @@ struct Fill {
     /// Seconds from the first create until every pod ran.
     seconds: f64,
     /// Pods per second to Running.
-    rate: f64,
+    pub(super) rate: f64,
 }
 
 /// Creates `args.steady_pods` pods on `node` and waits until all run.
