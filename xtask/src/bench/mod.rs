@@ -130,7 +130,15 @@ pub(crate) fn build_release_provider() -> anyhow::Result<()> {
     if !Command::new(&cargo)
         // Always both, in one build: built alone, each would resolve vk-core's
         // dependencies' features differently and rebuild it after the other.
-        .args(["build", "--release", "--quiet", "-p", "vk-mock", "-p", "vk-web"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "vk-mock",
+            "-p",
+            "vk-web",
+        ])
         // `cargo xtask` (cargo run) sets this for xtask; ring's build script watches it,
         // so inheriting it would make this build and one from a shell invalidate each
         // other (a full release rebuild each time).

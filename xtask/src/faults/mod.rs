@@ -119,8 +119,8 @@ pub struct Args {
     /// Pods created while the provider fails calls (provider-errors).
     #[arg(long, default_value_t = 200)]
     pub error_pods: usize,
-    /// Create/delete cycles (leak).
-    #[arg(long, default_value_t = 20)]
+    /// Create/delete cycles (leak; the first 10 are the RSS warm-up).
+    #[arg(long, default_value_t = 30)]
     pub cycles: usize,
     /// Pods per cycle (leak).
     #[arg(long, default_value_t = 100)]
