@@ -388,7 +388,20 @@ impl PodLifecycleHandler for KubeProvider {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let remote_namespace = inner.remote_namespace(&home_namespace);
         inner.ensure_namespace(&remote_namespace).await?;
-        let plan = translate::to_remote(pod, &inner.node, &remote_namespace, &inner.config);
+        let mut plan = translate::to_remote(pod, &inner.node, &remote_namespace, &inner.config);
+        // The pod as the API has it: its IP fieldRefs are left to the remote kubelet.
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        match inner.home.pod(&home_namespace, &name).await {
+            Ok(Some(original)) => {
+                if let (Some(remote), Some(original)) = (plan.pod.spec.as_mut(), &original.spec) {
+                    translate::restore_remote_field_refs(remote, original);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(pod = %name, error = %e, "reading the home pod's original environment failed; IP variables keep their home values")
+            }
+        }
         let _hold = inner.deps.hold().await;
         inner
             .deps

@@ -180,6 +180,54 @@ pub fn to_remote(
     RemotePlan { pod, dependencies }
 }
 
+/// The `fieldRef` paths only the remote kubelet can resolve: the remote pod's and node's
+/// IPs (unknown at home before the remote pod exists).
+pub const REMOTE_FIELD_PATHS: [&str; 4] = [
+    "status.podIP",
+    "status.podIPs",
+    "status.hostIP",
+    "status.hostIPs",
+];
+
+/// Puts back, in `remote`, the `fieldRef`s of `original` (the home pod as the API has
+/// it, before the core resolved its environment) that name [`REMOTE_FIELD_PATHS`], so
+/// the remote kubelet fills in the remote pod's real IPs. Variables that `$(VAR)`
+/// expanded from them at home keep the value resolved there.
+pub fn restore_remote_field_refs(remote: &mut PodSpec, original: &PodSpec) {
+    let originals = original
+        .containers
+        .iter()
+        .chain(original.init_containers.iter().flatten());
+    for source in originals {
+        let refs: Vec<_> = source
+            .env
+            .iter()
+            .flatten()
+            .filter(|e| {
+                e.value_from
+                    .as_ref()
+                    .and_then(|v| v.field_ref.as_ref())
+                    .is_some_and(|f| REMOTE_FIELD_PATHS.contains(&f.field_path.as_str()))
+            })
+            .collect();
+        if refs.is_empty() {
+            continue;
+        }
+        let targets = remote
+            .containers
+            .iter_mut()
+            .chain(remote.init_containers.iter_mut().flatten());
+        for target in targets.filter(|c| c.name == source.name) {
+            for env in target.env.iter_mut().flatten() {
+                if let Some(r) = refs.iter().find(|r| r.name == env.name) {
+                    env.value = None;
+                    env.value_from = r.value_from.clone();
+                }
+            }
+        }
+    }
+}
+
 /// Removes the home ServiceAccount token volume(s) and their mounts.
 fn drop_home_token(spec: &mut PodSpec) {
     let mut dropped: BTreeSet<String> = BTreeSet::new();
@@ -456,6 +504,39 @@ mod tests {
         assert_eq!(ann[naming::HOME_NAMESPACE_ANNOTATION], "team");
         assert_eq!(ann[naming::HOME_NAME_ANNOTATION], "web");
         assert_eq!(ann["note"], "x");
+    }
+
+    #[test]
+    fn ip_field_refs_are_left_to_the_remote_kubelet() {
+        let original: PodSpec =
+            serde_json::from_value(json!({"containers": [{"name": "c", "env": [
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "URL", "value": "http://$(POD_IP)"}]}]}))
+            .expect("spec");
+        let mut remote: PodSpec =
+            serde_json::from_value(json!({"containers": [{"name": "c", "env": [
+            {"name": "POD_IP", "value": ""},
+            {"name": "NODE", "value": "vk"},
+            {"name": "URL", "value": "http://"}]}]}))
+            .expect("spec");
+        restore_remote_field_refs(&mut remote, &original);
+        let env = remote.containers[0].env.as_ref().expect("env");
+        assert_eq!(env[0].value, None);
+        assert_eq!(
+            env[0]
+                .value_from
+                .as_ref()
+                .and_then(|v| v.field_ref.as_ref())
+                .map(|f| f.field_path.as_str()),
+            Some("status.podIP")
+        );
+        assert_eq!(
+            env[1].value.as_deref(),
+            Some("vk"),
+            "the home node name stays"
+        );
+        assert_eq!(env[2].value.as_deref(), Some("http://"));
     }
 
     #[test]

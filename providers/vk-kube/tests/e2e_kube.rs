@@ -199,18 +199,19 @@ async fn config_maps_and_secrets_are_copied_updated_and_removed() {
     );
     // vk-process has no mount namespace: mounts are under $VK_POD_ROOT.
     let mut spec = json!({
-        "containers": [shell("echo env=$GREETING; echo file=$(cat $VK_POD_ROOT/cfg/greeting); echo secret=$(cat $VK_POD_ROOT/sec/password); exec sleep 3600")],
+        "containers": [shell("echo ip=$POD_IP; echo env=$GREETING; echo file=$(cat $VK_POD_ROOT/cfg/greeting); echo secret=$(cat $VK_POD_ROOT/sec/password); exec sleep 3600")],
         "volumes": [
             {"name": "cfg", "configMap": {"name": "settings"}},
             {"name": "sec", "secret": {"secretName": "creds"}}
         ]
     });
-    spec["containers"][0]["env"] = json!([{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}}]);
+    spec["containers"][0]["env"] = json!([{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}},
+               {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]);
     spec["containers"][0]["volumeMounts"] =
         json!([{"name": "cfg", "mountPath": "/cfg"}, {"name": "sec", "mountPath": "/sec"}]);
     apply(&s.kubeconfig, &ns, &pod_on(&s.node, "uses-deps", spec));
-    pod_where(&s.kubeconfig, &ns, "uses-deps", "Running", |p| {
-        (phase(p) == Some("Running")).then_some(())
+    let home_ip = pod_where(&s.kubeconfig, &ns, "uses-deps", "Running", |p| {
+        (phase(p) == Some("Running")).then(|| p.status.as_ref()?.pod_ip.clone())?
     })
     .await;
 
@@ -234,6 +235,8 @@ async fn config_maps_and_secrets_are_copied_updated_and_removed() {
     })
     .await;
     assert!(logs.contains("env=hello"), "{logs}");
+    // The IP is the remote pod's, filled in by the remote kubelet.
+    assert!(logs.contains(&format!("ip={home_ip}\n")), "{logs}");
     assert!(logs.contains("file=hello"), "{logs}");
     assert!(logs.contains("secret=s3cret"), "{logs}");
 
