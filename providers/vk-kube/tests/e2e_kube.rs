@@ -514,3 +514,85 @@ async fn home_node_advertises_the_remote_capacity_and_cluster() {
         "{capacity:?}"
     );
 }
+
+/// One HTTP GET of `path` on 127.0.0.1:`port`; the whole response (the server closes
+/// the connection after it), or `None` when it does not come within 20 s.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        http_get_once(port, path),
+    )
+    .await
+    .ok()
+    .flatten()
+}
+
+async fn http_get_once(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.ok()?;
+    Some(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_reaches_an_http_server_in_the_remote_pod() {
+    let s = shared().await;
+    let ctx = TestContext::new().await.expect("home");
+    let (ns, _remote_ns) = namespaces(&ctx).await;
+    let ns = ns.name().to_owned();
+    // vk-process runs on the host network: the server listens on a free host port.
+    let port = vk_testkit::free_port().expect("port");
+    apply(
+        &s.kubeconfig,
+        &ns,
+        &pod_on(
+            &s.node,
+            "web",
+            json!({"containers": [shell(&format!(
+                "cd \"$VK_POD_ROOT\" && echo remote-hello > hello.txt && \
+                 exec python3 -m http.server {port} --bind 127.0.0.1"
+            ))]}),
+        ),
+    );
+    pod_where(&s.kubeconfig, &ns, "web", "Running", |p| {
+        (phase(p) == Some("Running")).then_some(())
+    })
+    .await;
+    // kubectl's WebSocket tunnel, then SPDY; both relayed by vk-kube over kube's
+    // WebSocket port-forward to the remote API server and node.
+    for env in [&[][..], &[("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")][..]] {
+        let local = vk_testkit::free_port().expect("port");
+        let mut forward = std::process::Command::new(vk_testkit::cluster::kubectl())
+            .arg("--kubeconfig")
+            .arg(&s.kubeconfig)
+            .args([
+                "-n",
+                &ns,
+                "port-forward",
+                "pod/web",
+                &format!("{local}:{port}"),
+            ])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("kubectl port-forward");
+        let body = eventually(
+            &format!("GET through port-forward ({env:?})"),
+            || async move {
+                http_get(local, "/hello.txt")
+                    .await
+                    .filter(|r| r.starts_with("HTTP/1.0 200"))
+            },
+        )
+        .await;
+        let _ = forward.kill();
+        let _ = forward.wait();
+        assert!(body.contains("remote-hello"), "{body}");
+    }
+}

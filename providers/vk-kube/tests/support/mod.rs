@@ -199,7 +199,10 @@ pub fn start_kube(
         .arg(pki.kubelet_serving().key)
         .arg("--client-ca-file")
         .arg(pki.ca().cert)
-        .env("RUST_LOG", "info,vk_kube=debug")
+        .env(
+            "RUST_LOG",
+            "info,vk_kube=debug,vk_node_api::portforward=debug",
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
