@@ -596,3 +596,50 @@ async fn port_forward_reaches_an_http_server_in_the_remote_pod() {
         assert!(body.contains("remote-hello"), "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_summary_names_home_pods() {
+    let s = shared().await;
+    let ctx = TestContext::new().await.expect("home");
+    let (ns, _remote_ns) = namespaces(&ctx).await;
+    let ns = ns.name().to_owned();
+    apply(
+        &s.kubeconfig,
+        &ns,
+        &pod_on(
+            &s.node,
+            "measured",
+            json!({"containers": [shell("exec sleep 3600")]}),
+        ),
+    );
+    let uid = pod_where(&s.kubeconfig, &ns, "measured", "Running", |p| {
+        (phase(p) == Some("Running")).then(|| p.metadata.uid.clone())?
+    })
+    .await;
+    // Through the home API server's node proxy, as metrics-server asks.
+    let path = format!("/api/v1/nodes/{}/proxy/stats/summary", s.node);
+    let summary = eventually("the pod in the node's stats summary", || {
+        let (code, out, _) = kubectl(&s.kubeconfig, &ns, &[], &["get", "--raw", &path], None);
+        let summary = (code == 0)
+            .then(|| serde_json::from_str::<serde_json::Value>(&out).ok())
+            .flatten()
+            .filter(|v| {
+                v["pods"]
+                    .as_array()
+                    .is_some_and(|pods| pods.iter().any(|p| p["podRef"]["name"] == "measured"))
+            });
+        async move { summary }
+    })
+    .await;
+    assert_eq!(summary["node"]["nodeName"], s.node.as_str());
+    let pod = summary["pods"]
+        .as_array()
+        .and_then(|pods| pods.iter().find(|p| p["podRef"]["name"] == "measured"))
+        .expect("the pod");
+    assert_eq!(pod["podRef"]["namespace"], ns.as_str());
+    assert_eq!(
+        pod["podRef"]["uid"],
+        uid.as_str(),
+        "the home UID, not the remote one"
+    );
+}
