@@ -18,7 +18,7 @@
 //!   goes away). Creates and the collection exclude each other (a lock), so a copy
 //!   made for a pod being created is never collected before the pod exists.
 //!
-//! Copies carry the node's labels ([`owner_labels`](crate::translate::owner_labels)) and
+//! Copies carry the node's labels ([`owner_labels`]) and
 //! the home namespace, name and resourceVersion as annotations. Objects vk-kube did not
 //! create are never touched: a copy's name is derived from the home namespace and name.
 
