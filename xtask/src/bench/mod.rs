@@ -3,7 +3,9 @@
 //! separate process measured through /proc.
 //!
 //! Scenarios: `ceiling` (the API server's own limit, always measured first so the others
-//! can be read as ratios), `churn`, `steady`, `fleet`; `all` runs every one. Results go
+//! can be read as ratios), `churn`, `steady`, `fleet`; `all` runs every one; `kube`
+//! (pods offloaded by vk-kube into the named cluster `remote`, against that cluster's
+//! ceiling) runs only when asked for. Results go
 //! to `target/bench/<scenario>.json`, `target/bench/report.md` and
 //! `target/bench/churn-latency.svg`; `--record` also copies them to
 //! `bench/results/<date>.*`.
@@ -11,6 +13,7 @@
 //! Targets are recorded in the results (met or not, with notes), never asserted by tests.
 
 mod agent;
+mod offload;
 mod procfs;
 mod report;
 mod scenarios;
@@ -40,6 +43,9 @@ pub enum Scenario {
     Steady,
     /// Many nodes in one process: leases on time, memory.
     Fleet,
+    /// Pods offloaded by vk-kube through two API servers (home and `remote`), against
+    /// the remote API server's ceiling. Not part of `all`.
+    Kube,
 }
 
 /// Options of `cargo xtask bench`.
@@ -51,6 +57,9 @@ pub struct Args {
     /// Pods of the churn (and ceiling) scenario.
     #[arg(long, default_value_t = 2000)]
     pub pods: usize,
+    /// Pods of the kube scenario (and of its remote ceiling).
+    #[arg(long, default_value_t = 300)]
+    pub kube_pods: usize,
     /// Pods held by the steady scenario.
     #[arg(long, default_value_t = 10_000)]
     pub steady_pods: usize,
@@ -173,6 +182,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if matches!(s, Scenario::All | Scenario::Fleet) {
         results.push(scenarios::fleet(&env, &args).await?);
+    }
+    if s == Scenario::Kube {
+        results.extend(offload::run(&env, &args).await?);
     }
 
     let mut all = Vec::new();

@@ -22,7 +22,7 @@ use super::{Args, Env};
 
 const MB: f64 = 1024.0 * 1024.0;
 
-async fn namespace(client: &Client, scenario: &str) -> anyhow::Result<String> {
+pub(super) async fn namespace(client: &Client, scenario: &str) -> anyhow::Result<String> {
     let name = vk_testkit::unique_name(&format!("bench-{scenario}"));
     let ns: Namespace = serde_json::from_value(
         json!({"metadata": {"name": name, "labels": {"vk-bench": "true"}}}),
@@ -42,13 +42,13 @@ async fn namespace(client: &Client, scenario: &str) -> anyhow::Result<String> {
     Ok(name)
 }
 
-async fn drop_namespace(client: &Client, name: &str) {
+pub(super) async fn drop_namespace(client: &Client, name: &str) {
     let _ = Api::<Namespace>::all(client.clone())
         .delete(name, &DeleteParams::default())
         .await;
 }
 
-fn names(prefix: &str, n: usize) -> Vec<String> {
+pub(super) fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
 }
 
@@ -102,7 +102,10 @@ pub async fn ceiling(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     Ok(r)
 }
 
-fn mock_config(dir: &Path, state_file: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn mock_config(
+    dir: &Path,
+    state_file: Option<&Path>,
+) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join(format!("mock-{}.toml", vk_testkit::unique_name("cfg")));
     let mut text =
         String::from("[capacity]\ncpu = \"1000\"\nmemory = \"4Ti\"\npods = \"200000\"\n");
@@ -113,7 +116,13 @@ fn mock_config(dir: &Path, state_file: Option<&Path>) -> anyhow::Result<std::pat
     Ok(path)
 }
 
-fn agent_args(env: &Env, args: &Args, node: &str, config: &Path, extra: &[&str]) -> Vec<String> {
+pub(super) fn agent_args(
+    env: &Env,
+    args: &Args,
+    node: &str,
+    config: &Path,
+    extra: &[&str],
+) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "--kubeconfig".into(),
         env.kubeconfig.display().to_string(),
