@@ -643,3 +643,62 @@ async fn stats_summary_names_home_pods() {
         "the home UID, not the remote one"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_relays_stdin_and_output_of_the_remote_process() {
+    let s = shared().await;
+    let ctx = TestContext::new().await.expect("home");
+    let (ns, _remote_ns) = namespaces(&ctx).await;
+    let ns = ns.name().to_owned();
+    let mut container =
+        shell("while read l; do echo got-$l; if [ \"$l\" = quit ]; then exit 3; fi; done");
+    container["stdin"] = true.into();
+    apply(
+        &s.kubeconfig,
+        &ns,
+        &pod_on(
+            &s.node,
+            "attachee",
+            json!({"restartPolicy": "Never", "containers": [container]}),
+        ),
+    );
+    pod_where(&s.kubeconfig, &ns, "attachee", "Running", |p| {
+        (phase(p) == Some("Running")).then_some(())
+    })
+    .await;
+    let (kubeconfig, namespace) = (s.kubeconfig.clone(), ns.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        kubectl(
+            &kubeconfig,
+            &namespace,
+            &[],
+            &["attach", "-i", "attachee"],
+            Some("hello\nquit\n"),
+        )
+    });
+    let (_, stdout, stderr) = vk_testkit::wait::within("kubectl attach -i", out)
+        .await
+        .expect("join");
+    assert!(stdout.contains("got-hello"), "{stdout} / {stderr}");
+    pod_where(
+        &s.kubeconfig,
+        &ns,
+        "attachee",
+        "Failed with exit code 3",
+        |p| {
+            let code = p
+                .status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .first()?
+                .state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .exit_code;
+            (phase(p) == Some("Failed") && code == 3).then_some(())
+        },
+    )
+    .await;
+}
