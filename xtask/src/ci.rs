@@ -4,7 +4,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use vk_testkit::{LocalCluster, UpOptions, UpOutcome};
+use vk_testkit::{Layout, LocalCluster, UpOptions, UpOutcome};
+
+/// The second control plane vk-kube's end-to-end tests offload pods to (they would
+/// start it themselves; CI starts it fresh and stops it, like the default one).
+const REMOTE_CLUSTER: &str = "remote";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,14 +45,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .up(UpOptions { fresh: true })
             .await
             .context("starting the local control plane for the end-to-end tests")?;
-        let result = step(
-            "end-to-end tests (real control plane)",
-            &["test", "--workspace", "--test", "*"],
-        );
+        eprintln!("==> second control plane `{REMOTE_CLUSTER}` (vk-kube's remote cluster)");
+        let remote = LocalCluster::new(Layout::named(REMOTE_CLUSTER)?);
+        let remote_outcome = remote
+            .up(UpOptions { fresh: true })
+            .await
+            .context("starting the remote control plane for the end-to-end tests");
+        let result = match &remote_outcome {
+            Ok(_) => step(
+                "end-to-end tests (real control planes)",
+                &["test", "--workspace", "--test", "*"],
+            ),
+            Err(_) => Ok(()),
+        };
+        if matches!(remote_outcome, Ok(UpOutcome::Started)) {
+            eprintln!("==> stopping the remote control plane this run started");
+            remote.down(false)?;
+        }
         if outcome == UpOutcome::Started {
             eprintln!("==> stopping the local control plane this run started");
             cluster.down(false)?;
         }
+        remote_outcome?;
         result?;
     }
     eprintln!("==> ci passed in {:.0}s", started.elapsed().as_secs_f64());

@@ -3,6 +3,10 @@
 //! per connection — an error stream and a data stream with the same `requestID` and
 //! `port` headers; the data stream is handed to the provider, and a failure is written
 //! as text on the error stream.
+//!
+//! A WebSocket offering a *channel* protocol instead (`v4.channel.k8s.io`, ... as
+//! client-go's and kube-rs's WebSocket port-forward do) gets the kubelet's channel
+//! port-forward ([`channels`]): the ports come from the `ports` query parameter.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +20,8 @@ use crate::error::ApiError;
 use crate::node_api::NodeApi;
 use crate::upgrade::{self, PORT_FORWARD_PROTOCOL};
 use crate::{spdy, ws};
+
+pub mod channels;
 
 /// The target pod, from the path.
 #[derive(Debug, serde::Deserialize)]
@@ -63,6 +69,24 @@ async fn start(
     api.check_pod(&namespace, &pod, uid.as_deref()).await?;
     let headers = req.headers().clone();
     if ws::is_websocket_upgrade(&headers) {
+        if ws::negotiate_port_forward_tunnel(&headers).is_none()
+            && !ws::offered_protocols(&headers).is_empty()
+            && let Some(protocol) = ws::negotiate(&headers)
+        {
+            let ports = channels::ports(req.uri().query().unwrap_or_default())
+                .map_err(ApiError::BadRequest)?;
+            let response = ws::switching_protocols_response(&headers, protocol.as_str())
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let on = upgrade::on_upgrade(&mut req)?;
+            tracing::info!(transport = "websocket", %pod, ?ports, "port-forward session");
+            tokio::spawn(async move {
+                if let Some(io) = upgrade::upgraded(on).await {
+                    let conn = ws::ChannelConn::server(io, protocol).await;
+                    channels::session(forwarder, namespace, pod, ports, conn).await;
+                }
+            });
+            return Ok(upgrade::into_axum(response));
+        }
         let Some(protocol) = ws::negotiate_port_forward_tunnel(&headers) else {
             return Err(ApiError::BadRequest(format!(
                 "unable to upgrade: port-forward over WebSocket needs the {} sub-protocol (offered {:?})",

@@ -1064,3 +1064,80 @@ async fn websocket_exec_runs_the_providers_command() {
     assert_eq!(v["details"]["causes"][0]["reason"], "ExitCode");
     assert_eq!(v["details"]["causes"][0]["message"], "1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_channel_port_forward_announces_ports_and_relays_bytes() {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let (app, _) = full();
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            app.clone().oneshot(req.map(Body::new))
+        });
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(server_io), service)
+            .with_upgrades()
+            .await
+    });
+    // As kube-rs asks: channel protocols, ports in the query with an encoded comma.
+    let mut request = format!("ws://{NODE}/portForward/default/web?ports=8080%2C9090")
+        .into_client_request()
+        .expect("client request");
+    request.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        "v5.channel.k8s.io, v4.channel.k8s.io"
+            .parse()
+            .expect("header"),
+    );
+    let (mut ws, response) =
+        tokio::time::timeout(LIMIT, tokio_tungstenite::client_async(request, client_io))
+            .await
+            .expect("handshake timed out")
+            .expect("handshake");
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let mut announced = Vec::new();
+    for _ in 0..4 {
+        announced.push(next_binary(&mut ws).await);
+    }
+    announced.sort();
+    assert_eq!(
+        announced,
+        [
+            vec![0, 0x90, 0x1f],
+            vec![1, 0x90, 0x1f],
+            vec![2, 0x82, 0x23],
+            vec![3, 0x82, 0x23]
+        ],
+        "each port's two channels start with its number, little-endian"
+    );
+    futures::SinkExt::send(&mut ws, Message::binary(b"\x02ping".to_vec()))
+        .await
+        .expect("send");
+    assert_eq!(
+        next_binary(&mut ws).await,
+        b"\x02ping",
+        "the second port's bytes come back"
+    );
+}
+
+/// The next binary message.
+async fn next_binary<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("receive timed out");
+        if let Some(Ok(Message::Binary(data))) = message {
+            return data.to_vec();
+        }
+        assert!(
+            matches!(message, Some(Ok(_))),
+            "connection ended: {message:?}"
+        );
+    }
+}

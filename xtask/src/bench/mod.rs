@@ -3,7 +3,9 @@
 //! separate process measured through /proc.
 //!
 //! Scenarios: `ceiling` (the API server's own limit, always measured first so the others
-//! can be read as ratios), `churn`, `steady`, `fleet`, `web`; `all` runs every one. Results go
+//! can be read as ratios), `churn`, `steady`, `fleet`, `web`; `all` runs every one; `kube`
+//! (pods offloaded by vk-kube into the named cluster `remote`, against that cluster's
+//! ceiling) runs only when asked for. Results go
 //! to `target/bench/<scenario>.json`, `target/bench/report.md` and
 //! `target/bench/churn-latency.svg`; `--record` also copies them to
 //! `bench/results/<date>.*`.
@@ -13,6 +15,7 @@
 // `agent`, `procfs`, `report`, `stats`, `workload` and a few helpers of `scenarios`
 // are also used by `cargo xtask faults`.
 pub(crate) mod agent;
+mod offload;
 pub(crate) mod procfs;
 pub(crate) mod report;
 pub(crate) mod scenarios;
@@ -46,6 +49,9 @@ pub enum Scenario {
     /// Pods through vk-web and the v1 in-memory bridge, against vk-mock: the HTTP hop's
     /// cost.
     Web,
+    /// Pods offloaded by vk-kube through two API servers (home and `remote`), against
+    /// the remote API server's ceiling. Not part of `all`.
+    Kube,
 }
 
 /// Options of `cargo xtask bench`.
@@ -57,6 +63,9 @@ pub struct Args {
     /// Pods of the churn (and ceiling) scenario.
     #[arg(long, default_value_t = 2000)]
     pub pods: usize,
+    /// Pods of the kube scenario (and of its remote ceiling).
+    #[arg(long, default_value_t = 300)]
+    pub kube_pods: usize,
     /// Pods held by the steady scenario.
     #[arg(long, default_value_t = 10_000)]
     pub steady_pods: usize,
@@ -222,6 +231,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if matches!(s, Scenario::All | Scenario::Web) {
         results.push(web::web(&env, &args).await?);
+    }
+    if s == Scenario::Kube {
+        results.extend(offload::run(&env, &args).await?);
     }
 
     let mut all = Vec::new();
