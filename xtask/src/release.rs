@@ -119,6 +119,7 @@ pub fn run_check(args: CheckArgs) -> anyhow::Result<()> {
             provider,
             out: None,
             binary: Vec::new(),
+            profile: "release".into(),
         })?;
         eprintln!("    image {}: {}", built.archive.display(), built.digest);
     }

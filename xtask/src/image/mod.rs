@@ -34,6 +34,9 @@ pub struct Args {
     /// `--binary amd64=path --binary arm64=path` makes a multi-architecture image.
     #[arg(long, value_name = "ARCH=PATH")]
     pub binary: Vec<String>,
+    /// The cargo profile the binary is built with (`release` is what ships).
+    #[arg(long, default_value = "release")]
+    pub profile: String,
 }
 
 /// What a build produced.
@@ -62,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub fn build(args: &Args) -> anyhow::Result<Built> {
     let info = metadata::provider(&args.provider)?;
     let binaries = if args.binary.is_empty() {
-        vec![build_static_binary(&info)?]
+        vec![build_static_binary(&info, &args.profile)?]
     } else {
         args.binary
             .iter()
@@ -202,8 +205,8 @@ pub fn host_target() -> anyhow::Result<(&'static str, &'static str)> {
     }
 }
 
-/// `cargo build --release --target <musl>` of the provider's binary.
-fn build_static_binary(info: &CrateInfo) -> anyhow::Result<(String, PathBuf)> {
+/// `cargo build --profile <profile> --target <musl>` of the provider's binary.
+fn build_static_binary(info: &CrateInfo, profile: &str) -> anyhow::Result<(String, PathBuf)> {
     let (target, arch) = host_target()?;
     if crate::tools::on_path("rustup") {
         // Idempotent: a no-op when the target's standard library is installed.
@@ -219,7 +222,8 @@ fn build_static_binary(info: &CrateInfo) -> anyhow::Result<(String, PathBuf)> {
     let mut cmd = Command::new(cargo);
     cmd.args([
         "build",
-        "--release",
+        "--profile",
+        profile,
         "--target",
         target,
         "-p",
@@ -242,12 +246,11 @@ fn build_static_binary(info: &CrateInfo) -> anyhow::Result<(String, PathBuf)> {
              and a musl C compiler (Debian: apt-get install musl-tools)"
         );
     }
+    // Cargo names the output directory of the `dev` profile `debug`.
+    let dir = if profile == "dev" { "debug" } else { profile };
     Ok((
         arch.to_owned(),
-        paths::target_dir()
-            .join(target)
-            .join("release")
-            .join(&info.name),
+        paths::target_dir().join(target).join(dir).join(&info.name),
     ))
 }
 
