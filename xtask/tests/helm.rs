@@ -219,3 +219,28 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
     }
     let _ = output(kubectl(&kc).args(["delete", "namespace", NAMESPACE, "--wait=false"]));
 }
+
+/// deploy/kustomize/base is the chart's default rendering (plus a comment header), and
+/// kustomize builds it.
+#[test]
+fn kustomize_base_is_the_charts_default_rendering() {
+    let kc = kubeconfig();
+    let rendered = ok(helm(&kc).args([
+        "template",
+        "virtual-kubelet",
+        &chart(),
+        "--namespace",
+        "kube-system",
+    ]));
+    let base = root().join("deploy/kustomize/base");
+    let file = std::fs::read_to_string(base.join("virtual-kubelet.yaml")).expect("base file");
+    let header = file.strip_suffix(rendered.as_str()).unwrap_or_else(|| {
+        panic!("deploy/kustomize/base/virtual-kubelet.yaml differs from the chart; regenerate it (see its header)")
+    });
+    assert!(
+        header.lines().all(|l| l.starts_with('#')),
+        "only a comment header: {header}"
+    );
+    let built = ok(kubectl(&kc).arg("kustomize").arg(&base));
+    assert!(built.contains("kind: Deployment") && built.contains("kind: ClusterRole"));
+}
