@@ -38,6 +38,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    // The library crates as crates.io and docs.rs see them: packaged (manifests,
+    // LICENSE, README; the verifying build of every package is `cargo xtask
+    // release-check`, a CI job of its own), and documented on their own, without the
+    // workspace's K8S_OPENAPI_ENABLED_VERSION (empty = unset for k8s-openapi's build
+    // script; `[env]` does not override a variable that is already set) and with the
+    // version docs.rs enables.
+    step(
+        "cargo package --workspace (no verify)",
+        &[
+            "package",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--no-verify",
+            "--allow-dirty",
+        ],
+    )?;
+    step_with_env(
+        "cargo doc of the library crates outside the workspace's k8s-openapi version",
+        &docs_rs_args(),
+        &[
+            ("RUSTDOCFLAGS", "-D warnings"),
+            (K8S_OPENAPI_VERSION_ENV, ""),
+        ],
+    )?;
     if !args.no_e2e {
         let cluster = LocalCluster::from_env()?;
         eprintln!("==> local control plane");
@@ -73,12 +98,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn step(title: &str, cargo_args: &[&str]) -> anyhow::Result<()> {
+pub fn step(title: &str, cargo_args: &[&str]) -> anyhow::Result<()> {
     step_with_env(title, cargo_args, &[])
 }
 
 /// Runs `cargo <cargo_args>` with extra environment variables, as one CI step.
-fn step_with_env(title: &str, cargo_args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
+pub fn step_with_env(title: &str, cargo_args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     eprintln!("==> {title}");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let t = Instant::now();
@@ -95,4 +120,22 @@ fn step_with_env(title: &str, cargo_args: &[&str], env: &[(&str, &str)]) -> anyh
     }
     eprintln!("    {title}: ok in {:.0}s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The variable k8s-openapi's build script reads when no version feature is enabled.
+pub const K8S_OPENAPI_VERSION_ENV: &str = "K8S_OPENAPI_ENABLED_VERSION";
+
+/// The library crates that use k8s-openapi, each of which names a version for docs.rs
+/// in `[package.metadata.docs.rs]`.
+pub const K8S_LIBRARY_CRATES: &[&str] = &["vk-core", "vk-node-api", "vk-cli", "vk-testkit"];
+
+/// `cargo doc` of [`K8S_LIBRARY_CRATES`] as docs.rs builds them (the features of their
+/// `[package.metadata.docs.rs]`).
+fn docs_rs_args() -> Vec<&'static str> {
+    let mut args = vec!["doc", "--no-deps"];
+    for krate in K8S_LIBRARY_CRATES {
+        args.extend(["-p", krate]);
+    }
+    args.extend(["--features", "k8s-openapi/latest"]);
+    args
 }

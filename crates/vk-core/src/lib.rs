@@ -59,6 +59,28 @@
 //!   and providers' stats.
 //!
 //! Errors are [`vk_errdefs`] kinds throughout.
+//!
+//! ## Choosing the Kubernetes version: the binary's job
+//!
+//! `k8s-openapi` compiles the API of exactly one Kubernetes version, chosen by a cargo
+//! feature. This crate, like every library crate of the project, depends on it
+//! **without** a version feature, so that it never imposes a version on its users and
+//! builds against any version `k8s-openapi` knows (1.33 to 1.37 for 0.29). The
+//! **provider binary** picks one, in its own `Cargo.toml`:
+//!
+//! ```toml
+//! [dependencies]
+//! # The oldest API server the binary supports (`earliest` = 1.33).
+//! k8s-openapi = { version = "0.29", default-features = false, features = ["std", "earliest"] }
+//! ```
+//!
+//! A library crate on top of this one does the same in its `[dev-dependencies]` only, and
+//! its `[package.metadata.docs.rs]` names a version for the documentation build
+//! (`features = ["k8s-openapi/latest"]`, as this crate's does). Without any of these,
+//! `k8s-openapi`'s build script stops with "None of the v1_* features are enabled"; with
+//! two, it stops with "Both v1_… and v1_… features are enabled". Inside this workspace,
+//! `.cargo/config.toml` sets `K8S_OPENAPI_ENABLED_VERSION` so that `cargo check -p vk-core`
+//! works alone; nothing outside the workspace relies on it.
 
 pub mod bridge;
 pub mod capabilities;

@@ -325,10 +325,18 @@ impl Authenticator {
                 retry_after,
             });
         }
+        // `spec.token` became required (a plain String) in Kubernetes 1.36's API; this
+        // crate builds against whichever version the binary selects.
+        k8s_openapi::k8s_if_le_1_35! {
+            let token = Some(token.to_owned());
+        }
+        k8s_openapi::k8s_if_ge_1_36! {
+            let token = token.to_owned();
+        }
         let review = TokenReview {
             metadata: ObjectMeta::default(),
             spec: TokenReviewSpec {
-                token: Some(token.to_owned()),
+                token,
                 audiences: None,
             },
             status: None,

@@ -169,11 +169,10 @@ impl NodeTemplate {
                     self.provider,
                     env!("CARGO_PKG_VERSION")
                 ),
-                kernel_version: String::new(),
-                machine_id: String::new(),
-                os_image: String::new(),
-                system_uuid: String::new(),
-                swap: None,
+                // Fields added by later Kubernetes versions (1.37's
+                // `running_in_user_namespace`) keep their defaults: this crate builds
+                // against whichever version the binary's k8s-openapi feature selects.
+                ..Default::default()
             }),
             ..Default::default()
         }
