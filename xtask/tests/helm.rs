@@ -130,6 +130,27 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
         65532
     );
 
+    // Node labels and extra taints become the kubelet-style flags.
+    let with_metadata = ok(helm(&kc).args([
+        "template",
+        RELEASE,
+        &chart(),
+        "--set",
+        "nodeLabels.example\\.com/team=blue,nodeLabels.example\\.com/tier=gold",
+        "--set",
+        "registerWithTaints[0].key=example.com/gpu,registerWithTaints[0].value=true,registerWithTaints[0].effect=NoExecute,registerWithTaints[1].key=example.com/spot,registerWithTaints[1].effect=PreferNoSchedule",
+    ]));
+    assert!(
+        with_metadata.contains("--node-labels=example.com/team=blue,example.com/tier=gold"),
+        "{with_metadata}"
+    );
+    assert!(
+        with_metadata.contains(
+            "--register-with-taints=example.com/gpu=true:NoExecute,example.com/spot:PreferNoSchedule"
+        ),
+        "{with_metadata}"
+    );
+
     // Install into the real API server (the pod needs an image registry to run; this
     // checks the objects, not the pod).
     let _ = output(helm(&kc).args(["uninstall", RELEASE, "--namespace", NAMESPACE]));
