@@ -775,9 +775,19 @@ async fn run_exec<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut source) = ws.split();
-    let mut cmd = tokio::process::Command::new(&command[0]);
-    cmd.args(&command[1..])
-        .envs(&env)
+    // A terminal has one output stream, written in order: under a tty the command's
+    // stderr goes into the same pipe as its stdout (two pipes read by two tasks could
+    // reorder what the command wrote in sequence).
+    let mut cmd = if tty {
+        let mut sh = tokio::process::Command::new("sh");
+        sh.args(["-c", "exec \"$@\" 2>&1", "sh"]).args(&command);
+        sh
+    } else {
+        let mut direct = tokio::process::Command::new(&command[0]);
+        direct.args(&command[1..]);
+        direct
+    };
+    cmd.envs(&env)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
