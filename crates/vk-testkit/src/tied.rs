@@ -1,14 +1,22 @@
 //! Child processes that do not outlive the test process that started them.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus};
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 
 /// The watchdog: runs the command in the background and kills it once the parent
 /// (`$1`) is gone; exits with the command's status. A guard process outlives this shell
 /// by at most a second: once the shell is gone — also when it was SIGKILLed, e.g. by
 /// `Child::kill` on the returned child — it kills the command if still running and runs
-/// the clean-up snippet (`$2`, may be empty).
+/// the clean-up snippet (`$2`, may be empty). `SIGUSR1` makes the shell SIGKILL the
+/// command at once and exit when it is reaped ([`kill`]); the traps are set before the
+/// command starts, so a program that is up has a watchdog ready for them.
 const WATCHDOG: &str = r#"parent=$1; after=$2; shift 2
+child=
+trap 'kill "$child" 2>/dev/null' TERM INT HUP
+trap 'kill -KILL "$child" 2>/dev/null' USR1
 "$@" & child=$!
 shell=$$
 (
@@ -17,7 +25,6 @@ shell=$$
   kill "$child" 2>/dev/null
   if [ -n "$after" ]; then sh -c "$after" >/dev/null 2>&1 </dev/null; fi
 ) >/dev/null 2>&1 </dev/null &
-trap 'kill "$child" 2>/dev/null' TERM INT HUP
 while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done
 kill "$child" 2>/dev/null
 wait "$child"; status=$?
@@ -39,6 +46,34 @@ exit "$status""#;
 /// ```
 pub fn command(program: &Path) -> Command {
     command_then(program, "")
+}
+
+/// SIGKILLs the program of a child started by [`command`] or [`command_then`] and
+/// returns once it is gone (reaped), with the watchdog's exit status.
+///
+/// `Child::kill` on such a child kills only the watchdog shell: its guard then stops the
+/// program up to a second later, long enough for a test that restarts a node right away
+/// to have two copies of it running. Use this whenever the next step needs the program
+/// gone, e.g. a restart.
+///
+/// ```no_run
+/// let mut child = vk_testkit::tied::command("/bin/sleep".as_ref())
+///     .arg("3600")
+///     .spawn()
+///     .expect("spawn");
+/// vk_testkit::tied::kill(&mut child).expect("kill");
+/// ```
+pub fn kill(child: &mut Child) -> std::io::Result<ExitStatus> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    let pid = i32::try_from(child.id()).map_err(std::io::Error::other)?;
+    match signal::kill(Pid::from_raw(pid), Signal::SIGUSR1) {
+        // Already exited (not yet reaped): wait collects it.
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => return Err(e.into()),
+    }
+    child.wait()
 }
 
 /// [`command`], and once `program` has ended (or was killed) the shell snippet
@@ -84,6 +119,33 @@ mod tests {
         eventually_blocking("the clean-up creates its marker", PATIENCE, || {
             marker.exists().then_some(())
         });
+    }
+
+    #[test]
+    fn kill_stops_the_program_before_returning() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let mut child = super::command("/bin/sh".as_ref())
+            .args([
+                "-c",
+                &format!("echo $$ > '{}'; exec sleep 600", pid_file.display()),
+            ])
+            .spawn()
+            .expect("spawn");
+        let pid: i32 = eventually_blocking("the program writes its PID", PATIENCE, || {
+            std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+        });
+        let status = super::kill(&mut child).expect("kill");
+        // The watchdog reports the program's death by SIGKILL (128 + 9).
+        assert_eq!(status.code(), Some(137));
+        // Gone already: no waiting for the guard.
+        let stat = vk_core::procfs::Process::new(pid).stat();
+        assert!(
+            stat.as_ref().is_err() || stat.as_ref().is_ok_and(|s| s.state == 'Z'),
+            "the program still runs after kill returned: {stat:?}"
+        );
+        // Killing a finished child again is harmless.
+        assert_eq!(super::kill(&mut child).expect("again").code(), Some(137));
     }
 
     #[test]

@@ -32,8 +32,8 @@ struct Node {
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            // The binary itself, at once: a lingering one re-creates the node deleted below.
+            let _ = vk_testkit::tied::kill(&mut child);
         }
         let _ = vk_testkit::cluster::run_kubectl(
             &self.kubeconfig,
@@ -141,8 +141,9 @@ pods = "100"
 
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill");
-            child.wait().expect("wait");
+            // Gone before this returns: a restart must not overlap the old binary,
+            // which would create the new pods too.
+            vk_testkit::tied::kill(&mut child).expect("kill");
         }
     }
 
@@ -475,7 +476,12 @@ async fn restart_adopts_groups_without_duplicate_puts() {
         n.puts(),
         puts + 1,
         "only the new pod was PUT: {:?}",
-        n.fake.puts().iter().map(|p| &p.0).collect::<Vec<_>>()
+        n.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .map(|r| (&r.path, r.status))
+            .collect::<Vec<_>>()
     );
     assert_eq!(n.fake.groups_of_node(&n.node).len(), 3);
 }

@@ -617,8 +617,8 @@ async fn a_restarted_binary_adopts_its_jobs_and_follows_nomad_health() {
         (phase(p) == Some("Running")).then_some(())
     })
     .await;
-    let _ = first.kill();
-    let _ = first.wait();
+    // Gone before the second starts: two binaries would both act on the next pods.
+    vk_testkit::tied::kill(&mut first).expect("kill the first binary");
 
     let second = start_node(&s.kubeconfig, &node, &fake, true);
     CHILDREN.lock().expect("lock").push(second);
