@@ -93,6 +93,7 @@ pub fn command_then(program: &Path, cleanup: &str) -> Command {
 #[cfg(test)]
 mod tests {
     use crate::wait::{PATIENCE, eventually_blocking};
+    use std::process::Child;
 
     #[test]
     fn arguments_and_exit_status_pass_through() {
@@ -121,20 +122,26 @@ mod tests {
         });
     }
 
-    #[test]
-    fn kill_stops_the_program_before_returning() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pid_file = dir.path().join("pid");
-        let mut child = super::command("/bin/sh".as_ref())
+    /// Starts `sh` (given as `cmd`) sleeping; returns the child and the sleeper's PID.
+    fn sleeper(mut cmd: std::process::Command, dir: &std::path::Path) -> (Child, i32) {
+        let pid_file = dir.join("pid");
+        let child = cmd
             .args([
                 "-c",
                 &format!("echo $$ > '{}'; exec sleep 600", pid_file.display()),
             ])
             .spawn()
             .expect("spawn");
-        let pid: i32 = eventually_blocking("the program writes its PID", PATIENCE, || {
+        let pid = eventually_blocking("the program writes its PID", PATIENCE, || {
             std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
         });
+        (child, pid)
+    }
+
+    #[test]
+    fn kill_stops_the_program_before_returning() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut child, pid) = sleeper(super::command("/bin/sh".as_ref()), dir.path());
         let status = super::kill(&mut child).expect("kill");
         // The watchdog reports the program's death by SIGKILL (128 + 9).
         assert_eq!(status.code(), Some(137));
@@ -152,18 +159,10 @@ mod tests {
     fn killing_the_returned_child_still_stops_the_program() {
         let dir = tempfile::tempdir().expect("tempdir");
         let marker = dir.path().join("cleaned");
-        let pid_file = dir.path().join("pid");
-        let mut child =
-            super::command_then("/bin/sh".as_ref(), &format!("touch '{}'", marker.display()))
-                .args([
-                    "-c",
-                    &format!("echo $$ > '{}'; exec sleep 600", pid_file.display()),
-                ])
-                .spawn()
-                .expect("spawn");
-        let pid: i32 = eventually_blocking("the program writes its PID", PATIENCE, || {
-            std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
-        });
+        let (mut child, pid) = sleeper(
+            super::command_then("/bin/sh".as_ref(), &format!("touch '{}'", marker.display())),
+            dir.path(),
+        );
         child.kill().expect("SIGKILL the watchdog");
         let _ = child.wait();
         // Neither gone nor a zombie waiting to be reaped.
