@@ -2,7 +2,7 @@
 //! control plane. Every check's node shares one fake resource group; each node sees
 //! only the container groups tagged with its name.
 //!
-//! [`Recorded`] wraps the real provider to count calls and fail creates or pings on
+//! The suite's [`Recorder`] wraps the real provider to count calls and fail creates or pings on
 //! demand; dangling and lost pods are made in the fake, behind the provider's back.
 //!
 //! Not run: `env_is_resolved_for_the_provider`. It expects `fieldRef: status.podIP` to
@@ -14,24 +14,19 @@
 
 mod fake;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use fake::{CLIENT_ID, CLIENT_SECRET, FakeAzure, REGION, RESOURCE_GROUP, SUBSCRIPTION, TENANT};
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 use vk_aci::arm::{ArmClient, ArmClientConfig};
 use vk_aci::auth::{Credential, TokenProvider};
 use vk_aci::config::{AuthConfig, IpAddressType};
 use vk_aci::mapping::{MappingContext, VolumeData, pod_to_group};
 use vk_aci::{AciProvider, ProviderSettings};
-use vk_core::capabilities::Capabilities;
+use vk_core::ResourceAccess;
 use vk_core::events::EventSink;
-use vk_core::{NodeProvider, PodLifecycleHandler, PodNotifier, PodStatusSink, ResourceAccess};
-use vk_errdefs::{Error, Result};
-use vk_testkit::conformance::{self, Inspect, Instance, Target};
+use vk_testkit::conformance::{self, Backend, Instance, Recorder, Target};
 
 fn fake() -> &'static FakeAzure {
     static FAKE: OnceLock<FakeAzure> = OnceLock::new();
@@ -54,111 +49,18 @@ fn mapping(node: &str) -> MappingContext {
     }
 }
 
-struct Recorded {
-    inner: Arc<AciProvider>,
+/// The fake resource group behind vk-aci: dangling and lost pods are made there.
+struct ResourceGroup {
     node: String,
-    received: Mutex<HashMap<(String, String), Pod>>,
-    creates: AtomicU64,
-    deletes: AtomicU64,
-    fail_creates: Mutex<Option<String>>,
-    fail_pings: Mutex<Option<String>>,
 }
 
-fn key(pod: &Pod) -> (String, String) {
-    (
-        pod.metadata.namespace.clone().unwrap_or_default(),
-        pod.metadata.name.clone().unwrap_or_default(),
-    )
-}
-
-#[async_trait]
-impl PodLifecycleHandler for Recorded {
-    async fn create_pod(&self, pod: &Pod) -> Result<()> {
-        self.creates.fetch_add(1, Ordering::SeqCst);
-        let failure = self.fail_creates.lock().expect("lock").clone();
-        if let Some(message) = failure {
-            return Err(Error::unavailable(message));
-        }
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.create_pod(pod).await
-    }
-    async fn update_pod(&self, pod: &Pod) -> Result<()> {
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.update_pod(pod).await
-    }
-    async fn delete_pod(&self, pod: &Pod) -> Result<()> {
-        self.deletes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete_pod(pod).await
-    }
-    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
-        self.inner.get_pod(namespace, name).await
-    }
-    async fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
-        self.inner.get_pod_status(namespace, name).await
-    }
-    async fn get_pods(&self) -> Result<Vec<Pod>> {
-        self.inner.get_pods().await
-    }
-    fn pod_notifier(&self) -> Option<&dyn PodNotifier> {
-        Some(self)
-    }
-    fn capabilities(self: Arc<Self>) -> Capabilities {
-        Arc::clone(&self.inner).capabilities()
-    }
-    fn keep_secret_env_refs(&self) -> bool {
-        self.inner.keep_secret_env_refs()
-    }
-}
-
-impl PodNotifier for Recorded {
-    fn notify_pods(&self, sink: PodStatusSink) {
-        self.inner.notify_pods(sink);
-    }
-}
-
-#[async_trait]
-impl NodeProvider for Recorded {
-    async fn ping(&self) -> Result<()> {
-        let failure = self.fail_pings.lock().expect("lock").clone();
-        match failure {
-            Some(message) => Err(Error::unavailable(message)),
-            None => self.inner.ping().await,
-        }
-    }
-}
-
-impl Inspect for Recorded {
-    fn received_pod(&self, namespace: &str, name: &str) -> Option<Pod> {
-        self.received
-            .lock()
-            .expect("lock")
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-    }
-    fn has_pod(&self, namespace: &str, name: &str) -> bool {
+impl Backend<AciProvider> for ResourceGroup {
+    fn has_pod(&self, _provider: &AciProvider, namespace: &str, name: &str) -> bool {
         fake()
             .group_of(namespace, name)
             .is_some_and(|(_, g)| g["tags"]["vk-node"] == self.node.as_str())
     }
-    fn create_calls(&self) -> u64 {
-        self.creates.load(Ordering::SeqCst)
-    }
-    fn delete_calls(&self) -> u64 {
-        self.deletes.load(Ordering::SeqCst)
-    }
-    fn fail_creates(&self, message: Option<&str>) {
-        *self.fail_creates.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn fail_pings(&self, message: Option<&str>) {
-        *self.fail_pings.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn insert_pod(&self, pod: Pod) {
+    fn insert_pod(&self, _provider: &AciProvider, pod: Pod) {
         // A container group of this node created behind the core's back.
         let mapped = pod_to_group(&pod, &mapping(&self.node), &VolumeData::default())
             .expect("the dangling pod maps");
@@ -167,7 +69,7 @@ impl Inspect for Recorded {
             serde_json::to_value(&mapped.group).expect("json"),
         );
     }
-    fn lose_pod(&self, namespace: &str, name: &str) {
+    fn lose_pod(&self, _provider: &AciProvider, namespace: &str, name: &str) {
         let (group, _) = fake()
             .group_of(namespace, name)
             .expect("the pod's group exists");
@@ -210,20 +112,10 @@ impl Target for Aci {
             Some(resources),
             EventSink::disabled(),
         ));
-        let recorded = Arc::new(Recorded {
-            inner: provider,
+        let group = ResourceGroup {
             node: node_name.to_string(),
-            received: Mutex::new(HashMap::new()),
-            creates: AtomicU64::new(0),
-            deletes: AtomicU64::new(0),
-            fail_creates: Mutex::new(None),
-            fail_pings: Mutex::new(None),
-        });
-        Instance {
-            pods: recorded.clone(),
-            node: Some(recorded.clone()),
-            inspect: Some(recorded),
-        }
+        };
+        Recorder::new(provider, group).instance()
     }
 }
 

@@ -3,7 +3,7 @@
 //! cluster (`cargo xtask cluster up --name remote`, started if needed) on a real
 //! vk-process node (the suite's images run `sleep 3600` there). See `support`.
 //!
-//! [`Recorded`] wraps the real provider: it counts and records calls and fails creates
+//! The suite's [`Recorder`] wraps the real provider: it counts and records calls and fails creates
 //! or pings on demand; a "lost" pod is a remote pod deleted behind the provider's back.
 //!
 //! Not run: `env_is_resolved_for_the_provider`, which requires `status.podIP` to be
@@ -16,151 +16,37 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::DeleteParams;
-use vk_core::capabilities::Capabilities;
-use vk_core::{
-    NodeProvider, NodeStatusSink, PodLifecycleHandler, PodNotifier, PodRef, ResourceAccess,
-};
-use vk_errdefs::{Error, Result};
+use vk_core::{PodLifecycleHandler, ResourceAccess};
 use vk_kube::{KubeProvider, KubeProviderConfig};
-use vk_testkit::conformance::{self, Inspect, Instance, Target};
+use vk_testkit::conformance::{self, Backend, Instance, Recorder, Target, block_on};
 
-/// vk-kube with call counting and fault switches around it.
-struct Recorded {
-    inner: Arc<KubeProvider>,
-    remote: kube::Client,
-    received: Mutex<HashMap<(String, String), Pod>>,
-    creates: AtomicU64,
-    deletes: AtomicU64,
-    fail_creates: Mutex<Option<String>>,
-    fail_pings: Mutex<Option<String>>,
-}
+/// The remote cluster behind vk-kube, for the suite's look behind the core's back.
+struct Remote(kube::Client);
 
-fn key(pod: &Pod) -> (String, String) {
-    (
-        pod.metadata.namespace.clone().unwrap_or_default(),
-        pod.metadata.name.clone().unwrap_or_default(),
-    )
-}
-
-/// Runs an async call from the suite's synchronous [`Inspect`] methods.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
-}
-
-#[async_trait]
-impl PodLifecycleHandler for Recorded {
-    async fn create_pod(&self, pod: &Pod) -> Result<()> {
-        self.creates.fetch_add(1, Ordering::SeqCst);
-        let failure = self.fail_creates.lock().expect("lock").clone();
-        if let Some(message) = failure {
-            return Err(Error::unavailable(message));
-        }
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.create_pod(pod).await
-    }
-    async fn update_pod(&self, pod: &Pod) -> Result<()> {
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.update_pod(pod).await
-    }
-    async fn delete_pod(&self, pod: &Pod) -> Result<()> {
-        self.deletes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete_pod(pod).await
-    }
-    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
-        self.inner.get_pod(namespace, name).await
-    }
-    async fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
-        self.inner.get_pod_status(namespace, name).await
-    }
-    async fn get_pods(&self) -> Result<Vec<Pod>> {
-        self.inner.get_pods().await
-    }
-    async fn get_pod_refs(&self) -> Result<Vec<PodRef>> {
-        self.inner.get_pod_refs().await
-    }
-    fn pod_notifier(&self) -> Option<&dyn PodNotifier> {
-        self.inner.pod_notifier()
-    }
-    fn capabilities(self: Arc<Self>) -> Capabilities {
-        Arc::clone(&self.inner).capabilities()
-    }
-}
-
-#[async_trait]
-impl NodeProvider for Recorded {
-    async fn ping(&self) -> Result<()> {
-        let failure = self.fail_pings.lock().expect("lock").clone();
-        match failure {
-            Some(message) => Err(Error::unavailable(message)),
-            None => self.inner.ping().await,
-        }
-    }
-    fn notify_node_status(&self, sink: NodeStatusSink) {
-        self.inner.notify_node_status(sink);
-    }
-}
-
-impl Inspect for Recorded {
-    fn received_pod(&self, namespace: &str, name: &str) -> Option<Pod> {
-        self.received
-            .lock()
-            .expect("lock")
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-    }
-    fn has_pod(&self, namespace: &str, name: &str) -> bool {
-        block_on(self.inner.get_pod(namespace, name))
-            .ok()
-            .flatten()
-            .is_some()
-    }
-    fn create_calls(&self) -> u64 {
-        self.creates.load(Ordering::SeqCst)
-    }
-    fn delete_calls(&self) -> u64 {
-        self.deletes.load(Ordering::SeqCst)
-    }
-    fn fail_creates(&self, message: Option<&str>) {
-        *self.fail_creates.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn fail_pings(&self, message: Option<&str>) {
-        *self.fail_pings.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn insert_pod(&self, pod: Pod) {
+impl Backend<KubeProvider> for Remote {
+    fn insert_pod(&self, provider: &KubeProvider, pod: Pod) {
         // Really created in the remote cluster, behind the core's back.
-        block_on(self.inner.create_pod(&pod)).expect("the dangling pod is created remotely");
-        let (namespace, name) = key(&pod);
+        block_on(provider.create_pod(&pod)).expect("the dangling pod is created remotely");
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
         block_on(vk_testkit::wait::eventually(
             "the dangling pod is watched",
-            || {
-                let inner = self.inner.clone();
-                let (namespace, name) = (namespace.clone(), name.clone());
-                async move { inner.get_pod(&namespace, &name).await.ok().flatten() }
-            },
+            || async { provider.get_pod(&namespace, &name).await.ok().flatten() },
         ));
     }
-    fn lose_pod(&self, namespace: &str, name: &str) {
+    fn lose_pod(&self, provider: &KubeProvider, namespace: &str, name: &str) {
         // Deleted in the remote cluster by someone else.
-        for pod in self.inner.remote_pods() {
+        for pod in provider.remote_pods() {
             let home = vk_kube::translate::HomeRef::of_remote(&pod);
             if home.is_some_and(|h| h.namespace == namespace && h.name == name) {
                 let api: Api<Pod> = Api::namespaced(
-                    self.remote.clone(),
+                    self.0.clone(),
                     pod.metadata.namespace.as_deref().unwrap_or_default(),
                 );
                 block_on(api.delete(
@@ -202,20 +88,7 @@ impl Target for Kube {
         }];
         let remote = block_on(vk_kube::remote::client(&config)).expect("remote client");
         let provider = KubeProvider::start(node_name, config, remote.clone(), resources);
-        let recorded = Arc::new(Recorded {
-            inner: Arc::new(provider),
-            remote,
-            received: Mutex::default(),
-            creates: AtomicU64::new(0),
-            deletes: AtomicU64::new(0),
-            fail_creates: Mutex::new(None),
-            fail_pings: Mutex::new(None),
-        });
-        Instance {
-            pods: recorded.clone(),
-            node: Some(recorded.clone()),
-            inspect: Some(recorded),
-        }
+        Recorder::new(Arc::new(provider), Remote(remote)).instance()
     }
 }
 

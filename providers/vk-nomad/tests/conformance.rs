@@ -2,135 +2,26 @@
 //! real control plane. Each check gets its own fake agent; the suite's images (no
 //! command) run as docker tasks that wait until they are killed.
 //!
-//! [`Recorded`] wraps the real provider to count calls and fail creates or pings on
+//! The suite's [`Recorder`] wraps the real provider to count calls and fail creates or pings on
 //! demand; a "lost" pod is one whose job an operator purged behind vk-nomad's back.
 
 mod fake;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use async_trait::async_trait;
 use fake::{FakeNomad, FakeOptions};
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use vk_core::capabilities::Capabilities;
-use vk_core::{NodeProvider, PodLifecycleHandler, PodNotifier, ResourceAccess};
-use vk_errdefs::{Error, Result};
+use vk_core::ResourceAccess;
 use vk_nomad::{NomadConfig, NomadProvider, start_watch};
-use vk_testkit::conformance::{self, Inspect, Instance, Target};
+use vk_testkit::conformance::{self, Backend, Instance, Recorder, Target, block_on};
 
-struct Recorded {
-    inner: Arc<NomadProvider>,
-    fake: Arc<FakeNomad>,
-    received: Mutex<HashMap<(String, String), Pod>>,
-    creates: AtomicU64,
-    deletes: AtomicU64,
-    fail_creates: Mutex<Option<String>>,
-    fail_pings: Mutex<Option<String>>,
-}
+/// The fake agent behind vk-nomad: a "lost" pod's job is purged by an operator.
+struct Agent(Arc<FakeNomad>);
 
-fn key(pod: &Pod) -> (String, String) {
-    (
-        pod.metadata.namespace.clone().unwrap_or_default(),
-        pod.metadata.name.clone().unwrap_or_default(),
-    )
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
-}
-
-#[async_trait]
-impl PodLifecycleHandler for Recorded {
-    async fn create_pod(&self, pod: &Pod) -> Result<()> {
-        self.creates.fetch_add(1, Ordering::SeqCst);
-        let failure = self.fail_creates.lock().expect("lock").clone();
-        if let Some(message) = failure {
-            return Err(Error::unavailable(message));
-        }
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.create_pod(pod).await
-    }
-    async fn update_pod(&self, pod: &Pod) -> Result<()> {
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.update_pod(pod).await
-    }
-    async fn delete_pod(&self, pod: &Pod) -> Result<()> {
-        self.deletes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete_pod(pod).await
-    }
-    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
-        self.inner.get_pod(namespace, name).await
-    }
-    async fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
-        self.inner.get_pod_status(namespace, name).await
-    }
-    async fn get_pods(&self) -> Result<Vec<Pod>> {
-        self.inner.get_pods().await
-    }
-    fn pod_notifier(&self) -> Option<&dyn PodNotifier> {
-        self.inner.pod_notifier()
-    }
-    fn capabilities(self: Arc<Self>) -> Capabilities {
-        Arc::clone(&self.inner).capabilities()
-    }
-    fn pod_ip_hint(&self, pod: &Pod) -> Option<std::net::IpAddr> {
-        self.inner.pod_ip_hint(pod)
-    }
-}
-
-#[async_trait]
-impl NodeProvider for Recorded {
-    async fn ping(&self) -> Result<()> {
-        let failure = self.fail_pings.lock().expect("lock").clone();
-        match failure {
-            Some(message) => Err(Error::unavailable(message)),
-            None => self.inner.ping().await,
-        }
-    }
-}
-
-impl Inspect for Recorded {
-    fn received_pod(&self, namespace: &str, name: &str) -> Option<Pod> {
-        self.received
-            .lock()
-            .expect("lock")
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-    }
-    fn has_pod(&self, namespace: &str, name: &str) -> bool {
-        block_on(self.inner.get_pod(namespace, name))
-            .ok()
-            .flatten()
-            .is_some()
-    }
-    fn create_calls(&self) -> u64 {
-        self.creates.load(Ordering::SeqCst)
-    }
-    fn delete_calls(&self) -> u64 {
-        self.deletes.load(Ordering::SeqCst)
-    }
-    fn fail_creates(&self, message: Option<&str>) {
-        *self.fail_creates.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn fail_pings(&self, message: Option<&str>) {
-        *self.fail_pings.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn insert_pod(&self, pod: Pod) {
-        // Registered in Nomad behind the core's back: a dangling job.
-        block_on(self.inner.create_pod(&pod)).expect("vk-nomad registers the dangling pod");
-    }
-    fn lose_pod(&self, namespace: &str, name: &str) {
+impl Backend<NomadProvider> for Agent {
+    fn lose_pod(&self, _provider: &NomadProvider, namespace: &str, name: &str) {
         // An operator purges the job (`nomad job stop -purge`).
         let id = vk_nomad::mapping::job_id("", namespace, name);
-        self.fake.purge_job("default", &id);
+        self.0.purge_job("default", &id);
     }
 }
 
@@ -160,20 +51,7 @@ impl Target for Nomad {
         block_on(provider.recover()).expect("recover the node's jobs");
         block_on(provider.refresh_single_address());
         start_watch(&provider);
-        let recorded = Arc::new(Recorded {
-            inner: provider,
-            fake,
-            received: Mutex::default(),
-            creates: AtomicU64::new(0),
-            deletes: AtomicU64::new(0),
-            fail_creates: Mutex::new(None),
-            fail_pings: Mutex::new(None),
-        });
-        Instance {
-            pods: recorded.clone(),
-            node: Some(recorded.clone()),
-            inspect: Some(recorded),
-        }
+        Recorder::new(provider, Agent(fake)).instance()
     }
 }
 

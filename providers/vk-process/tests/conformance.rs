@@ -2,150 +2,32 @@
 //! every pod of the suite runs as real local processes (`sleep 3600` for the suite's
 //! images).
 //!
-//! vk-process has no fault-injection switches of its own, so [`Recorded`] wraps the real
-//! provider: it counts and records calls, and fails creates or pings on demand — the
-//! provider underneath is untouched. The suite's "lost pod" check is left out: a
+//! vk-process has no fault-injection switches of its own, so the suite's [`Recorder`]
+//! wraps the real provider: it counts and records calls, and fails creates or pings on
+//! demand — the provider underneath is untouched. The suite's "lost pod" check is left out: a
 //! vk-process pod is lost only when its state directory is, which the provider itself
 //! never reports as such.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use vk_core::capabilities::Capabilities;
-use vk_core::{
-    NodeProvider, NodeStatusSink, PodLifecycleHandler, PodNotifier, PodRef, ResourceAccess,
-};
-use vk_errdefs::{Error, Result};
+use vk_core::ResourceAccess;
 use vk_process::{ProcessConfig, ProcessProvider, SharedProvider};
-use vk_testkit::conformance::{self, Inspect, Instance, Target};
+use vk_testkit::conformance::{self, Backend, Instance, Recorder, Target};
 
 const SHIM: &str = env!("CARGO_BIN_EXE_vk-process");
 
-/// vk-process with call counting and fault switches around it.
-struct Recorded {
+/// vk-process's side of the suite's inspection: the recorder's defaults ask the provider
+/// itself (it cannot lose a pod on demand); the pods a check leaves running are stopped
+/// when the check's node is dropped.
+struct Cleanup {
     inner: Arc<SharedProvider>,
     state_dir: PathBuf,
-    received: Mutex<HashMap<(String, String), Pod>>,
-    creates: AtomicU64,
-    deletes: AtomicU64,
-    fail_creates: Mutex<Option<String>>,
-    fail_pings: Mutex<Option<String>>,
 }
 
-fn key(pod: &Pod) -> (String, String) {
-    (
-        pod.metadata.namespace.clone().unwrap_or_default(),
-        pod.metadata.name.clone().unwrap_or_default(),
-    )
-}
+impl Backend<SharedProvider> for Cleanup {}
 
-/// Runs a provider call from the suite's synchronous [`Inspect`] methods.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
-}
-
-#[async_trait]
-impl PodLifecycleHandler for Recorded {
-    async fn create_pod(&self, pod: &Pod) -> Result<()> {
-        self.creates.fetch_add(1, Ordering::SeqCst);
-        let failure = self.fail_creates.lock().expect("lock").clone();
-        if let Some(message) = failure {
-            return Err(Error::unavailable(message));
-        }
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.create_pod(pod).await
-    }
-    async fn update_pod(&self, pod: &Pod) -> Result<()> {
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.update_pod(pod).await
-    }
-    async fn delete_pod(&self, pod: &Pod) -> Result<()> {
-        self.deletes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete_pod(pod).await
-    }
-    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
-        self.inner.get_pod(namespace, name).await
-    }
-    async fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
-        self.inner.get_pod_status(namespace, name).await
-    }
-    async fn get_pods(&self) -> Result<Vec<Pod>> {
-        self.inner.get_pods().await
-    }
-    async fn get_pod_refs(&self) -> Result<Vec<PodRef>> {
-        self.inner.get_pod_refs().await
-    }
-    fn pod_notifier(&self) -> Option<&dyn PodNotifier> {
-        self.inner.pod_notifier()
-    }
-    fn capabilities(self: Arc<Self>) -> Capabilities {
-        Arc::clone(&self.inner).capabilities()
-    }
-    fn pod_ip_hint(&self, pod: &Pod) -> Option<std::net::IpAddr> {
-        self.inner.pod_ip_hint(pod)
-    }
-}
-
-#[async_trait]
-impl NodeProvider for Recorded {
-    async fn ping(&self) -> Result<()> {
-        let failure = self.fail_pings.lock().expect("lock").clone();
-        match failure {
-            Some(message) => Err(Error::unavailable(message)),
-            None => self.inner.ping().await,
-        }
-    }
-    fn notify_node_status(&self, sink: NodeStatusSink) {
-        self.inner.notify_node_status(sink);
-    }
-}
-
-impl Inspect for Recorded {
-    fn received_pod(&self, namespace: &str, name: &str) -> Option<Pod> {
-        self.received
-            .lock()
-            .expect("lock")
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-    }
-    fn has_pod(&self, namespace: &str, name: &str) -> bool {
-        block_on(self.inner.get_pod(namespace, name))
-            .ok()
-            .flatten()
-            .is_some()
-    }
-    fn create_calls(&self) -> u64 {
-        self.creates.load(Ordering::SeqCst)
-    }
-    fn delete_calls(&self) -> u64 {
-        self.deletes.load(Ordering::SeqCst)
-    }
-    fn fail_creates(&self, message: Option<&str>) {
-        *self.fail_creates.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn fail_pings(&self, message: Option<&str>) {
-        *self.fail_pings.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn insert_pod(&self, pod: Pod) {
-        // Really started in vk-process, behind the core's back.
-        block_on(self.inner.create_pod(&pod)).expect("vk-process runs the dangling pod");
-    }
-    fn lose_pod(&self, _namespace: &str, _name: &str) {
-        panic!("vk-process cannot lose a pod on demand; the lost-pod check is not run for it");
-    }
-}
-
-impl Drop for Recorded {
+impl Drop for Cleanup {
     /// Stops the pods the check left running: the suite's node is gone, nobody else
     /// will. Their supervisors are told to stop first (so none restarts a container),
     /// then the container process groups (PIDs in the state directory) are killed.
@@ -215,20 +97,12 @@ impl Target for Process {
             Arc::new(resources),
             "127.0.0.1",
         );
-        let recorded = Arc::new(Recorded {
-            inner: Arc::new(SharedProvider(Arc::new(provider))),
+        let inner = Arc::new(SharedProvider(Arc::new(provider)));
+        let cleanup = Cleanup {
+            inner: inner.clone(),
             state_dir,
-            received: Mutex::default(),
-            creates: AtomicU64::new(0),
-            deletes: AtomicU64::new(0),
-            fail_creates: Mutex::new(None),
-            fail_pings: Mutex::new(None),
-        });
-        Instance {
-            pods: recorded.clone(),
-            node: Some(recorded.clone()),
-            inspect: Some(recorded),
-        }
+        };
+        Recorder::new(inner, cleanup).instance()
     }
 }
 

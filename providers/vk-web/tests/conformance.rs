@@ -7,25 +7,20 @@
 //!   the node and pod checks.
 //!
 //! One bridge per node name (the restart check instantiates a node twice: the second
-//! provider finds the first one's pods in the same bridge). [`Recorded`] wraps the real
-//! provider to count calls and inject create/ping failures; the provider underneath is
-//! untouched. The "lost pod" check is left out: neither bridge loses pods on demand.
+//! provider finds the first one's pods in the same bridge). The suite's [`Recorder`]
+//! wraps the real provider to count calls and inject create/ping failures; the provider
+//! underneath is untouched. The "lost pod" check is left out: neither bridge loses pods
+//! on demand.
 
 use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use vk_core::capabilities::Capabilities;
-use vk_core::{
-    NodeProvider, NodeStatusSink, PodLifecycleHandler, PodNotifier, PodRef, ResourceAccess,
-};
-use vk_errdefs::{Error, Result};
-use vk_testkit::conformance::{self, Inspect, Instance, Target};
+use k8s_openapi::api::core::v1::Pod;
+use vk_core::ResourceAccess;
+use vk_testkit::conformance::{self, Backend, Instance, Recorder, Target, block_on};
 use vk_web::{BridgeClient, WebConfig, WebProvider};
 
 const PYTHON_BRIDGE: &str = concat!(
@@ -70,123 +65,19 @@ fn bridge_for(node: &str, script: &str, extra: &[&str]) -> String {
         .clone()
 }
 
-/// vk-web with call counting and fault switches around it.
-struct Recorded {
-    inner: Arc<WebProvider>,
-    bridge: BridgeClient,
-    received: Mutex<HashMap<(String, String), Pod>>,
-    creates: AtomicU64,
-    deletes: AtomicU64,
-    fail_creates: Mutex<Option<String>>,
-    fail_pings: Mutex<Option<String>>,
-}
+/// The bridge behind vk-web, asked directly.
+struct Bridge(BridgeClient);
 
-fn key(pod: &Pod) -> (String, String) {
-    (
-        pod.metadata.namespace.clone().unwrap_or_default(),
-        pod.metadata.name.clone().unwrap_or_default(),
-    )
-}
-
-/// Runs a bridge call from the suite's synchronous [`Inspect`] methods.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
-}
-
-#[async_trait]
-impl PodLifecycleHandler for Recorded {
-    async fn create_pod(&self, pod: &Pod) -> Result<()> {
-        self.creates.fetch_add(1, Ordering::SeqCst);
-        let failure = self.fail_creates.lock().expect("lock").clone();
-        if let Some(message) = failure {
-            return Err(Error::unavailable(message));
-        }
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.create_pod(pod).await
-    }
-    async fn update_pod(&self, pod: &Pod) -> Result<()> {
-        self.received
-            .lock()
-            .expect("lock")
-            .insert(key(pod), pod.clone());
-        self.inner.update_pod(pod).await
-    }
-    async fn delete_pod(&self, pod: &Pod) -> Result<()> {
-        self.deletes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete_pod(pod).await
-    }
-    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>> {
-        self.inner.get_pod(namespace, name).await
-    }
-    async fn get_pod_status(&self, namespace: &str, name: &str) -> Result<Option<PodStatus>> {
-        self.inner.get_pod_status(namespace, name).await
-    }
-    async fn get_pods(&self) -> Result<Vec<Pod>> {
-        self.inner.get_pods().await
-    }
-    async fn get_pod_refs(&self) -> Result<Vec<PodRef>> {
-        self.inner.get_pod_refs().await
-    }
-    fn pod_notifier(&self) -> Option<&dyn PodNotifier> {
-        self.inner.pod_notifier()
-    }
-    fn capabilities(self: Arc<Self>) -> Capabilities {
-        Arc::clone(&self.inner).capabilities()
-    }
-    fn pod_ip_hint(&self, pod: &Pod) -> Option<std::net::IpAddr> {
-        self.inner.pod_ip_hint(pod)
-    }
-}
-
-#[async_trait]
-impl NodeProvider for Recorded {
-    async fn ping(&self) -> Result<()> {
-        let failure = self.fail_pings.lock().expect("lock").clone();
-        match failure {
-            Some(message) => Err(Error::unavailable(message)),
-            None => self.inner.ping().await,
-        }
-    }
-    fn notify_node_status(&self, sink: NodeStatusSink) {
-        self.inner.notify_node_status(sink);
-    }
-}
-
-impl Inspect for Recorded {
-    fn received_pod(&self, namespace: &str, name: &str) -> Option<Pod> {
-        self.received
-            .lock()
-            .expect("lock")
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-    }
-    fn has_pod(&self, namespace: &str, name: &str) -> bool {
-        block_on(self.bridge.get_pod(namespace, name))
+impl Backend<WebProvider> for Bridge {
+    fn has_pod(&self, _provider: &WebProvider, namespace: &str, name: &str) -> bool {
+        block_on(self.0.get_pod(namespace, name))
             .ok()
             .flatten()
             .is_some()
     }
-    fn create_calls(&self) -> u64 {
-        self.creates.load(Ordering::SeqCst)
-    }
-    fn delete_calls(&self) -> u64 {
-        self.deletes.load(Ordering::SeqCst)
-    }
-    fn fail_creates(&self, message: Option<&str>) {
-        *self.fail_creates.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn fail_pings(&self, message: Option<&str>) {
-        *self.fail_pings.lock().expect("lock") = message.map(str::to_owned);
-    }
-    fn insert_pod(&self, pod: Pod) {
+    fn insert_pod(&self, _provider: &WebProvider, pod: Pod) {
         // Created in the bridge directly, behind the core's back.
-        block_on(self.bridge.create_pod(&pod)).expect("the bridge takes the dangling pod");
-    }
-    fn lose_pod(&self, _namespace: &str, _name: &str) {
-        panic!("the bridges cannot lose a pod on demand; the lost-pod check is not run");
+        block_on(self.0.create_pod(&pod)).expect("the bridge takes the dangling pod");
     }
 }
 
@@ -220,20 +111,8 @@ impl Target for Web {
         config.status_poll_interval = Duration::from_secs(1);
         config.node_status_interval = Duration::from_secs(5);
         let provider = Arc::new(WebProvider::new(node_name, config).expect("provider"));
-        let recorded = Arc::new(Recorded {
-            bridge: provider.bridge().clone(),
-            inner: provider,
-            received: Mutex::default(),
-            creates: AtomicU64::new(0),
-            deletes: AtomicU64::new(0),
-            fail_creates: Mutex::new(None),
-            fail_pings: Mutex::new(None),
-        });
-        Instance {
-            pods: recorded.clone(),
-            node: Some(recorded.clone()),
-            inspect: Some(recorded),
-        }
+        let bridge = Bridge(provider.bridge().clone());
+        Recorder::new(provider, bridge).instance()
     }
 }
 

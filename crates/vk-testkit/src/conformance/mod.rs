@@ -24,6 +24,7 @@
 pub mod harness;
 pub mod node;
 pub mod pods;
+pub mod recorder;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use k8s_openapi::api::core::v1::Pod;
 use vk_core::{ResourceAccess, SharedNodeProvider, SharedPodHandler};
 
 pub use harness::{Harness, HarnessOptions};
+pub use recorder::{Backend, Recorder, block_on};
 
 /// One provider instance for one virtual node.
 #[derive(Clone)]
