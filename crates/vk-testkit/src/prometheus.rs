@@ -29,6 +29,57 @@ pub enum ParseError {
     },
 }
 
+/// Scraping a listener's `/metrics` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    /// The HTTP request failed (nothing listening, connection reset...).
+    #[error("requesting /metrics on port {port}")]
+    Request {
+        /// The port.
+        port: u16,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listener answered with a status other than 200.
+    #[error("/metrics on port {port} answered {status}: {body}")]
+    Status {
+        /// The port.
+        port: u16,
+        /// The HTTP status.
+        status: u16,
+        /// The answer's body.
+        body: String,
+    },
+    /// The answer is not exposition text.
+    #[error("parsing /metrics of port {port}")]
+    Parse {
+        /// The port.
+        port: u16,
+        /// What could not be read.
+        #[source]
+        source: ParseError,
+    },
+}
+
+/// GETs `/metrics` from a listener on `127.0.0.1:port` and parses it.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), vk_testkit::prometheus::ScrapeError> {
+/// let m = vk_testkit::prometheus::scrape(10255).await?;
+/// assert!(m.sum("vk_api_retries_total", &[]) >= 0.0);
+/// # Ok(()) }
+/// ```
+pub async fn scrape(port: u16) -> Result<Metrics, ScrapeError> {
+    let (status, body) = crate::http::get(port, "/metrics")
+        .await
+        .map_err(|source| ScrapeError::Request { port, source })?;
+    if status != 200 {
+        return Err(ScrapeError::Status { port, status, body });
+    }
+    Metrics::parse(&body).map_err(|source| ScrapeError::Parse { port, source })
+}
+
 /// One sample: a series and its value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {

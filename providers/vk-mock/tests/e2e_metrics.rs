@@ -16,11 +16,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_vk-mock");
 const PODS: usize = 20;
 
 async fn scrape(port: u16) -> Metrics {
-    let (code, body) = vk_testkit::http::get(port, "/metrics")
+    vk_testkit::prometheus::scrape(port)
         .await
-        .expect("scrape /metrics");
-    assert_eq!(code, 200, "{body}");
-    Metrics::parse(&body).expect("the exposition text parses")
+        .expect("scrape /metrics")
 }
 
 fn free_port() -> u16 {
