@@ -507,18 +507,44 @@ async fn kubectl_logs_and_exec_reach_the_task() {
     assert_eq!((code, out.as_str()), (0, "from stdin\n"), "{err}");
 
     // With a terminal: kubectl runs under `script`, which gives it a pseudo-terminal of
-    // 100x30; the session asks Nomad for a TTY and passes the size on.
+    // 100x30; the session asks Nomad for a TTY and passes the size on. kubectl sends the
+    // size on its own stream, after the session started: the command waits for the
+    // test's go (a file) so that the size can arrive while the session is open — a
+    // command that exits at once races it, and the fake, like Nomad, ends the session
+    // with the command.
+    let go = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name("vkn-tty-go"));
     let kubectl_line = format!(
-        "stty cols 100 rows 30; '{kubectl}' --kubeconfig '{kubeconfig}' -n {ns} exec -ti io -- sh -c 'echo in-tty; exit 2'",
+        "stty cols 100 rows 30; '{kubectl}' --kubeconfig '{kubeconfig}' -n {ns} exec -ti io -- sh -c 'echo in-tty; while [ ! -e {go} ]; do sleep 0.1; done; exit 2'",
         kubectl = vk_testkit::cluster::kubectl().display(),
         kubeconfig = s.kubeconfig.display(),
+        go = go.display(),
     );
     let before = s.fake.exec_sessions.lock().expect("lock").len();
-    let out = std::process::Command::new("script")
+    let script = std::process::Command::new("script")
         .args(["-qec", &kubectl_line, "/dev/null"])
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("script runs kubectl");
+    let frames = eventually("the terminal size reaches Nomad", || {
+        let sessions = s.fake.exec_sessions.lock().expect("lock").clone();
+        let frames = sessions
+            .into_iter()
+            .skip(before)
+            .find(|(tty, _)| *tty)
+            .map(|(_, frames)| frames)
+            .filter(|frames| {
+                frames
+                    .iter()
+                    .any(|f| f["tty_size"] == json!({"height": 30, "width": 100}))
+            });
+        async move { frames }
+    })
+    .await;
+    std::fs::write(&go, b"").expect("the go file");
+    let out = script.wait_with_output().expect("script ends");
+    let _ = std::fs::remove_file(&go);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("in-tty"),
@@ -528,20 +554,7 @@ async fn kubectl_logs_and_exec_reach_the_task() {
     assert_eq!(
         out.status.code(),
         Some(2),
-        "the exit code passes through a terminal session: {text}"
-    );
-    let sessions = s.fake.exec_sessions.lock().expect("lock").clone();
-    let (tty, frames) = sessions
-        .into_iter()
-        .skip(before)
-        .find(|(tty, _)| *tty)
-        .expect("a TTY session reached Nomad");
-    assert!(tty);
-    assert!(
-        frames
-            .iter()
-            .any(|f| f["tty_size"] == json!({"height": 30, "width": 100})),
-        "the terminal size reached Nomad: {frames:?}"
+        "the exit code passes through a terminal session: {text} (frames: {frames:?})"
     );
 }
 
