@@ -418,3 +418,129 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
     k.ok(&["delete", "node", &outer, "--wait=false"], None);
     let _ = k.run(&["delete", "namespace", &namespace, "--wait=false"], None);
 }
+
+/// A projected `serviceAccountToken` source (what the ServiceAccount admission adds
+/// from Kubernetes 1.21 on; the local 1.20 control plane still mounts token Secrets)
+/// is a real token from the TokenRequest API, bound to the pod; the pod reaches the
+/// API server at the address the node uses.
+#[tokio::test]
+async fn projected_service_account_tokens_come_from_the_token_request_api() {
+    let ctx = TestContext::new().await.expect("control plane");
+    let kubeconfig = ctx.kubeconfig().to_owned();
+    let node = unique_name("vk-selfhost-tok");
+    let namespace = unique_name("vk-selfhost-tok");
+    let k = Kubectl {
+        kubeconfig: kubeconfig.clone(),
+        namespace: namespace.clone(),
+    };
+    let state = shared_dir(0o755);
+    let mut child = start_outer(
+        &kubeconfig,
+        &node,
+        state.path(),
+        &[state.path()],
+        &format!("namespace/{namespace} node/{node}"),
+    );
+    k.node_ready(&node).await;
+    k.ok(&["create", "namespace", &namespace], None);
+    k.ok(&["create", "serviceaccount", "robot"], None);
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tok"},
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": "robot",
+            "automountServiceAccountToken": false,
+            "tolerations": [{"key": TAINT_KEY, "operator": "Exists"}],
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"],
+                "volumeMounts": [{"name": "access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}],
+            "volumes": [{"name": "access", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+            ]}}]
+        }
+    });
+    // kube-root-ca.crt is published into new namespaces by the controller-manager.
+    k.until(
+        "kube-root-ca.crt in the namespace",
+        &["get", "configmap", "kube-root-ca.crt", "-o", "name"],
+        |s| (!s.trim().is_empty()).then_some(()),
+    )
+    .await;
+    k.ok(&["apply", "-f", "-"], Some(&pod.to_string()));
+    k.until(
+        "tok Running",
+        &["get", "pod", "tok", "-o", "jsonpath={.status.phase}"],
+        |s| (s == "Running").then_some(()),
+    )
+    .await;
+    let in_pod = |file: &str| {
+        k.ok(
+            &[
+                "exec",
+                "tok",
+                "--",
+                "sh",
+                "-c",
+                &format!(
+                    "cat \"$VK_POD_ROOT/var/run/secrets/kubernetes.io/serviceaccount/{file}\""
+                ),
+            ],
+            None,
+        )
+    };
+    assert_eq!(in_pod("namespace"), namespace);
+    assert!(in_pod("ca.crt").contains("BEGIN CERTIFICATE"));
+    let token = in_pod("token");
+
+    // The API server authenticates it as the ServiceAccount, bound to this pod.
+    let review = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": token}
+    });
+    let reviewed: serde_json::Value = serde_json::from_str(&k.ok(
+        &["create", "-f", "-", "-o", "json"],
+        Some(&review.to_string()),
+    ))
+    .expect("TokenReview JSON");
+    let status = &reviewed["status"];
+    assert_eq!(status["authenticated"], true, "{reviewed}");
+    assert_eq!(
+        status["user"]["username"],
+        format!("system:serviceaccount:{namespace}:robot")
+    );
+    assert_eq!(
+        status["user"]["extra"]["authentication.kubernetes.io/pod-name"][0], "tok",
+        "{reviewed}"
+    );
+
+    // The address is the API server's own, not the Service's ClusterIP.
+    let server = k.ok(
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        None,
+    );
+    let address = k.ok(
+        &[
+            "exec",
+            "tok",
+            "--",
+            "sh",
+            "-c",
+            "echo \"https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT\"",
+        ],
+        None,
+    );
+    assert_eq!(address.trim(), server.trim_end_matches('/'));
+
+    k.ok(&["delete", "pod", "tok", "--wait=true"], None);
+    vk_testkit::tied::kill(&mut child).expect("stop the node");
+    k.ok(&["delete", "node", &node, "--wait=false"], None);
+    let _ = k.run(&["delete", "namespace", &namespace, "--wait=false"], None);
+}
