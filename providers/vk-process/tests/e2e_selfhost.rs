@@ -22,7 +22,6 @@ use vk_testkit::{LocalCluster, TestContext, unique_name};
 const BIN: &str = env!("CARGO_BIN_EXE_vk-process");
 const CHART_IMAGE: &str = "local/vk-process";
 const CHART_TAG: &str = "selfhost";
-const RELEASE: &str = "vk-selfhost";
 const TAINT_KEY: &str = "virtual-kubelet.io/provider";
 /// The node label that places the chart's pod and the test pod.
 const NODE_LABEL: &str = "vk-selfhost.example.com/node";
@@ -115,15 +114,15 @@ impl Kubectl {
         .await;
     }
 
-    /// The name of the chart's pod once one that is not `old` is Running and Ready.
-    async fn vk_pod_ready(&self, old: Option<&str>) -> String {
+    /// The name of `release`'s pod once one that is not `old` is Running and Ready.
+    async fn vk_pod_ready(&self, release: &str, old: Option<&str>) -> String {
         self.until(
             "the chart's virtual kubelet pod Running and Ready",
             &[
                 "get",
                 "pods",
                 "-l",
-                &format!("app.kubernetes.io/instance={RELEASE}"),
+                &format!("app.kubernetes.io/instance={release}"),
                 "-o",
                 "json",
             ],
@@ -221,6 +220,8 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
     let outer = unique_name("vk-selfhost-out");
     let inner = unique_name("vk-selfhost-in");
     let namespace = unique_name("vk-selfhost");
+    // The chart's ClusterRole is cluster-wide: a release name of this run.
+    let release = unique_name("vk-selfhost");
     let k = Kubectl {
         kubeconfig: kubeconfig.clone(),
         namespace: namespace.clone(),
@@ -235,7 +236,7 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
         outer_state.path(),
         &[outer_state.path(), inner_state.path()],
         &format!(
-            "namespace/{namespace} node/{outer} node/{inner} clusterrole/{RELEASE}-process clusterrolebinding/{RELEASE}-process"
+            "namespace/{namespace} node/{outer} node/{inner} clusterrole/{release}-process clusterrolebinding/{release}-process"
         ),
     );
     k.node_ready(&outer).await;
@@ -276,12 +277,12 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
     let values_file = outer_state.path().join("values.json");
     std::fs::write(&values_file, values.to_string()).expect("values");
     ok(helm(&kubeconfig)
-        .args(["install", RELEASE])
+        .args(["install", &release])
         .arg(chart())
         .args(["--namespace", &namespace, "--values"])
         .arg(&values_file));
 
-    let vk_pod = k.vk_pod_ready(None).await;
+    let vk_pod = k.vk_pod_ready(&release, None).await;
     k.node_ready(&inner).await;
     // It runs as the chart's ServiceAccount, from the pod root's credentials.
     let vk_log = k.ok(&["logs", &vk_pod], None);
@@ -299,7 +300,7 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
         ],
         None,
     );
-    assert_eq!(account, format!("{RELEASE}-process"));
+    assert_eq!(account, format!("{release}-process"));
 
     // A pod on the nested node: Running, logs and exec through the API server.
     let pod = serde_json::json!({
@@ -337,7 +338,7 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
 
     // An upgrade replaces the pod (Recreate); the new one adopts the running pod.
     ok(helm(&kubeconfig)
-        .args(["upgrade", RELEASE])
+        .args(["upgrade", &release])
         .arg(chart())
         .args([
             "--namespace",
@@ -346,7 +347,7 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
             "--set",
             "log.level=debug",
         ]));
-    let upgraded = k.vk_pod_ready(Some(&vk_pod)).await;
+    let upgraded = k.vk_pod_ready(&release, Some(&vk_pod)).await;
     let args = k.ok(
         &[
             "get",
@@ -367,25 +368,21 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
 
     // Pods first (their processes end with them), then the release.
     k.ok(&["delete", "pod", "hello", "--wait=true"], None);
-    ok(helm(&kubeconfig).args(["uninstall", RELEASE, "--namespace", &namespace, "--wait"]));
+    ok(helm(&kubeconfig).args(["uninstall", &release, "--namespace", &namespace, "--wait"]));
     k.until(
         "no pod of the release",
         &["get", "pods", "-o", "name"],
         |s| s.trim().is_empty().then_some(()),
     )
     .await;
+    let fullname = format!("{release}-process");
     for object in [
-        "deployment",
-        "serviceaccount",
-        "configmap/vk-selfhost-process-config",
-        "clusterrole",
-        "clusterrolebinding",
+        format!("deployment/{fullname}"),
+        format!("serviceaccount/{fullname}"),
+        format!("configmap/{fullname}-config"),
+        format!("clusterrole/{fullname}"),
+        format!("clusterrolebinding/{fullname}"),
     ] {
-        let object = if object.contains('/') {
-            object.to_owned()
-        } else {
-            format!("{object}/{RELEASE}-process")
-        };
         let left = k.ok(&["get", &object, "--ignore-not-found", "-o", "name"], None);
         assert_eq!(left.trim(), "", "{object} left behind");
     }
