@@ -237,7 +237,9 @@ mod tests {
     #[test]
     fn service_account_dir_needs_a_token_in_the_pod_root() {
         let root = tempfile::tempdir().expect("root");
-        let dir = root.path().join(SERVICE_ACCOUNT_DIR.trim_start_matches('/'));
+        let dir = root
+            .path()
+            .join(SERVICE_ACCOUNT_DIR.trim_start_matches('/'));
         std::fs::create_dir_all(&dir).expect("mkdir");
         assert_eq!(service_account_dir_in(root.path()), None);
         std::fs::write(dir.join("token"), "t").expect("token");
