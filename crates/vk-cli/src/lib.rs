@@ -49,6 +49,7 @@ mod command_line;
 mod duration;
 mod kubelet_api;
 pub mod node_meta;
+pub mod pod_root;
 pub mod provider_config;
 mod settings;
 pub mod upstream;
@@ -106,6 +107,9 @@ pub struct ProviderContext {
     pub template: NodeTemplate,
     /// Read access to ConfigMaps, Secrets, Services and the Node.
     pub resources: ResourceAccess,
+    /// The API server this binary talks to (`https://host:port/`), e.g. for a provider
+    /// that gives its pods an address of the API server they can reach.
+    pub api_server: String,
     /// Kubernetes events of this node (the core records its own through the same
     /// publisher); e.g. `events.record(vk_core::events::pod_ref(&pod), true, "Reason",
     /// "Action", "what happened")`.
@@ -267,10 +271,20 @@ fn init_telemetry(
 }
 
 /// The client configuration: the kubeconfig file(s) of the settings, merged in order as
-/// kubectl merges a `KUBECONFIG` list (the first to set a value wins), else kube's
-/// inference (~/.kube/config, then the in-cluster service account).
+/// kubectl merges a `KUBECONFIG` list (the first to set a value wins), else the
+/// ServiceAccount of the pod root when run as a pod without a mount namespace
+/// ([`pod_root`]), else kube's inference (~/.kube/config, then the in-cluster service
+/// account).
 async fn kube_config(settings: &Settings) -> Result<kube::Config, CliError> {
     let paths = settings.kubeconfig_paths();
+    if paths.is_empty()
+        && let Some(dir) = pod_root::service_account_dir()
+    {
+        info!(dir = %dir.display(), "in-cluster configuration from the pod root's ServiceAccount");
+        return pod_root::in_cluster_config(&dir)
+            .await
+            .map_err(|e| CliError::KubeConfig(e.to_string()));
+    }
     if paths.is_empty() {
         return kube::Config::infer()
             .await
@@ -304,12 +318,17 @@ where
 {
     let settings = &resolved.settings;
     let config = kube_config(settings).await?;
+    let api_server = config.cluster_url.to_string();
     let client_ca = if settings.no_kubelet_api {
         None
     } else {
         kubelet_api::client_ca(&resolved, &config)?
     };
     let (client, api_stats) = vk_core::client::build(config, client_limits(settings))?;
+    let api = Api {
+        client,
+        server: api_server,
+    };
     let names = node_names(settings);
     let tls = if settings.no_kubelet_api {
         None
@@ -320,7 +339,7 @@ where
     let mut endpoints = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let (node, endpoint) =
-            build_node(&info, &resolved, &client, &factory, name, i, tls.as_ref()).await?;
+            build_node(&info, &resolved, &api, &factory, name, i, tls.as_ref()).await?;
         nodes.push(node);
         endpoints.extend(endpoint);
     }
@@ -408,12 +427,18 @@ fn node_template(info: &ProviderInfo, resolved: &Resolved, name: &str, port: u16
     template
 }
 
+/// The process's Kubernetes client and the API server it talks to.
+struct Api {
+    client: kube::Client,
+    server: String,
+}
+
 /// Node `index` of the process: asks the factory for its provider, then builds the
 /// virtual node and (unless `--no-kubelet-api`) its kubelet API endpoint.
 async fn build_node<F, Fut>(
     info: &ProviderInfo,
     resolved: &Resolved,
-    client: &kube::Client,
+    api: &Api,
     factory: &F,
     name: &str,
     index: usize,
@@ -424,6 +449,7 @@ where
     Fut: Future<Output = Result<Provider, BoxError>>,
 {
     let settings = &resolved.settings;
+    let client = &api.client;
     let port = node_port(settings.listen_port, index)?;
     let template = node_template(info, resolved, name, port);
     let builder = VirtualNode::builder(client.clone(), template.clone());
@@ -436,6 +462,7 @@ where
         provider_config: settings.provider_config.clone(),
         template,
         resources: builder.resources(),
+        api_server: api.server.clone(),
         settings: settings.clone(),
     };
     let provider = factory(ctx).await.map_err(|source| CliError::Provider {

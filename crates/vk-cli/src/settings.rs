@@ -496,6 +496,7 @@ impl Settings {
         figment = figment.merge(Serialized::defaults(flags));
         let mut settings: Settings = figment.extract().map_err(Box::new)?;
         settings.apply_upstream(&upstream);
+        settings.resolve_in_pod_root(crate::pod_root::pod_root().as_deref());
         let mut resolved = settings
             .validate()
             .map_err(|e| e.attributed(&flags.from_env))?;
@@ -519,6 +520,22 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Reads the files of the flags inside `root` (see [`crate::pod_root`]): a provider
+    /// binary run as a pod without a mount namespace gets in-pod absolute paths.
+    fn resolve_in_pod_root(&mut self, root: Option<&Path>) {
+        for file in [
+            &mut self.tls_cert_file,
+            &mut self.tls_private_key_file,
+            &mut self.client_ca_file,
+            &mut self.provider_config,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *file = crate::pod_root::resolve_in(root, file);
+        }
     }
 
     /// Folds in what the Go project's flags map to, beneath our own settings: the
@@ -1230,6 +1247,28 @@ mod tests {
             e.starts_with("environment variable VKUBELET_POD_IP (for --node-ip): \"nope\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn flag_files_are_read_inside_the_pod_root() {
+        let root = tempfile::tempdir().expect("root");
+        let tls = root.path().join("etc/vk/tls");
+        std::fs::create_dir_all(&tls).expect("mkdir");
+        std::fs::write(tls.join("tls.crt"), "").expect("crt");
+        let mut settings = Settings {
+            tls_cert_file: Some("/etc/vk/tls/tls.crt".into()),
+            provider_config: Some("/etc/vk/provider.toml".into()),
+            ..Settings::default()
+        };
+        settings.resolve_in_pod_root(Some(root.path()));
+        assert_eq!(settings.tls_cert_file, Some(tls.join("tls.crt")));
+        // Not in the pod root: unchanged (and reported missing as before).
+        assert_eq!(
+            settings.provider_config,
+            Some(PathBuf::from("/etc/vk/provider.toml"))
+        );
+        settings.resolve_in_pod_root(None);
+        assert_eq!(settings.tls_cert_file, Some(tls.join("tls.crt")));
     }
 
     #[test]

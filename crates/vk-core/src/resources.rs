@@ -9,8 +9,9 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
-use kube::api::ListParams;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service, ServiceAccount};
+use kube::api::{ListParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 
@@ -127,6 +128,28 @@ impl ResourceAccess {
         Ok(pod.filter(|p| {
             p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(self.node_name.as_str())
         }))
+    }
+
+    /// A token for ServiceAccount `namespace/service_account` through the TokenRequest
+    /// API (`serviceaccounts/token`, `create`), as the kubelet requests one for a pod's
+    /// projected `serviceAccountToken` volume source: `request` carries the audiences,
+    /// the expiry and the object the token is bound to; the answer carries the token
+    /// and when it expires. (The only write here: the caller needs that permission.)
+    pub async fn request_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        request: &TokenRequest,
+    ) -> vk_errdefs::Result<TokenRequest> {
+        Api::<ServiceAccount>::namespaced(self.client.clone(), namespace)
+            .create_token_request(service_account, &PostParams::default(), request)
+            .await
+            .map_err(|e| {
+                from_kube(
+                    &format!("requesting a token for serviceaccount {namespace}/{service_account}"),
+                    e,
+                )
+            })
     }
 
     fn ready_cache(&self) -> Option<&Store<Service>> {

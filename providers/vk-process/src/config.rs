@@ -4,6 +4,7 @@
 //! ```toml
 //! state_dir = "/var/lib/vk-process"
 //! volume_refresh_seconds = 15
+//! api_server = "https://10.1.2.3:6443"   # default: the API server the node uses
 //!
 //! [images]
 //! "python:3" = ["python3"]
@@ -43,6 +44,11 @@ pub struct ProcessConfig {
     /// enforce CPU and memory limits. Unset (the default): limits are not enforced.
     #[serde(default)]
     pub cgroup_parent: Option<PathBuf>,
+    /// The API server address pods get as `KUBERNETES_SERVICE_HOST`/`PORT`
+    /// (`https://host:port`, `host:port`). Unset (the default): the API server this
+    /// node itself uses. See [`crate::incluster`].
+    #[serde(default)]
+    pub api_server: Option<String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -65,6 +71,7 @@ impl Default for ProcessConfig {
             capacity: BTreeMap::new(),
             volume_refresh_seconds: default_refresh(),
             cgroup_parent: None,
+            api_server: None,
         }
     }
 }

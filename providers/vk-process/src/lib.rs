@@ -16,6 +16,8 @@
 //!   ([`lifecycle`]), probes ([`probes`]), `activeDeadlineSeconds` and deletion
 //!   (SIGTERM to the process group, SIGKILL after the grace period) are in
 //!   [`supervisor`].
+//! * Pods get a working in-cluster configuration: the API server this node uses and
+//!   ServiceAccount tokens from the TokenRequest API ([`incluster`]).
 //! * Volumes are directories and symlinks ([`volumes`]); limits use a delegated cgroup
 //!   v2 when configured ([`limits`]).
 //!
@@ -29,6 +31,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod incluster;
 pub mod instance;
 pub mod launch;
 pub mod layout;

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use vk_process::incluster::ApiServer;
 use vk_process::{ProcessConfig, ProcessProvider, SharedProvider};
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +35,9 @@ fn main() -> std::process::ExitCode {
                 .internal_ip
                 .clone()
                 .unwrap_or_else(|| "127.0.0.1".to_owned());
+            let api_server = config.api_server.as_deref().unwrap_or(&ctx.api_server);
+            let api_server = ApiServer::parse(api_server)
+                .ok_or_else(|| format!("api_server {api_server:?} is not https://host:port"))?;
             let provider = Arc::new(
                 ProcessProvider::new(
                     ctx.node_name.clone(),
@@ -42,7 +46,9 @@ fn main() -> std::process::ExitCode {
                     Arc::new(ctx.resources.clone()),
                     host_ip,
                 )
-                .with_events(ctx.events.clone()),
+                .with_events(ctx.events.clone())
+                .with_tokens(Arc::new(ctx.resources.clone()))
+                .with_api_server(api_server),
             );
             let adopted = provider.recover();
             if adopted > 0 {

@@ -10,6 +10,7 @@ use vk_core::{NodeProvider, PodLifecycleHandler, PodNotifier, PodStatusSink};
 use vk_errdefs::{Error, Result};
 
 use crate::config::ProcessConfig;
+use crate::incluster::{ApiServer, TokenSource};
 use crate::instance::Launcher;
 use crate::layout::{PodDir, pods_dir};
 use crate::lifecycle::Backoff;
@@ -42,6 +43,8 @@ pub struct ProcessProvider {
     config: ProcessConfig,
     host_ip: String,
     source: Arc<dyn EnvSource>,
+    tokens: Option<Arc<dyn TokenSource>>,
+    api_server: Option<ApiServer>,
     publisher: Arc<SinkPublisher>,
     launcher: Arc<Launcher>,
     backoff: Backoff,
@@ -94,6 +97,8 @@ impl ProcessProvider {
             node_name: node_name.into(),
             host_ip: host_ip.into(),
             source,
+            tokens: None,
+            api_server: None,
             publisher: Arc::new(SinkPublisher::default()),
             launcher: Arc::new(launcher),
             backoff: Backoff::default(),
@@ -110,6 +115,33 @@ impl ProcessProvider {
     pub fn with_events(mut self, events: vk_core::events::EventSink) -> Self {
         self.events = events;
         self
+    }
+
+    /// Issues ServiceAccount tokens for projected `serviceAccountToken` volume sources
+    /// through `tokens` (by default those sources are left out). See
+    /// [`crate::incluster`].
+    pub fn with_tokens(mut self, tokens: Arc<dyn TokenSource>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Gives pods `api_server` as `KUBERNETES_SERVICE_HOST`/`PORT` instead of the
+    /// `kubernetes` Service's ClusterIP, which host processes cannot reach. See
+    /// [`crate::incluster`].
+    pub fn with_api_server(mut self, api_server: ApiServer) -> Self {
+        self.api_server = Some(api_server);
+        self
+    }
+
+    /// The pod as vk-process keeps and runs it: without status, and with the API
+    /// server address of [`ProcessProvider::with_api_server`].
+    fn prepared(&self, pod: &Pod) -> Pod {
+        let mut stored = pod.clone();
+        stored.status = None;
+        if let Some(api_server) = &self.api_server {
+            api_server.apply(&mut stored);
+        }
+        stored
     }
 
     /// Uses `backoff` for crash loops instead of the kubelet's (tests use short ones).
@@ -132,6 +164,7 @@ impl ProcessProvider {
         Context {
             launcher: self.launcher.clone(),
             source: self.source.clone(),
+            tokens: self.tokens.clone(),
             publisher: self.publisher.clone(),
             volume_refresh: self.config.volume_refresh(),
             backoff: self.backoff,
@@ -223,10 +256,12 @@ impl ProcessProvider {
                 e,
             )
         })?;
+        let stored = self.prepared(pod);
         let materialised = Materialiser {
-            pod,
+            pod: &stored,
             dir: &dir,
             source: self.source.as_ref(),
+            tokens: self.tokens.as_deref(),
         }
         .create()
         .await;
@@ -234,8 +269,6 @@ impl ProcessProvider {
             let _ = std::fs::remove_dir_all(dir.path());
             return Err(e.into());
         }
-        let mut stored = pod.clone();
-        stored.status = None;
         write_json(&dir.pod_json(), &stored).map_err(|e| {
             Error::wrap(
                 vk_errdefs::ErrorKind::Unavailable,
@@ -286,9 +319,7 @@ impl PodLifecycleHandler for SharedProvider {
         let Some(rt) = self.runtime(&key_of(pod).0, &key_of(pod).1) else {
             return Err(Error::not_found("vk-process: no such pod"));
         };
-        let mut stored = pod.clone();
-        stored.status = None;
-        rt.set_pod(stored);
+        rt.set_pod(self.prepared(pod));
         Ok(())
     }
 

@@ -321,6 +321,8 @@ pub struct Context {
     pub launcher: Arc<Launcher>,
     /// ConfigMaps and Secrets for volume refreshes.
     pub source: Arc<dyn EnvSource>,
+    /// ServiceAccount tokens for volume refreshes (see [`crate::incluster`]).
+    pub tokens: Option<Arc<dyn crate::incluster::TokenSource>>,
     /// Status changes go here.
     pub publisher: Arc<dyn Publisher>,
     /// How often projected volumes are refreshed.
@@ -711,6 +713,7 @@ async fn refresh_volumes(ctx: Context, rt: Arc<PodRuntime>) {
             pod: &pod,
             dir: &rt.dir,
             source: ctx.source.as_ref(),
+            tokens: ctx.tokens.as_deref(),
         };
         match m.refresh().await {
             Ok(0) => {}

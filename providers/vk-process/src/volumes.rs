@@ -2,7 +2,8 @@
 //!
 //! * `emptyDir`: a directory; with `medium: Memory` it lives under `/dev/shm` (tmpfs)
 //!   when that exists, else it is a plain directory.
-//! * `configMap`, `secret`, `downwardAPI`, `projected`: files written from the source
+//! * `configMap`, `secret`, `downwardAPI`, `projected` (including `serviceAccountToken`
+//!   sources: see [`crate::incluster`]): files written from the source
 //!   objects, and **re-written when the sources change** (see [`Materialiser::refresh`];
 //!   the provider calls it every `volume_refresh_seconds`). Files are replaced
 //!   atomically; keys that disappeared are removed.
@@ -17,12 +18,14 @@ use std::path::{Component, Path, PathBuf};
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume, VolumeMount,
+    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, ServiceAccountTokenProjection,
+    Volume, VolumeMount,
 };
 
 use vk_core::env::EnvSource;
 
 use crate::error::ProcessError;
+use crate::incluster::{self, TokenSource};
 use crate::layout::PodDir;
 
 /// The files of a projected volume: relative path → content.
@@ -37,6 +40,9 @@ pub struct Materialiser<'a> {
     /// ConfigMaps and Secrets (the core's read-only [`vk_core::ResourceAccess`] in the
     /// binary).
     pub source: &'a dyn EnvSource,
+    /// ServiceAccount tokens for projected `serviceAccountToken` sources; without one,
+    /// those sources are left out.
+    pub tokens: Option<&'a dyn TokenSource>,
 }
 
 fn volume_error(volume: &Volume, reason: impl std::fmt::Display) -> ProcessError {
@@ -192,11 +198,51 @@ impl Materialiser<'_> {
                 if let Some(d) = &src.downward_api {
                     add_downward(&mut files, self.pod, d.items.as_deref().unwrap_or_default());
                 }
+                if let Some(projection) = &src.service_account_token {
+                    let path = safe_relative(&projection.path);
+                    let token = self.token(v, projection, &path).await?;
+                    files.extend(token.map(|t| (path, t)));
+                }
             }
         } else {
             return Ok(None);
         }
         Ok(Some(files))
+    }
+
+    /// The token of a `serviceAccountToken` source at `path` of volume `v`: the one
+    /// written earlier while it is fresh, else a new one from the TokenRequest API
+    /// (see [`crate::incluster`]). `None` without a token source.
+    async fn token(
+        &self,
+        v: &Volume,
+        projection: &ServiceAccountTokenProjection,
+        path: &Path,
+    ) -> Result<Option<Vec<u8>>, ProcessError> {
+        let Some(tokens) = self.tokens else {
+            return Ok(None);
+        };
+        if let Ok(current) = std::fs::read(self.dir.volume(&v.name).join(path))
+            && !incluster::needs_refresh(&current, std::time::SystemTime::now())
+        {
+            return Ok(Some(current));
+        }
+        let account = incluster::service_account(self.pod);
+        let answer = tokens
+            .request_token(
+                self.namespace(),
+                account,
+                &incluster::token_request(self.pod, projection),
+            )
+            .await
+            .map_err(|e| volume_error(v, e))?;
+        match answer.status.map(|s| s.token).filter(|t| !t.is_empty()) {
+            Some(token) => Ok(Some(token.into_bytes())),
+            None => Err(volume_error(
+                v,
+                format!("the TokenRequest for serviceaccount {account} returned no token"),
+            )),
+        }
     }
 
     /// Creates `<root>/<mountPath>` → volume (or subPath) symlinks for every container.
@@ -389,6 +435,7 @@ pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::authentication::v1::TokenRequest;
     use std::sync::Mutex;
 
     #[derive(Default)]
@@ -460,6 +507,7 @@ mod tests {
             pod: &pod,
             dir: &dir,
             source: &objects,
+            tokens: None,
         };
         m.create().await.expect("create");
         let root = dir.root();
@@ -478,6 +526,126 @@ mod tests {
             .insert("m".into(), cm("v2"));
         assert_eq!(m.refresh().await.expect("refresh"), 1);
         assert_eq!(read("etc/cfg/app.conf"), "v2");
+    }
+
+    /// Issues JWT-shaped tokens: `iat` now, expiring after `lifetime` seconds.
+    struct Tokens {
+        lifetime: u64,
+        requests: Mutex<Vec<(String, String, TokenRequest)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenSource for Tokens {
+        async fn request_token(
+            &self,
+            namespace: &str,
+            service_account: &str,
+            request: &TokenRequest,
+        ) -> vk_errdefs::Result<TokenRequest> {
+            let mut requests = self.requests.lock().expect("lock");
+            requests.push((namespace.into(), service_account.into(), request.clone()));
+            let iat = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs();
+            let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"iat":{iat},"exp":{},"n":{}}}"#,
+                iat + self.lifetime,
+                requests.len()
+            ));
+            let mut answer = request.clone();
+            answer.status = Some(k8s_openapi::api::authentication::v1::TokenRequestStatus {
+                token: format!("h.{claims}.s"),
+                expiration_timestamp: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::now(),
+                ),
+            });
+            Ok(answer)
+        }
+    }
+
+    #[tokio::test]
+    async fn service_account_tokens_are_requested_for_the_pod_and_renewed_when_old() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        // What the ServiceAccount admission plugin adds (Kubernetes >= 1.21).
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+            "spec": {
+                "serviceAccountName": "robot",
+                "containers": [{"name": "c", "volumeMounts": [{"name": "kube-api-access-x",
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]}],
+                "volumes": [{"name": "kube-api-access-x", "projected": {"sources": [
+                    {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+                ]}}]
+            }
+        }))
+        .expect("pod");
+        let objects = Objects::default();
+        objects.maps.lock().expect("lock").insert(
+            "kube-root-ca.crt".into(),
+            ConfigMap {
+                data: Some(BTreeMap::from([("ca.crt".to_owned(), "PEM".to_owned())])),
+                ..Default::default()
+            },
+        );
+        let dir = PodDir::new(tmp.path(), "ns", "p", "u");
+        let read = |p: &str| {
+            std::fs::read_to_string(
+                dir.root()
+                    .join("var/run/secrets/kubernetes.io/serviceaccount")
+                    .join(p),
+            )
+            .expect(p)
+        };
+
+        // A fresh token is kept across refreshes.
+        let fresh = Tokens {
+            lifetime: 3600,
+            requests: Mutex::default(),
+        };
+        let m = Materialiser {
+            pod: &pod,
+            dir: &dir,
+            source: &objects,
+            tokens: Some(&fresh),
+        };
+        m.create().await.expect("create");
+        assert_eq!(read("ca.crt"), "PEM");
+        assert_eq!(read("namespace"), "ns");
+        let first = read("token");
+        assert!(!needs_refresh_now(&first), "{first}");
+        assert_eq!(m.refresh().await.expect("refresh"), 0);
+        {
+            let requests = fresh.requests.lock().expect("lock");
+            assert_eq!(requests.len(), 1);
+            let (ns, account, request) = &requests[0];
+            assert_eq!((ns.as_str(), account.as_str()), ("ns", "robot"));
+            assert_eq!(request.spec.expiration_seconds, Some(3607));
+            let bound = request.spec.bound_object_ref.clone().expect("bound");
+            assert_eq!(bound.kind.as_deref(), Some("Pod"));
+            assert_eq!(
+                (bound.name.as_deref(), bound.uid.as_deref()),
+                (Some("p"), Some("u"))
+            );
+        }
+
+        // A token past 80 % of its lifetime is replaced.
+        let old = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"iat":0,"exp":1}"#);
+        std::fs::write(
+            dir.volume("kube-api-access-x").join("token"),
+            format!("h.{old}.s"),
+        )
+        .expect("old token");
+        assert_eq!(m.refresh().await.expect("refresh"), 1);
+        assert_ne!(read("token"), first);
+        assert!(!needs_refresh_now(&read("token")));
+        assert_eq!(fresh.requests.lock().expect("lock").len(), 2);
+    }
+
+    fn needs_refresh_now(token: &str) -> bool {
+        incluster::needs_refresh(token.as_bytes(), std::time::SystemTime::now())
     }
 
     #[test]

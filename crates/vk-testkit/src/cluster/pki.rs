@@ -107,6 +107,29 @@ impl Pki {
         CertPair::in_dir(&self.dir, "kubelet-serving")
     }
 
+    /// The flags a virtual node on this machine serves its kubelet API with so that the
+    /// API server trusts it and it trusts the API server's client certificate:
+    /// `--tls-cert-file`, `--tls-private-key-file` ([`Pki::kubelet_serving`]) and
+    /// `--client-ca-file` (the CA).
+    ///
+    /// ```no_run
+    /// let pki = vk_testkit::LocalCluster::from_env().unwrap().layout().pki();
+    /// std::process::Command::new("vk-mock").args(pki.kubelet_api_flags());
+    /// ```
+    pub fn kubelet_api_flags(&self) -> Vec<std::ffi::OsString> {
+        let serving = self.kubelet_serving();
+        let flag = |name: &str, path: PathBuf| {
+            let mut arg = std::ffi::OsString::from(format!("--{name}="));
+            arg.push(path);
+            arg
+        };
+        vec![
+            flag("tls-cert-file", serving.cert),
+            flag("tls-private-key-file", serving.key),
+            flag("client-ca-file", self.ca().cert),
+        ]
+    }
+
     /// The ServiceAccount token signing key (private, PKCS#8 PEM).
     pub fn service_account_key(&self) -> PathBuf {
         self.dir.join("sa.key")
@@ -331,6 +354,19 @@ fn sign_leaf(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubelet_api_flags_name_the_serving_pair_and_the_ca() {
+        let flags = Pki::new("/p").kubelet_api_flags();
+        assert_eq!(
+            flags,
+            [
+                "--tls-cert-file=/p/kubelet-serving.crt",
+                "--tls-private-key-file=/p/kubelet-serving.key",
+                "--client-ca-file=/p/ca.crt",
+            ]
+        );
+    }
 
     #[test]
     fn generates_a_complete_pki() {
