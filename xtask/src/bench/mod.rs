@@ -131,14 +131,14 @@ fn mem_total_gib() -> f64 {
         .map_or(0.0, |bytes| bytes as f64 / (1024.0 * 1024.0 * 1024.0))
 }
 
-/// Builds the release vk-mock and vk-web (`cargo build --release -p vk-mock -p vk-web`,
-/// quick when they are up to date).
+/// Builds the release providers the bench and the fault suite run (`cargo build
+/// --release -p vk-mock -p vk-web -p vk-kube`, quick when they are up to date).
 pub(crate) fn build_release_provider() -> anyhow::Result<()> {
-    eprintln!("==> building vk-mock and vk-web (release)");
+    eprintln!("==> building vk-mock, vk-web and vk-kube (release)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     if !Command::new(&cargo)
-        // Always both, in one build: built alone, each would resolve vk-core's
-        // dependencies' features differently and rebuild it after the other.
+        // Always all of them, in one build: built alone, each would resolve vk-core's
+        // dependencies' features differently and rebuild it after the others.
         .args([
             "build",
             "--release",
@@ -147,6 +147,8 @@ pub(crate) fn build_release_provider() -> anyhow::Result<()> {
             "vk-mock",
             "-p",
             "vk-web",
+            "-p",
+            "vk-kube",
         ])
         // `cargo xtask` (cargo run) sets this for xtask; ring's build script watches it,
         // so inheriting it would make this build and one from a shell invalidate each
@@ -156,7 +158,7 @@ pub(crate) fn build_release_provider() -> anyhow::Result<()> {
         .status()?
         .success()
     {
-        bail!("building vk-mock and vk-web failed");
+        bail!("building the release providers failed");
     }
     Ok(())
 }

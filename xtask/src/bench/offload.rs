@@ -9,10 +9,9 @@
 //! (the `ceiling` scenario run there first).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde_json::json;
 use vk_testkit::{Layout, LocalCluster, UpOptions};
 
@@ -53,15 +52,9 @@ pub async fn run(env: &Env, args: &Args) -> anyhow::Result<Vec<ScenarioResult>> 
         .up(UpOptions::default())
         .await
         .context("starting the remote control plane")?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    if !Command::new(&cargo)
-        .args(["build", "--release", "--quiet", "-p", "vk-kube"])
-        .current_dir(crate::paths::workspace_root())
-        .status()?
-        .success()
-    {
-        bail!("building vk-kube failed");
-    }
+    // vk-kube is among the bench's release binaries (built with the others, so that
+    // feature resolution stays the same for all of them).
+    super::build_release_provider()?;
     let remote_env = Env {
         client: remote.client().await?,
         kubeconfig: remote.layout().kubeconfig(),
