@@ -123,7 +123,7 @@ pub fn run_check(args: CheckArgs) -> anyhow::Result<()> {
             provider,
             out: None,
             binary: Vec::new(),
-            profile: "release".into(),
+            profile: "dist".into(),
         })?;
         eprintln!("    image {}: {}", built.archive.display(), built.digest);
     }

@@ -28,7 +28,7 @@ fn xtask() -> Command {
 }
 
 /// `image <provider> --out <out>`: (layout dir, tag, digest) from its output. The
-/// release profile: the image test checks the binary that ships.
+/// dist profile (the default): the image test checks the binary that ships.
 fn build_image(provider: &str, out: &Path) -> (PathBuf, String, String) {
     let stdout = run(xtask().args(["image", provider, "--out"]).arg(out)).stdout;
     let text = String::from_utf8(stdout).expect("utf-8");

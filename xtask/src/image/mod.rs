@@ -34,8 +34,9 @@ pub struct Args {
     /// `--binary amd64=path --binary arm64=path` makes a multi-architecture image.
     #[arg(long, value_name = "ARCH=PATH")]
     pub binary: Vec<String>,
-    /// The cargo profile the binary is built with (`release` is what ships).
-    #[arg(long, default_value = "release")]
+    /// The cargo profile the binary is built with (`dist`, the release build without
+    /// line tables, is what ships).
+    #[arg(long, default_value = "dist")]
     pub profile: String,
 }
 
