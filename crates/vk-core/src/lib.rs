@@ -86,6 +86,7 @@ pub mod bridge;
 pub mod capabilities;
 pub mod client;
 pub mod compact;
+pub mod election;
 pub mod env;
 pub mod events;
 pub mod http;
