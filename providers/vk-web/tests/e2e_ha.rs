@@ -1,0 +1,464 @@
+//! High availability on the real control plane: two vk-web processes started with
+//! `--leader-elect` for one virtual node, both talking to ONE bridge (an axum server in
+//! this test process) that counts `createPod` calls per pod across both processes.
+//!
+//! - The leader is SIGKILLed while it creates a batch of pods: the standby takes the
+//!   election Lease over once it runs out, drives the node (its heartbeat Lease renews
+//!   again, pods created after the failover run) and no pod is created twice in the
+//!   bridge.
+//! - The leader gets SIGTERM: it releases the Lease, exits 0, and the standby takes over
+//!   at its next retry.
+//!
+//! The observed failover times are printed (run with `--nocapture`), never asserted.
+//! Needs `cargo xtask cluster up`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::PostParams;
+use vk_testkit::wait::{eventually, eventually_within};
+use vk_testkit::{TestContext, unique_name};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vk-web");
+
+/// Election timings of the test (short, so that the test is quick; the same ratios as
+/// the defaults 15 s / 10 s / 2 s).
+const LEASE_DURATION_S: u64 = 6;
+const RENEW_DEADLINE: &str = "4s";
+const RETRY_PERIOD: &str = "1s";
+
+/// The bridge's pods, and how often each was asked to be created.
+#[derive(Default)]
+struct Backend {
+    pods: BTreeMap<(String, String), serde_json::Value>,
+    creates: BTreeMap<(String, String), u32>,
+}
+
+type Shared = Arc<Mutex<Backend>>;
+
+fn key_of(pod: &serde_json::Value) -> (String, String) {
+    let field = |f: &str| pod["metadata"][f].as_str().unwrap_or_default().to_owned();
+    (field("namespace"), field("name"))
+}
+
+fn running(mut pod: serde_json::Value) -> serde_json::Value {
+    let containers: Vec<serde_json::Value> = pod["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            serde_json::json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": true,
+                "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}})
+        })
+        .collect();
+    pod["status"] = serde_json::json!({
+        "phase": "Running", "podIP": "10.9.0.2",
+        "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
+        "containerStatuses": containers,
+    });
+    pod
+}
+
+/// How long the bridge takes to answer a create it has already stored: a leader killed
+/// meanwhile never learns that its create succeeded.
+const CREATE_LATENCY: Duration = Duration::from_millis(400);
+
+async fn create(State(s): State<Shared>, body: Bytes) -> Response {
+    let pod: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let key = key_of(&pod);
+    {
+        let mut backend = s.lock().expect("lock");
+        *backend.creates.entry(key.clone()).or_default() += 1;
+        if backend.pods.contains_key(&key) {
+            return (StatusCode::CONFLICT, "exists").into_response();
+        }
+        backend.pods.insert(key, running(pod));
+    }
+    tokio::time::sleep(CREATE_LATENCY).await;
+    StatusCode::CREATED.into_response()
+}
+
+async fn update(State(s): State<Shared>, body: Bytes) -> Response {
+    let pod: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut backend = s.lock().expect("lock");
+    match backend.pods.get_mut(&key_of(&pod)) {
+        Some(old) => {
+            let status = old["status"].clone();
+            *old = pod;
+            old["status"] = status;
+            StatusCode::OK.into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn remove(State(s): State<Shared>, body: Bytes) -> Response {
+    let pod: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    match s.lock().expect("lock").pods.remove(&key_of(&pod)) {
+        Some(_) => StatusCode::OK.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn one(s: Shared, q: BTreeMap<String, String>, status_only: bool) -> Response {
+    let key = (
+        q.get("namespace").cloned().unwrap_or_default(),
+        q.get("name").cloned().unwrap_or_default(),
+    );
+    match s.lock().expect("lock").pods.get(&key) {
+        Some(pod) if status_only => axum::Json(pod["status"].clone()).into_response(),
+        Some(pod) => axum::Json(pod.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Starts the shared bridge; returns its URL and its state.
+async fn start_bridge() -> (String, Shared) {
+    let shared = Shared::default();
+    let app = axum::Router::new()
+        .route("/createPod", post(create))
+        .route("/updatePod", put(update))
+        .route("/deletePod", delete(remove))
+        .route(
+            "/getPod",
+            get(
+                |State(s): State<Shared>, Query(q): Query<BTreeMap<String, String>>| {
+                    one(s, q, false)
+                },
+            ),
+        )
+        .route(
+            "/getPodStatus",
+            get(
+                |State(s): State<Shared>, Query(q): Query<BTreeMap<String, String>>| {
+                    one(s, q, true)
+                },
+            ),
+        )
+        .route(
+            "/getPods",
+            get(|State(s): State<Shared>| async move {
+                let pods: Vec<_> = s.lock().expect("lock").pods.values().cloned().collect();
+                axum::Json(pods)
+            }),
+        )
+        .route(
+            "/capacity",
+            get(|| async { axum::Json(serde_json::json!({"cpu": "4", "pods": "100"})) }),
+        )
+        .route(
+            "/nodeConditions",
+            get(|| async { axum::Json(serde_json::json!([])) }),
+        )
+        .route(
+            "/nodeAddresses",
+            get(|| async { axum::Json(serde_json::json!([])) }),
+        )
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, shared)
+}
+
+/// One replica: vk-web with leader election for `node`, identity `identity`.
+fn start_replica(
+    kubeconfig: &Path,
+    node: &str,
+    namespace: &str,
+    url: &str,
+    identity: &str,
+) -> Child {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let config = dir.join(format!("{node}-{identity}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "endpoint = {url:?}\nprotocol = \"v1\"\nstatus_poll_interval = \"500ms\"\nnode_status_interval = \"5s\"\n"
+        ),
+    )
+    .expect("config");
+    let port = vk_testkit::free_port().expect("a free port");
+    vk_testkit::tied::command(BIN.as_ref())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([
+            "--nodename",
+            node,
+            "--listen-port",
+            &port.to_string(),
+            "--metrics-addr",
+            "off",
+            "--leader-elect",
+            "--leader-elect-lease-namespace",
+            namespace,
+            "--leader-elect-identity",
+            identity,
+            "--leader-elect-lease-duration",
+            &format!("{LEASE_DURATION_S}s"),
+            "--leader-elect-renew-deadline",
+            RENEW_DEADLINE,
+            "--leader-elect-retry-period",
+            RETRY_PERIOD,
+        ])
+        .arg("--provider-config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{node}-{identity}.log"))).expect("log"))
+        .spawn()
+        .expect("start vk-web")
+}
+
+struct Setup {
+    ctx: TestContext,
+    namespace: vk_testkit::TestNamespace,
+    node: String,
+    backend: Shared,
+    url: String,
+}
+
+impl Setup {
+    async fn new(prefix: &str) -> Self {
+        let ctx = TestContext::new().await.expect("control plane");
+        let namespace = ctx.namespace(prefix).await.expect("namespace");
+        let node = unique_name(prefix);
+        ctx.delete_on_drop::<Node>(&node, None);
+        let (url, backend) = start_bridge().await;
+        Self {
+            ctx,
+            namespace,
+            node,
+            backend,
+            url,
+        }
+    }
+
+    fn replica(&self, identity: &str) -> Child {
+        start_replica(
+            self.ctx.kubeconfig(),
+            &self.node,
+            self.namespace.name(),
+            &self.url,
+            identity,
+        )
+    }
+
+    fn leases(&self) -> Api<Lease> {
+        Api::namespaced(self.ctx.client(), self.namespace.name())
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.ctx.client(), self.namespace.name())
+    }
+
+    /// The election Lease's holder.
+    async fn holder(&self) -> Option<String> {
+        let lease = self.leases().get_opt(&self.node).await.ok()??;
+        lease.spec?.holder_identity.filter(|h| !h.is_empty())
+    }
+
+    async fn wait_holder(&self, who: &str, patience: Duration) {
+        eventually_within(
+            &format!("{who} holds the election lease"),
+            patience,
+            || async { (self.holder().await.as_deref() == Some(who)).then_some(()) },
+        )
+        .await;
+    }
+
+    /// The node heartbeat Lease's renewTime.
+    async fn heartbeat(&self) -> Option<String> {
+        let leases: Api<Lease> = Api::namespaced(self.ctx.client(), "kube-node-lease");
+        let lease = leases.get_opt(&self.node).await.ok()??;
+        Some(format!("{:?}", lease.spec?.renew_time?))
+    }
+
+    async fn create_pod(&self, name: &str) {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"app": "ha"}},
+            "spec": {
+                "nodeSelector": {"kubernetes.io/hostname": self.node},
+                "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}],
+                "containers": [{"name": "c", "image": "example/ha"}],
+            }
+        }))
+        .expect("pod");
+        vk_testkit::wait::eventually_ok(&format!("create pod {name}"), || async {
+            self.pods().create(&PostParams::default(), &pod).await
+        })
+        .await;
+    }
+
+    async fn wait_running(&self, name: &str) {
+        eventually(&format!("pod {name} Running"), || async {
+            let pod = self.pods().get_opt(name).await.ok()??;
+            (pod.status?.phase.as_deref() == Some("Running")).then_some(())
+        })
+        .await;
+    }
+
+    /// Every pod was asked of the bridge exactly once, across both processes.
+    fn assert_created_once(&self, names: &[String]) {
+        let backend = self.backend.lock().expect("lock");
+        let ns = self.namespace.name();
+        for name in names {
+            let creates = backend
+                .creates
+                .get(&(ns.to_owned(), name.clone()))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(creates, 1, "pod {name}: {creates} createPod calls");
+        }
+        let all: u32 = backend.creates.values().sum();
+        assert_eq!(all as usize, names.len(), "createPod calls in all: {all}");
+    }
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Starts replica `a`, waits until it leads and the node is Ready, then starts `b`.
+async fn leader_and_standby(s: &Setup) -> (Child, Child) {
+    let a = s.replica("a");
+    s.wait_holder("a", Duration::from_secs(60)).await;
+    vk_testkit::conformance::harness::wait_node_ready(&s.ctx.client(), &s.node).await;
+    let b = s.replica("b");
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_leader_hands_the_node_over_without_a_second_create() {
+    let s = Setup::new("vk-ha-kill").await;
+    let (mut a, mut b) = leader_and_standby(&s).await;
+
+    let before = names("before", 4);
+    for name in &before {
+        s.create_pod(name).await;
+    }
+    for name in &before {
+        s.wait_running(name).await;
+    }
+    assert_eq!(s.holder().await.as_deref(), Some("a"), "b stood by");
+
+    // A batch in flight when the leader dies.
+    let during = names("during", 6);
+    for name in &during {
+        s.create_pod(name).await;
+    }
+    // Kill the leader while it has creates in flight (some stored by the bridge but not
+    // yet answered), or failing that right after the batch was stored.
+    let stored = |s: &Setup| {
+        let backend = s.backend.lock().expect("lock");
+        let ns = s.namespace.name().to_owned();
+        during
+            .iter()
+            .filter(|n| backend.pods.contains_key(&(ns.clone(), (*n).clone())))
+            .count()
+    };
+    eventually("the leader starts creating the batch", || async {
+        (stored(&s) > 0).then_some(())
+    })
+    .await;
+    vk_testkit::tied::kill(&mut a).expect("kill -9 the leader");
+    let killed = Instant::now();
+    let stored_at_kill = stored(&s);
+    let beat_at_kill = s.heartbeat().await;
+
+    s.wait_holder("b", Duration::from_secs(120)).await;
+    let took_over = killed.elapsed();
+    eventually(
+        "the new leader renews the node's heartbeat lease",
+        || async {
+            let beat = s.heartbeat().await;
+            (beat.is_some() && beat != beat_at_kill).then_some(())
+        },
+    )
+    .await;
+    vk_testkit::conformance::harness::wait_node_ready(&s.ctx.client(), &s.node).await;
+    for name in &during {
+        s.wait_running(name).await;
+    }
+    let after = names("after", 3);
+    for name in &after {
+        s.create_pod(name).await;
+    }
+    for name in &after {
+        s.wait_running(name).await;
+    }
+    println!(
+        "kill -9 failover: standby holds the election lease {took_over:?} after the kill \
+         (lease duration {LEASE_DURATION_S}s, retry period {RETRY_PERIOD}); all pods Running {:?} after the kill; \
+         {stored_at_kill} of the {} pods in flight were stored by the bridge at the kill",
+        killed.elapsed(),
+        during.len()
+    );
+    let all: Vec<String> = before.into_iter().chain(during).chain(after).collect();
+    s.assert_created_once(&all);
+    assert_eq!(
+        b.try_wait().expect("b's status"),
+        None,
+        "the new leader keeps running"
+    );
+    vk_testkit::tied::kill(&mut b).expect("stop b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_of_the_leader_releases_the_lease_and_the_standby_takes_over_at_once() {
+    let s = Setup::new("vk-ha-term").await;
+    let (mut a, mut b) = leader_and_standby(&s).await;
+    let before = names("before", 3);
+    for name in &before {
+        s.create_pod(name).await;
+    }
+    for name in &before {
+        s.wait_running(name).await;
+    }
+    // b is up and standing by (it has read the lease) before a goes.
+    eventually("b stands by", || async {
+        let log = std::fs::read_to_string(
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-b.log", s.node)),
+        )
+        .unwrap_or_default();
+        log.contains("standing by").then_some(())
+    })
+    .await;
+
+    let watchdog = nix::unistd::Pid::from_raw(i32::try_from(a.id()).expect("pid"));
+    nix::sys::signal::kill(watchdog, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let stopping = Instant::now();
+    let status = a.wait().expect("a exits");
+    let exited = stopping.elapsed();
+    assert!(status.success(), "a graceful stop exits 0: {status}");
+    s.wait_holder("b", Duration::from_secs(60)).await;
+    let took_over = stopping.elapsed();
+    let after = names("after", 3);
+    for name in &after {
+        s.create_pod(name).await;
+    }
+    for name in &after {
+        s.wait_running(name).await;
+    }
+    println!(
+        "SIGTERM hand-over: leader exited {exited:?} after SIGTERM; standby holds the lease \
+         {took_over:?} after SIGTERM (retry period {RETRY_PERIOD}, lease duration {LEASE_DURATION_S}s)"
+    );
+    let all: Vec<String> = before.into_iter().chain(after).collect();
+    s.assert_created_once(&all);
+    vk_testkit::tied::kill(&mut b).expect("stop b");
+}
