@@ -349,10 +349,7 @@ impl LeaderElector {
     /// Renews every `retry_period`; returns once the Lease is lost: not renewed within
     /// `renew_deadline` of the last renewal, or held by another.
     pub async fn keep(&mut self) {
-        loop {
-            let Some(renewed_at) = self.renewed_at else {
-                break;
-            };
+        while let Some(renewed_at) = self.renewed_at {
             let deadline = renewed_at + self.config.renew_deadline;
             let retry_period = self.config.retry_period;
             let renewal = async {

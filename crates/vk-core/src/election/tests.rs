@@ -214,8 +214,7 @@ async fn a_standby_takes_over_one_lease_duration_after_the_leader_dies() {
     // a dies: no release.
     a.task.abort();
     let took_over = when(&mut b.started).await;
-    let server = fake.lock();
-    let last_a = server.last_write_by("a").expect("a wrote");
+    let last_a = fake.lock().last_write_by("a").expect("a wrote");
     let gap = took_over - last_a;
     let config = ElectionConfig::default();
     assert!(
@@ -227,11 +226,10 @@ async fn a_standby_takes_over_one_lease_duration_after_the_leader_dies() {
         gap <= config.lease_duration + config.retry_period * 3,
         "b took over only after {gap:?}"
     );
-    let spec = server.spec();
+    let spec = fake.lock().spec();
     assert_eq!(spec.holder_identity.as_deref(), Some("b"));
     assert_eq!(spec.lease_transitions, Some(1));
     assert_eq!(spec.lease_duration_seconds, Some(15));
-    drop(server);
     b.shutdown.cancel();
     assert_eq!(b.task.await.expect("b ends"), Term::Finished(()));
 }
