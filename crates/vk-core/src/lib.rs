@@ -89,6 +89,8 @@ pub mod compact;
 pub mod election;
 pub mod env;
 pub mod events;
+#[cfg(test)]
+mod fake_api;
 pub mod http;
 pub mod kube_errors;
 pub mod logs;

@@ -12,6 +12,8 @@
 //! The observed failover times are printed (run with `--nocapture`), never asserted.
 //! Needs `cargo xtask cluster up`.
 
+mod v1_bridge;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -27,6 +29,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::PostParams;
+use v1_bridge::{PodStore, key_of, remove, running, update};
 use vk_testkit::wait::{eventually, eventually_within};
 use vk_testkit::{TestContext, unique_name};
 
@@ -47,28 +50,10 @@ struct Backend {
 
 type Shared = Arc<Mutex<Backend>>;
 
-fn key_of(pod: &serde_json::Value) -> (String, String) {
-    let field = |f: &str| pod["metadata"][f].as_str().unwrap_or_default().to_owned();
-    (field("namespace"), field("name"))
-}
-
-fn running(mut pod: serde_json::Value) -> serde_json::Value {
-    let containers: Vec<serde_json::Value> = pod["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|c| {
-            serde_json::json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": true,
-                "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}})
-        })
-        .collect();
-    pod["status"] = serde_json::json!({
-        "phase": "Running", "podIP": "10.9.0.2",
-        "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
-        "containerStatuses": containers,
-    });
-    pod
+impl PodStore for Backend {
+    fn pods(&mut self) -> &mut BTreeMap<v1_bridge::Key, serde_json::Value> {
+        &mut self.pods
+    }
 }
 
 /// How long the bridge takes to answer a create it has already stored: a leader killed
@@ -90,28 +75,6 @@ async fn create(State(s): State<Shared>, body: Bytes) -> Response {
     StatusCode::CREATED.into_response()
 }
 
-async fn update(State(s): State<Shared>, body: Bytes) -> Response {
-    let pod: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let mut backend = s.lock().expect("lock");
-    match backend.pods.get_mut(&key_of(&pod)) {
-        Some(old) => {
-            let status = old["status"].clone();
-            *old = pod;
-            old["status"] = status;
-            StatusCode::OK.into_response()
-        }
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-async fn remove(State(s): State<Shared>, body: Bytes) -> Response {
-    let pod: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    match s.lock().expect("lock").pods.remove(&key_of(&pod)) {
-        Some(_) => StatusCode::OK.into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
 async fn one(s: Shared, q: BTreeMap<String, String>, status_only: bool) -> Response {
     let key = (
         q.get("namespace").cloned().unwrap_or_default(),
@@ -129,8 +92,8 @@ async fn start_bridge() -> (String, Shared) {
     let shared = Shared::default();
     let app = axum::Router::new()
         .route("/createPod", post(create))
-        .route("/updatePod", put(update))
-        .route("/deletePod", delete(remove))
+        .route("/updatePod", put(update::<Backend>))
+        .route("/deletePod", delete(remove::<Backend>))
         .route(
             "/getPod",
             get(

@@ -3,7 +3,6 @@
 //! renew.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use http::Method;
@@ -31,11 +30,7 @@ struct Server {
 }
 
 fn status(code: u16, reason: &str) -> (u16, Value) {
-    (
-        code,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-               "reason": reason, "message": reason, "code": code}),
-    )
+    crate::fake_api::status(code, reason, reason)
 }
 
 impl Server {
@@ -128,21 +123,7 @@ impl Fake {
 
     fn client(&self) -> Client {
         let fake = self.clone();
-        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let fake = fake.clone();
-            async move {
-                let (parts, body) = req.into_parts();
-                let bytes = body.collect_bytes().await.unwrap_or_default();
-                let (code, value) = fake.lock().handle(&parts.method, parts.uri.path(), &bytes);
-                let response = http::Response::builder()
-                    .status(code)
-                    .header("content-type", "application/json")
-                    .body(kube::client::Body::from(value.to_string().into_bytes()))
-                    .expect("a valid response");
-                Ok::<_, Infallible>(response)
-            }
-        });
-        Client::new(svc, "default")
+        crate::fake_api::client(move |method, path, body| fake.lock().handle(method, path, body))
     }
 
     fn elector(&self, identity: &str) -> LeaderElector {
