@@ -101,7 +101,7 @@ async fn list(State(s): State<Shared>) -> Response {
 }
 
 fn bridge(store: Shared) -> axum::Router {
-    axum::Router::new()
+    v1_bridge::with_node_routes(axum::Router::new())
         .route("/createPod", post(create))
         .route("/updatePod", put(update::<Store>))
         .route("/deletePod", delete(remove::<Store>))
@@ -114,18 +114,6 @@ fn bridge(store: Shared) -> axum::Router {
             get(|s: State<Shared>, q: Query<BTreeMap<String, String>>| one(s, q, true)),
         )
         .route("/getPods", get(list))
-        .route(
-            "/capacity",
-            get(|| async { axum::Json(serde_json::json!({"cpu": "4", "pods": "100"})) }),
-        )
-        .route(
-            "/nodeConditions",
-            get(|| async { axum::Json(serde_json::json!([])) }),
-        )
-        .route(
-            "/nodeAddresses",
-            get(|| async { axum::Json(serde_json::json!([])) }),
-        )
         .with_state(store)
 }
 

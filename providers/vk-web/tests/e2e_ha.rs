@@ -90,7 +90,7 @@ async fn one(s: Shared, q: BTreeMap<String, String>, status_only: bool) -> Respo
 /// Starts the shared bridge; returns its URL and its state.
 async fn start_bridge() -> (String, Shared) {
     let shared = Shared::default();
-    let app = axum::Router::new()
+    let app = v1_bridge::with_node_routes(axum::Router::new())
         .route("/createPod", post(create))
         .route("/updatePod", put(update::<Backend>))
         .route("/deletePod", delete(remove::<Backend>))
@@ -116,18 +116,6 @@ async fn start_bridge() -> (String, Shared) {
                 let pods: Vec<_> = s.lock().expect("lock").pods.values().cloned().collect();
                 axum::Json(pods)
             }),
-        )
-        .route(
-            "/capacity",
-            get(|| async { axum::Json(serde_json::json!({"cpu": "4", "pods": "100"})) }),
-        )
-        .route(
-            "/nodeConditions",
-            get(|| async { axum::Json(serde_json::json!([])) }),
-        )
-        .route(
-            "/nodeAddresses",
-            get(|| async { axum::Json(serde_json::json!([])) }),
         )
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -267,6 +255,16 @@ impl Setup {
         .await;
     }
 
+    /// Creates the pods `names`, then waits until each is Running.
+    async fn run_pods(&self, names: &[String]) {
+        for name in names {
+            self.create_pod(name).await;
+        }
+        for name in names {
+            self.wait_running(name).await;
+        }
+    }
+
     async fn wait_running(&self, name: &str) {
         eventually(&format!("pod {name} Running"), || async {
             let pod = self.pods().get_opt(name).await.ok()??;
@@ -311,12 +309,7 @@ async fn kill_9_of_the_leader_hands_the_node_over_without_a_second_create() {
     let (mut a, mut b) = leader_and_standby(&s).await;
 
     let before = names("before", 4);
-    for name in &before {
-        s.create_pod(name).await;
-    }
-    for name in &before {
-        s.wait_running(name).await;
-    }
+    s.run_pods(&before).await;
     assert_eq!(s.holder().await.as_deref(), Some("a"), "b stood by");
 
     // A batch in flight when the leader dies.
@@ -358,12 +351,7 @@ async fn kill_9_of_the_leader_hands_the_node_over_without_a_second_create() {
         s.wait_running(name).await;
     }
     let after = names("after", 3);
-    for name in &after {
-        s.create_pod(name).await;
-    }
-    for name in &after {
-        s.wait_running(name).await;
-    }
+    s.run_pods(&after).await;
     println!(
         "kill -9 failover: standby holds the election lease {took_over:?} after the kill \
          (lease duration {LEASE_DURATION_S}s, retry period {RETRY_PERIOD}); all pods Running {:?} after the kill; \
@@ -386,12 +374,7 @@ async fn sigterm_of_the_leader_releases_the_lease_and_the_standby_takes_over_at_
     let s = Setup::new("vk-ha-term").await;
     let (mut a, mut b) = leader_and_standby(&s).await;
     let before = names("before", 3);
-    for name in &before {
-        s.create_pod(name).await;
-    }
-    for name in &before {
-        s.wait_running(name).await;
-    }
+    s.run_pods(&before).await;
     // b is up and standing by (it has read the lease) before a goes.
     eventually("b stands by", || async {
         let log = std::fs::read_to_string(
@@ -411,12 +394,7 @@ async fn sigterm_of_the_leader_releases_the_lease_and_the_standby_takes_over_at_
     s.wait_holder("b", Duration::from_secs(60)).await;
     let took_over = stopping.elapsed();
     let after = names("after", 3);
-    for name in &after {
-        s.create_pod(name).await;
-    }
-    for name in &after {
-        s.wait_running(name).await;
-    }
+    s.run_pods(&after).await;
     println!(
         "SIGTERM hand-over: leader exited {exited:?} after SIGTERM; standby holds the lease \
          {took_over:?} after SIGTERM (retry period {RETRY_PERIOD}, lease duration {LEASE_DURATION_S}s)"

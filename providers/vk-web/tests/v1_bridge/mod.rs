@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
 /// A pod's `(namespace, name)`.
 pub type Key = (String, String);
@@ -70,4 +71,24 @@ pub async fn remove<S: PodStore>(State(s): State<Arc<Mutex<S>>>, body: Bytes) ->
         Some(_) => StatusCode::OK.into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `router` with the node routes: a fixed capacity (4 CPUs, 100 pods), no conditions,
+/// no addresses.
+pub fn with_node_routes<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+) -> axum::Router<S> {
+    router
+        .route(
+            "/capacity",
+            get(|| async { axum::Json(serde_json::json!({"cpu": "4", "pods": "100"})) }),
+        )
+        .route(
+            "/nodeConditions",
+            get(|| async { axum::Json(serde_json::json!([])) }),
+        )
+        .route(
+            "/nodeAddresses",
+            get(|| async { axum::Json(serde_json::json!([])) }),
+        )
 }
