@@ -8,6 +8,9 @@
 //!   bridge.
 //! - The leader gets SIGTERM: it releases the Lease, exits 0, and the standby takes over
 //!   at its next retry.
+//! - Another holder takes the Lease: the leader stops and exits with an error.
+//!
+//! A standby answers `/readyz` with 200 (a rolling update waits for it).
 //!
 //! The observed failover times are printed (run with `--nocapture`), never asserted.
 //! Needs `cargo xtask cluster up`.
@@ -126,13 +129,15 @@ async fn start_bridge() -> (String, Shared) {
     (url, shared)
 }
 
-/// One replica: vk-web with leader election for `node`, identity `identity`.
+/// One replica: vk-web with leader election for `node`, identity `identity`, its admin
+/// listener on `admin_port`.
 fn start_replica(
     kubeconfig: &Path,
     node: &str,
     namespace: &str,
     url: &str,
     identity: &str,
+    admin_port: u16,
 ) -> Child {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let config = dir.join(format!("{node}-{identity}.toml"));
@@ -153,7 +158,7 @@ fn start_replica(
             "--listen-port",
             &port.to_string(),
             "--metrics-addr",
-            "off",
+            &format!("127.0.0.1:{admin_port}"),
             "--leader-elect",
             "--leader-elect-lease-namespace",
             namespace,
@@ -199,14 +204,25 @@ impl Setup {
         }
     }
 
-    fn replica(&self, identity: &str) -> Child {
-        start_replica(
+    /// Starts replica `identity`; returns it and its admin port.
+    fn replica(&self, identity: &str) -> (Child, u16) {
+        let admin_port = vk_testkit::free_port().expect("a free port");
+        let child = start_replica(
             self.ctx.kubeconfig(),
             &self.node,
             self.namespace.name(),
             &self.url,
             identity,
+            admin_port,
+        );
+        (child, admin_port)
+    }
+
+    fn log(&self, identity: &str) -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{identity}.log", self.node)),
         )
+        .unwrap_or_default()
     }
 
     fn leases(&self) -> Api<Lease> {
@@ -294,12 +310,23 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
 
-/// Starts replica `a`, waits until it leads and the node is Ready, then starts `b`.
+/// Starts replica `a`, waits until it leads and the node is Ready, then starts `b` and
+/// waits until it stands by — and reports ready on `/readyz` meanwhile, so that a
+/// rolling update can go on.
 async fn leader_and_standby(s: &Setup) -> (Child, Child) {
-    let a = s.replica("a");
+    let (a, _) = s.replica("a");
     s.wait_holder("a", Duration::from_secs(60)).await;
     vk_testkit::conformance::harness::wait_node_ready(&s.ctx.client(), &s.node).await;
-    let b = s.replica("b");
+    let (b, b_admin) = s.replica("b");
+    eventually("b stands by", || async {
+        s.log("b").contains("standing by").then_some(())
+    })
+    .await;
+    eventually("the standby's /readyz answers 200", || async {
+        let (code, _) = vk_testkit::http::get(b_admin, "/readyz").await.ok()?;
+        (code == 200).then_some(())
+    })
+    .await;
     (a, b)
 }
 
@@ -375,16 +402,6 @@ async fn sigterm_of_the_leader_releases_the_lease_and_the_standby_takes_over_at_
     let (mut a, mut b) = leader_and_standby(&s).await;
     let before = names("before", 3);
     s.run_pods(&before).await;
-    // b is up and standing by (it has read the lease) before a goes.
-    eventually("b stands by", || async {
-        let log = std::fs::read_to_string(
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-b.log", s.node)),
-        )
-        .unwrap_or_default();
-        log.contains("standing by").then_some(())
-    })
-    .await;
-
     let watchdog = nix::unistd::Pid::from_raw(i32::try_from(a.id()).expect("pid"));
     nix::sys::signal::kill(watchdog, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     let stopping = Instant::now();
@@ -402,4 +419,42 @@ async fn sigterm_of_the_leader_releases_the_lease_and_the_standby_takes_over_at_
     let all: Vec<String> = before.into_iter().chain(after).collect();
     s.assert_created_once(&all);
     vk_testkit::tied::kill(&mut b).expect("stop b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_is_taken_stops_driving_and_exits() {
+    let s = Setup::new("vk-ha-fence").await;
+    let (mut a, _) = s.replica("a");
+    s.wait_holder("a", Duration::from_secs(60)).await;
+    vk_testkit::conformance::harness::wait_node_ready(&s.ctx.client(), &s.node).await;
+    s.run_pods(&names("before", 2)).await;
+
+    // Someone else holds the election Lease now (as a standby would after a partition).
+    vk_testkit::wait::eventually_ok("hand the lease to an intruder", || async {
+        let mut lease = s.leases().get(&s.node).await?;
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        spec.holder_identity = Some("intruder".to_owned());
+        spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        s.leases()
+            .replace(&s.node, &PostParams::default(), &lease)
+            .await
+    })
+    .await;
+    let status = tokio::task::spawn_blocking(move || a.wait())
+        .await
+        .expect("join")
+        .expect("a exits");
+    assert!(
+        !status.success(),
+        "losing the lease is an error exit: {status}"
+    );
+    let log = s.log("a");
+    assert!(log.contains("lost leadership"), "{log}");
+    assert!(
+        log.contains("lost the leader election lease of node"),
+        "the exit names the node: {log}"
+    );
+    assert_eq!(s.holder().await.as_deref(), Some("intruder"));
 }
