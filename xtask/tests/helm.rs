@@ -277,7 +277,7 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
         NAMESPACE,
         "--reuse-values",
         "--set",
-        "log.level=debug",
+        "log.level=debug,replicaCount=2",
     ]));
     let args = ok(kubectl(&kc).args([
         "get",
@@ -289,6 +289,21 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
         "jsonpath={.spec.template.spec.containers[0].args}",
     ]));
     assert!(args.contains("--log-level=debug"), "{args}");
+    // Two replicas: elected, rolling, with the election Role in the release namespace.
+    assert!(args.contains("--leader-elect"), "{args}");
+    let strategy = ok(kubectl(&kc).args([
+        "get",
+        "deployment",
+        &sa,
+        "-n",
+        NAMESPACE,
+        "-o",
+        "jsonpath={.spec.strategy.type}",
+    ]));
+    assert_eq!(strategy, "RollingUpdate");
+    let election = format!("{sa}-leader-election");
+    ok(kubectl(&kc).args(["get", "role", &election, "-n", NAMESPACE]));
+    ok(kubectl(&kc).args(["get", "rolebinding", &election, "-n", NAMESPACE]));
 
     ok(helm(&kc).args(["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"]));
     for (kind, ns) in [
@@ -297,11 +312,13 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
         ("deployment", Some(NAMESPACE)),
         ("serviceaccount", Some(NAMESPACE)),
         ("configmap", Some(NAMESPACE)),
+        ("role", Some(NAMESPACE)),
+        ("rolebinding", Some(NAMESPACE)),
     ] {
-        let name = if kind == "configmap" {
-            format!("{sa}-config")
-        } else {
-            sa.clone()
+        let name = match kind {
+            "configmap" => format!("{sa}-config"),
+            "role" | "rolebinding" => format!("{sa}-leader-election"),
+            _ => sa.clone(),
         };
         let mut get = kubectl(&kc);
         get.args(["get", kind, &name, "--ignore-not-found", "-o", "name"]);
