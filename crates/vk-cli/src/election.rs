@@ -11,7 +11,8 @@
 //! kubelet API at the address and port in the Node's status, which the leader's node
 //! controller writes when it takes the node over (its own `--node-ip`); a standby has
 //! no pod controller state for the node (`/pods` would be empty) and must not act on
-//! its pods (exec, attach). Its port stays closed until it leads.
+//! its pods (exec, attach). Its port is opened when it takes the node over (a port that
+//! is taken then fails the process, as it would at start without election).
 //!
 //! On losing a Lease (not renewed within the renew deadline, or taken over) the node's
 //! work is cancelled at once, the other nodes are shut down gracefully (their Leases
@@ -82,7 +83,7 @@ pub(crate) async fn run_elected(
                         async move {
                             info!(node = %names[0], "leading: starting the node");
                             if let Some(endpoint) = endpoint {
-                                tokio::spawn(endpoint.serve(leading.clone()));
+                                tokio::spawn(endpoint.bind().await?.serve(leading.clone()));
                             }
                             run_nodes(std::slice::from_ref(node), names, resolved, &leading).await
                         }

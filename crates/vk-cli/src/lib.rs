@@ -341,6 +341,14 @@ where
         Some(config) => Some(election::electors(&client, settings, config, &names)?),
         None => None,
     };
+    // Without election every kubelet API listens from the start (a port that is taken
+    // stops the binary here); with election, a node's opens when this process leads it.
+    let mut listening = Vec::new();
+    if electors.is_none() {
+        for endpoint in endpoints.drain(..).flatten() {
+            listening.push(endpoint.bind().await?);
+        }
+    }
 
     let shutdown = cancel_on_signal();
     let nodes = Arc::new(nodes);
@@ -357,7 +365,7 @@ where
             election::run_elected(electors, &nodes, endpoints, &resolved, &shutdown).await
         }
         None => {
-            for endpoint in endpoints.into_iter().flatten() {
+            for endpoint in listening {
                 tokio::spawn(endpoint.serve(shutdown.clone()));
             }
             run_nodes(&nodes, &names, &resolved, &shutdown).await

@@ -130,7 +130,7 @@ async fn start_bridge() -> (String, Shared) {
 }
 
 /// One replica: vk-web with leader election for `node`, identity `identity`, its admin
-/// listener on `admin_port`.
+/// listener on `admin_port` and its kubelet API on `kubelet_port`.
 fn start_replica(
     kubeconfig: &Path,
     node: &str,
@@ -138,6 +138,7 @@ fn start_replica(
     url: &str,
     identity: &str,
     admin_port: u16,
+    kubelet_port: u16,
 ) -> Child {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let config = dir.join(format!("{node}-{identity}.toml"));
@@ -148,7 +149,6 @@ fn start_replica(
         ),
     )
     .expect("config");
-    let port = vk_testkit::free_port().expect("a free port");
     vk_testkit::tied::command(BIN.as_ref())
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -156,7 +156,7 @@ fn start_replica(
             "--nodename",
             node,
             "--listen-port",
-            &port.to_string(),
+            &kubelet_port.to_string(),
             "--metrics-addr",
             &format!("127.0.0.1:{admin_port}"),
             "--leader-elect",
@@ -204,9 +204,10 @@ impl Setup {
         }
     }
 
-    /// Starts replica `identity`; returns it and its admin port.
-    fn replica(&self, identity: &str) -> (Child, u16) {
+    /// Starts replica `identity`; returns it with its admin and kubelet API ports.
+    fn replica(&self, identity: &str) -> (Child, u16, u16) {
         let admin_port = vk_testkit::free_port().expect("a free port");
+        let kubelet_port = vk_testkit::free_port().expect("a free port");
         let child = start_replica(
             self.ctx.kubeconfig(),
             &self.node,
@@ -214,8 +215,9 @@ impl Setup {
             &self.url,
             identity,
             admin_port,
+            kubelet_port,
         );
-        (child, admin_port)
+        (child, admin_port, kubelet_port)
     }
 
     fn log(&self, identity: &str) -> String {
@@ -321,13 +323,14 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 }
 
 /// Starts replica `a`, waits until it leads and the node is Ready, then starts `b` and
-/// waits until it stands by — and reports ready on `/readyz` meanwhile, so that a
-/// rolling update can go on.
-async fn leader_and_standby(s: &Setup) -> (Child, Child) {
-    let (a, _) = s.replica("a");
+/// waits until it stands by — reporting ready on `/readyz` meanwhile, so that a rolling
+/// update can go on, and with its kubelet API port closed. Returns both and `b`'s
+/// kubelet API port.
+async fn leader_and_standby(s: &Setup) -> (Child, Child, u16) {
+    let (a, _, _) = s.replica("a");
     s.wait_holder("a", Duration::from_secs(60)).await;
     vk_testkit::conformance::harness::wait_node_ready(&s.ctx.client(), &s.node).await;
-    let (b, b_admin) = s.replica("b");
+    let (b, b_admin, b_kubelet) = s.replica("b");
     eventually("b stands by", || async {
         s.log("b").contains("standing by").then_some(())
     })
@@ -337,13 +340,19 @@ async fn leader_and_standby(s: &Setup) -> (Child, Child) {
         (code == 200).then_some(())
     })
     .await;
-    (a, b)
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", b_kubelet))
+            .await
+            .is_err(),
+        "a standby does not serve the kubelet API"
+    );
+    (a, b, b_kubelet)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_leader_hands_the_node_over_without_a_second_create() {
     let s = Setup::new("vk-ha-kill").await;
-    let (mut a, mut b) = leader_and_standby(&s).await;
+    let (mut a, mut b, b_kubelet) = leader_and_standby(&s).await;
 
     let before = names("before", 4);
     s.run_pods(&before).await;
@@ -389,6 +398,21 @@ async fn kill_9_of_the_leader_hands_the_node_over_without_a_second_create() {
     )
     .await;
     vk_testkit::conformance::harness::wait_node_ready(&s.ctx.client(), &s.node).await;
+    eventually("the new leader serves the kubelet API", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", b_kubelet))
+            .await
+            .ok()
+    })
+    .await;
+    let node: Node = Api::all(s.ctx.client()).get(&s.node).await.expect("node");
+    let endpoint = node
+        .status
+        .and_then(|st| st.daemon_endpoints?.kubelet_endpoint);
+    assert_eq!(
+        endpoint.map(|e| e.port),
+        Some(i32::from(b_kubelet)),
+        "the Node points at the new leader's kubelet API"
+    );
     for name in &during {
         s.wait_running(name).await;
     }
@@ -417,7 +441,7 @@ async fn kill_9_of_the_leader_hands_the_node_over_without_a_second_create() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_of_the_leader_releases_the_lease_and_the_standby_takes_over_at_once() {
     let s = Setup::new("vk-ha-term").await;
-    let (mut a, mut b) = leader_and_standby(&s).await;
+    let (mut a, mut b, _) = leader_and_standby(&s).await;
     let before = names("before", 3);
     s.run_pods(&before).await;
     let watchdog = nix::unistd::Pid::from_raw(i32::try_from(a.id()).expect("pid"));
@@ -442,7 +466,7 @@ async fn sigterm_of_the_leader_releases_the_lease_and_the_standby_takes_over_at_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_lease_is_taken_stops_driving_and_exits() {
     let s = Setup::new("vk-ha-fence").await;
-    let (mut a, _) = s.replica("a");
+    let (mut a, _, _) = s.replica("a");
     s.wait_holder("a", Duration::from_secs(60)).await;
     vk_testkit::conformance::harness::wait_node_ready(&s.ctx.client(), &s.node).await;
     s.run_pods(&names("before", 2)).await;
