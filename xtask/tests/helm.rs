@@ -279,28 +279,22 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
         "--set",
         "log.level=debug,replicaCount=2",
     ]));
-    let args = ok(kubectl(&kc).args([
-        "get",
-        "deployment",
-        &sa,
-        "-n",
-        NAMESPACE,
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].args}",
-    ]));
+    let deployment_field = |jsonpath: &str| {
+        ok(kubectl(&kc).args([
+            "get",
+            "deployment",
+            &sa,
+            "-n",
+            NAMESPACE,
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ]))
+    };
+    let args = deployment_field("{.spec.template.spec.containers[0].args}");
     assert!(args.contains("--log-level=debug"), "{args}");
     // Two replicas: elected, rolling, with the election Role in the release namespace.
     assert!(args.contains("--leader-elect"), "{args}");
-    let strategy = ok(kubectl(&kc).args([
-        "get",
-        "deployment",
-        &sa,
-        "-n",
-        NAMESPACE,
-        "-o",
-        "jsonpath={.spec.strategy.type}",
-    ]));
-    assert_eq!(strategy, "RollingUpdate");
+    assert_eq!(deployment_field("{.spec.strategy.type}"), "RollingUpdate");
     let election = format!("{sa}-leader-election");
     ok(kubectl(&kc).args(["get", "role", &election, "-n", NAMESPACE]));
     ok(kubectl(&kc).args(["get", "rolebinding", &election, "-n", NAMESPACE]));
