@@ -1,7 +1,9 @@
 //! The Helm chart (deploy/helm/virtual-kubelet) with a real Helm 3 (`cargo xtask helm`)
 //! on the real control plane (`cargo xtask cluster up`): lint, template, the RBAC it
 //! grants (the same rules as deploy/rbac.yaml, and no more: checked with the API
-//! server's own authorizer through `kubectl auth can-i`), install, upgrade, uninstall.
+//! server's own authorizer through `kubectl auth can-i`), leader election with several
+//! replicas (flags, rolling update, a Role for the election Leases), install, upgrade,
+//! uninstall.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -102,10 +104,76 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
     ok(helm(&kc).args(["lint", "--strict", &chart()]));
     ok(helm(&kc).args(["lint", "--strict", &chart(), "--set", "provider=process,metrics.serviceMonitor.enabled=true,kubeletTls.existingSecret=tls,taint.enabled=false"]));
 
-    // Several replicas need leader election, which does not exist yet: refused.
-    let refused = output(helm(&kc).args(["template", "x", &chart(), "--set", "replicaCount=2"]));
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("leader election"));
+    // Several replicas elect a leader per node: election flags, a rolling update, and a
+    // Role (not a ClusterRole) with the election's lease verbs in the release namespace.
+    ok(helm(&kc).args(["lint", "--strict", &chart(), "--set", "replicaCount=2"]));
+    let elected = tmp.path().join("elected.yaml");
+    std::fs::write(
+        &elected,
+        ok(helm(&kc).args([
+            "template",
+            RELEASE,
+            &chart(),
+            "--namespace",
+            NAMESPACE,
+            "--set",
+            "replicaCount=2,leaderElection.leaseDuration=20s",
+        ])),
+    )
+    .expect("write rendered");
+    let elected = objects(&kc, &elected);
+    let deployment = elected
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    for flag in [
+        "--leader-elect",
+        &format!("--leader-elect-lease-namespace={NAMESPACE}"),
+        "--leader-elect-lease-duration=20s",
+        "--leader-elect-renew-deadline=10s",
+        "--leader-elect-retry-period=2s",
+    ] {
+        assert!(
+            args.as_array().expect("args").iter().any(|a| a == flag),
+            "{flag} in {args}"
+        );
+    }
+    let role = elected
+        .iter()
+        .find(|o| o["kind"] == "Role")
+        .expect("a Role for the election");
+    assert_eq!(role["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                            "verbs": ["get", "create", "update"]}])
+    );
+    let binding = elected
+        .iter()
+        .find(|o| o["kind"] == "RoleBinding")
+        .expect("a RoleBinding for the election");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+    // The ClusterRole is the same with or without election.
+    assert_eq!(
+        cluster_role_rules(&elected),
+        cluster_role_rules(&objects(&kc, &root().join("deploy/rbac.yaml")))
+    );
+    // Election asked for with one replica: the upgrade rolls too.
+    let single = ok(helm(&kc).args([
+        "template",
+        RELEASE,
+        &chart(),
+        "--set",
+        "leaderElection.enabled=true",
+    ]));
+    assert!(
+        single.contains("--leader-elect-renew-deadline=10s") && single.contains("RollingUpdate"),
+        "{single}"
+    );
 
     // The rendered ClusterRole grants exactly deploy/rbac.yaml's rules.
     let rendered = tmp.path().join("rendered.yaml");
@@ -129,6 +197,10 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
         deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
         65532
     );
+    // Without election: no election flags, no Role.
+    let default_args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(!default_args.contains("--leader-elect"), "{default_args}");
+    assert!(!chart_objects.iter().any(|o| o["kind"] == "Role"));
 
     // Node labels and extra taints become the kubelet-style flags.
     let with_metadata = ok(helm(&kc).args([
@@ -205,18 +277,27 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
         NAMESPACE,
         "--reuse-values",
         "--set",
-        "log.level=debug",
+        "log.level=debug,replicaCount=2",
     ]));
-    let args = ok(kubectl(&kc).args([
-        "get",
-        "deployment",
-        &sa,
-        "-n",
-        NAMESPACE,
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].args}",
-    ]));
+    let deployment_field = |jsonpath: &str| {
+        ok(kubectl(&kc).args([
+            "get",
+            "deployment",
+            &sa,
+            "-n",
+            NAMESPACE,
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ]))
+    };
+    let args = deployment_field("{.spec.template.spec.containers[0].args}");
     assert!(args.contains("--log-level=debug"), "{args}");
+    // Two replicas: elected, rolling, with the election Role in the release namespace.
+    assert!(args.contains("--leader-elect"), "{args}");
+    assert_eq!(deployment_field("{.spec.strategy.type}"), "RollingUpdate");
+    let election = format!("{sa}-leader-election");
+    ok(kubectl(&kc).args(["get", "role", &election, "-n", NAMESPACE]));
+    ok(kubectl(&kc).args(["get", "rolebinding", &election, "-n", NAMESPACE]));
 
     ok(helm(&kc).args(["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"]));
     for (kind, ns) in [
@@ -225,11 +306,13 @@ fn chart_lints_renders_least_privilege_rbac_and_installs_upgrades_uninstalls() {
         ("deployment", Some(NAMESPACE)),
         ("serviceaccount", Some(NAMESPACE)),
         ("configmap", Some(NAMESPACE)),
+        ("role", Some(NAMESPACE)),
+        ("rolebinding", Some(NAMESPACE)),
     ] {
-        let name = if kind == "configmap" {
-            format!("{sa}-config")
-        } else {
-            sa.clone()
+        let name = match kind {
+            "configmap" => format!("{sa}-config"),
+            "role" | "rolebinding" => format!("{sa}-leader-election"),
+            _ => sa.clone(),
         };
         let mut get = kubectl(&kc);
         get.args(["get", kind, &name, "--ignore-not-found", "-o", "name"]);

@@ -19,13 +19,18 @@ use vk_node_api::tls::{ReloadingCert, ServingCert, load_client_ca, server_config
 
 use crate::{CliError, Resolved};
 
-/// One node's kubelet API, ready to serve.
+/// One node's kubelet API, built but not listening yet ([`Endpoint::bind`]).
 pub struct Endpoint {
     addr: SocketAddr,
-    listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: axum::Router,
     options: ServeOptions,
+}
+
+/// One node's kubelet API, listening, ready to serve.
+pub struct Listening {
+    endpoint: Endpoint,
+    listener: tokio::net::TcpListener,
 }
 
 /// The soft open-file limit of the process (`None`: unlimited), raised to the hard
@@ -128,7 +133,7 @@ pub fn tls_config(
     ))
 }
 
-/// Binds the kubelet API of node `node` on `port`, serving with `tls`, its connections
+/// Builds the kubelet API of node `node` on `port`, serving with `tls`, its connections
 /// bounded by [`ServeOptions::default`]'s timeouts and the process's
 /// [`kubelet_api_connections`] cap (the first endpoint raises the open-file limit).
 pub async fn endpoint(
@@ -160,13 +165,8 @@ pub async fn endpoint(
     };
     let api = Arc::new(NodeApi::new(node, provider, auth, streaming).with_bound_pods(bound_pods));
     info!(node, capabilities = ?api.capabilities(), "kubelet API capabilities");
-    let addr = SocketAddr::new(resolved.address, port);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        CliError::KubeletApi(format!("--listen-port: cannot listen on {addr}: {e}"))
-    })?;
     Ok(Endpoint {
-        addr,
-        listener,
+        addr: SocketAddr::new(resolved.address, port),
         tls,
         router: router(api),
         options: ServeOptions {
@@ -177,17 +177,30 @@ pub async fn endpoint(
 }
 
 impl Endpoint {
+    /// Opens the listening socket (`--address`, `--listen-port`).
+    pub async fn bind(self) -> Result<Listening, CliError> {
+        let addr = self.addr;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            CliError::KubeletApi(format!("--listen-port: cannot listen on {addr}: {e}"))
+        })?;
+        Ok(Listening {
+            endpoint: self,
+            listener,
+        })
+    }
+}
+
+impl Listening {
     /// Serves until `shutdown`.
     pub async fn serve(self, shutdown: CancellationToken) {
-        info!(addr = %self.addr, "kubelet API listening");
-        vk_node_api::server::serve_tls_with(
-            self.listener,
-            self.tls,
-            self.router,
-            self.options,
-            shutdown,
-        )
-        .await;
+        let Endpoint {
+            addr,
+            tls,
+            router,
+            options,
+        } = self.endpoint;
+        info!(%addr, "kubelet API listening");
+        vk_node_api::server::serve_tls_with(self.listener, tls, router, options, shutdown).await;
     }
 }
 

@@ -47,6 +47,7 @@
 pub mod admin;
 mod command_line;
 mod duration;
+mod election;
 mod kubelet_api;
 pub mod node_meta;
 pub mod pod_root;
@@ -193,6 +194,18 @@ pub enum CliError {
     /// The async runtime could not start.
     #[error("starting the async runtime failed: {0}")]
     Runtime(std::io::Error),
+    /// Leader election could not be set up.
+    #[error(transparent)]
+    LeaderElection(#[from] vk_core::election::ElectionError),
+    /// This process lost the election Lease of a node it led: it stopped driving the
+    /// node(s) and exits, so that it restarts as a standby.
+    #[error(
+        "lost the leader election lease of node {node}: stopped driving it (another replica takes over)"
+    )]
+    LeadershipLost {
+        /// The node.
+        node: String,
+    },
 }
 
 /// Parses the command line and runs the provider; returns the process exit code.
@@ -341,21 +354,42 @@ where
         let (node, endpoint) =
             build_node(&info, &resolved, &api, &factory, name, i, tls.as_ref()).await?;
         nodes.push(node);
-        endpoints.extend(endpoint);
+        endpoints.push(endpoint);
+    }
+    let electors = match resolved.leader_election {
+        Some(config) => Some(election::electors(&client, settings, config, &names)?),
+        None => None,
+    };
+    // Without election every kubelet API listens from the start (a port that is taken
+    // stops the binary here); with election, a node's opens when this process leads it.
+    let mut listening = Vec::new();
+    if electors.is_none() {
+        for endpoint in endpoints.drain(..).flatten() {
+            listening.push(endpoint.bind().await?);
+        }
     }
 
     let shutdown = cancel_on_signal();
     let nodes = Arc::new(nodes);
-    let admin = start_admin(&resolved, api_stats, &nodes, log_filter, &shutdown).await?;
-    for endpoint in endpoints {
-        tokio::spawn(endpoint.serve(shutdown.clone()));
-    }
+    let ready = ready_check(&nodes, electors.as_deref());
+    let admin = start_admin(&resolved, api_stats, &nodes, ready, log_filter, &shutdown).await?;
     info!(
         nodes = names.len(),
         provider = info.name,
+        leader_elect = electors.is_some(),
         "starting virtual node(s)"
     );
-    let result = run_nodes(&nodes, &names, &resolved, &shutdown).await;
+    let result = match electors {
+        Some(electors) => {
+            election::run_elected(electors, &nodes, endpoints, &resolved, &shutdown).await
+        }
+        None => {
+            for endpoint in listening {
+                tokio::spawn(endpoint.serve(shutdown.clone()));
+            }
+            run_nodes(&nodes, &names, &resolved, &shutdown).await
+        }
+    };
     shutdown.cancel();
     if let Some(admin) = admin {
         let _ = admin.await;
@@ -518,11 +552,34 @@ fn cancel_on_signal() -> CancellationToken {
     shutdown
 }
 
+/// What `/readyz` reports: every node ready; with leader election, every node this
+/// process leads (a standby is ready: it is healthy and waiting, and a rolling update
+/// must be able to replace it).
+fn ready_check(
+    nodes: &Arc<Vec<VirtualNode>>,
+    electors: Option<&[vk_core::election::LeaderElector]>,
+) -> Box<dyn Fn() -> bool + Send + Sync> {
+    let nodes = Arc::clone(nodes);
+    match electors {
+        None => Box::new(move || nodes.iter().all(VirtualNode::is_ready)),
+        Some(electors) => {
+            let leading: Vec<_> = electors.iter().map(|e| e.leading()).collect();
+            Box::new(move || {
+                nodes
+                    .iter()
+                    .zip(&leading)
+                    .all(|(node, leading)| !*leading.borrow() || node.is_ready())
+            })
+        }
+    }
+}
+
 /// Starts the admin listener (`--metrics-addr`) unless it is off.
 async fn start_admin(
     resolved: &Resolved,
     api_stats: vk_core::client::ApiStats,
     nodes: &Arc<Vec<VirtualNode>>,
+    ready: Box<dyn Fn() -> bool + Send + Sync>,
     log_filter: Option<vk_trace::FilterHandle>,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, CliError> {
@@ -532,10 +589,9 @@ async fn start_admin(
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(vk_core::metrics::ApiCollector(api_stats)));
     registry.register_collector(Box::new(vk_core::metrics::NodeCollector::new(nodes)));
-    let ready_nodes = Arc::clone(nodes);
     let state = Arc::new(admin::AdminState {
         registry,
-        ready: Box::new(move || ready_nodes.iter().all(VirtualNode::is_ready)),
+        ready,
         log_filter,
     });
     let server = admin::bind(addr, state, shutdown.clone())

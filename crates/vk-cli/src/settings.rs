@@ -250,6 +250,45 @@ pub struct Flags {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_success_events: bool,
 
+    /// Elect one leader per virtual node among the replicas of this deployment, through
+    /// a Lease named after the node in --leader-elect-lease-namespace: only the leader
+    /// registers and drives the node and serves its kubelet API; the others stand by
+    /// (bare, =true or =false).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
+          value_parser = go_bool)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_elect: Option<bool>,
+
+    /// Namespace of the election Leases (default: the client's namespace — in a pod, its
+    /// own).
+    #[arg(long, value_name = "NAMESPACE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_elect_lease_namespace: Option<String>,
+
+    /// How long a standby waits after the leader's last renewal before it takes over
+    /// (whole seconds).
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_elect_lease_duration: Option<String>,
+
+    /// How long the leader retries renewing before it stops driving the node and exits;
+    /// shorter than the lease duration.
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_elect_renew_deadline: Option<String>,
+
+    /// Pause between attempts to acquire or renew the lease; shorter than the renew
+    /// deadline.
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_elect_retry_period: Option<String>,
+
+    /// This replica's name in the election Leases (default: host name, i.e. pod name,
+    /// plus a random suffix).
+    #[arg(long, value_name = "ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_elect_identity: Option<String>,
+
     /// The Go project's flags without a counterpart of the same name (hidden).
     #[command(flatten)]
     #[serde(skip)]
@@ -342,6 +381,18 @@ pub struct Settings {
     pub streaming_connection_idle_timeout: String,
     /// See [`Flags::no_success_events`].
     pub no_success_events: bool,
+    /// See [`Flags::leader_elect`].
+    pub leader_elect: bool,
+    /// See [`Flags::leader_elect_lease_namespace`] (empty: the client's namespace).
+    pub leader_elect_lease_namespace: String,
+    /// See [`Flags::leader_elect_lease_duration`].
+    pub leader_elect_lease_duration: String,
+    /// See [`Flags::leader_elect_renew_deadline`].
+    pub leader_elect_renew_deadline: String,
+    /// See [`Flags::leader_elect_retry_period`].
+    pub leader_elect_retry_period: String,
+    /// See [`Flags::leader_elect_identity`] (empty: generated).
+    pub leader_elect_identity: String,
 }
 
 impl Default for Settings {
@@ -384,6 +435,12 @@ impl Default for Settings {
             authorization_mode: "Webhook".into(),
             streaming_connection_idle_timeout: "4h".into(),
             no_success_events: false,
+            leader_elect: false,
+            leader_elect_lease_namespace: String::new(),
+            leader_elect_lease_duration: "15s".into(),
+            leader_elect_renew_deadline: "10s".into(),
+            leader_elect_retry_period: "2s".into(),
+            leader_elect_identity: String::new(),
         }
     }
 }
@@ -479,6 +536,8 @@ pub struct Resolved {
     pub node_labels: std::collections::BTreeMap<String, String>,
     /// `register-with-taints`, parsed.
     pub register_with_taints: Vec<k8s_openapi::api::core::v1::Taint>,
+    /// The `leader-elect-*` timings when `leader-elect` is on.
+    pub leader_election: Option<vk_core::election::ElectionConfig>,
 }
 
 impl Settings {
@@ -570,7 +629,9 @@ impl Settings {
         let serving = self.serving()?;
         let log_format = self.log_format()?;
         let otlp = self.otlp_config()?;
+        let leader_election = self.leader_election()?;
         Ok(Resolved {
+            leader_election,
             log_format,
             otlp,
             namespace: (!self.namespace.is_empty()).then(|| self.namespace.clone()),
@@ -756,6 +817,45 @@ impl Settings {
             address,
             streaming_idle_timeout,
         })
+    }
+
+    /// The election timings (`leader-elect-*`), checked against each other, when
+    /// `leader-elect` is on.
+    fn leader_election(&self) -> Result<Option<vk_core::election::ElectionConfig>, SettingsError> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        if !self.leader_elect_lease_namespace.is_empty()
+            && !is_dns_label(&self.leader_elect_lease_namespace)
+        {
+            return Err(invalid(
+                "leader-elect-lease-namespace",
+                &self.leader_elect_lease_namespace,
+                "is not a namespace name",
+            ));
+        }
+        let duration = |flag: &'static str, value: &str| {
+            parse_duration(value).map_err(|e| invalid(flag, value, &e))
+        };
+        let config = vk_core::election::ElectionConfig {
+            lease_duration: duration(
+                "leader-elect-lease-duration",
+                &self.leader_elect_lease_duration,
+            )?,
+            renew_deadline: duration(
+                "leader-elect-renew-deadline",
+                &self.leader_elect_renew_deadline,
+            )?,
+            retry_period: duration("leader-elect-retry-period", &self.leader_elect_retry_period)?,
+        };
+        config.validate().map_err(|e| {
+            invalid(
+                "leader-elect-renew-deadline",
+                &self.leader_elect_renew_deadline,
+                &e.to_string(),
+            )
+        })?;
+        Ok(Some(config))
     }
 
     /// `log-format`.
@@ -1109,6 +1209,39 @@ mod tests {
         assert_eq!(load(&["--klog.logtostderr"]).notices.len(), 1);
         let e = load_err(&["--klog.v", "loud"]);
         assert!(e.starts_with("--klog.v"), "{e}");
+    }
+
+    #[test]
+    fn leader_election_is_off_by_default_and_its_timings_must_leave_a_margin() {
+        assert_eq!(load(&[]).leader_election, None);
+        let r = load(&["--leader-elect"]);
+        assert_eq!(
+            r.leader_election,
+            Some(vk_core::election::ElectionConfig::default())
+        );
+        let r = load(&[
+            "--leader-elect=true",
+            "--leader-elect-lease-duration=6s",
+            "--leader-elect-renew-deadline=4s",
+            "--leader-elect-retry-period=500ms",
+            "--leader-elect-lease-namespace=vk-system",
+        ]);
+        let config = r.leader_election.expect("on");
+        assert_eq!(config.lease_duration, Duration::from_secs(6));
+        assert_eq!(config.renew_deadline, Duration::from_secs(4));
+        assert_eq!(config.retry_period, Duration::from_millis(500));
+        assert_eq!(r.settings.leader_elect_lease_namespace, "vk-system");
+        let e = load_err(&["--leader-elect", "--leader-elect-renew-deadline=15s"]);
+        assert!(e.starts_with("--leader-elect-renew-deadline"), "{e}");
+        assert!(e.contains("shorter than the lease duration"), "{e}");
+        let e = load_err(&["--leader-elect", "--leader-elect-retry-period=soon"]);
+        assert!(e.starts_with("--leader-elect-retry-period"), "{e}");
+        // Timings are not checked while election is off.
+        assert!(
+            load(&["--leader-elect-renew-deadline=1h"])
+                .leader_election
+                .is_none()
+        );
     }
 
     #[test]

@@ -86,8 +86,11 @@ pub mod bridge;
 pub mod capabilities;
 pub mod client;
 pub mod compact;
+pub mod election;
 pub mod env;
 pub mod events;
+#[cfg(test)]
+mod fake_api;
 pub mod http;
 pub mod kube_errors;
 pub mod logs;

@@ -3,6 +3,8 @@
 //! pod. Each failure is reported (event, pod status) and retried, and no pod is lost or
 //! created twice in the bridge.
 
+mod v1_bridge;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use k8s_openapi::api::core::v1::Pod;
+use v1_bridge::{PodStore, key_of, remove, running, update};
 use vk_core::ResourceAccess;
 use vk_testkit::conformance::{Harness, Instance, Target};
 use vk_testkit::wait::eventually;
@@ -40,36 +43,10 @@ struct Store {
 
 type Shared = Arc<Mutex<Store>>;
 
-fn running(mut pod: serde_json::Value) -> serde_json::Value {
-    let containers: Vec<serde_json::Value> = pod["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|c| {
-            serde_json::json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": true,
-                "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}})
-        })
-        .collect();
-    pod["status"] = serde_json::json!({
-        "phase": "Running", "podIP": "10.9.0.1",
-        "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
-        "containerStatuses": containers,
-    });
-    pod
-}
-
-fn key_of(pod: &serde_json::Value) -> (String, String) {
-    (
-        pod["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        pod["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
+impl PodStore for Store {
+    fn pods(&mut self) -> &mut BTreeMap<v1_bridge::Key, serde_json::Value> {
+        &mut self.pods
+    }
 }
 
 async fn create(State(s): State<Shared>, body: Bytes) -> Response {
@@ -93,28 +70,6 @@ async fn create(State(s): State<Shared>, body: Bytes) -> Response {
         tokio::time::sleep(delay).await;
     }
     StatusCode::CREATED.into_response()
-}
-
-async fn update(State(s): State<Shared>, body: Bytes) -> Response {
-    let pod: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let mut store = s.lock().expect("lock");
-    match store.pods.get_mut(&key_of(&pod)) {
-        Some(old) => {
-            let status = old["status"].clone();
-            *old = pod;
-            old["status"] = status;
-            StatusCode::OK.into_response()
-        }
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-async fn remove(State(s): State<Shared>, body: Bytes) -> Response {
-    let pod: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    match s.lock().expect("lock").pods.remove(&key_of(&pod)) {
-        Some(_) => StatusCode::OK.into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
 }
 
 async fn one(
@@ -146,10 +101,10 @@ async fn list(State(s): State<Shared>) -> Response {
 }
 
 fn bridge(store: Shared) -> axum::Router {
-    axum::Router::new()
+    v1_bridge::with_node_routes(axum::Router::new())
         .route("/createPod", post(create))
-        .route("/updatePod", put(update))
-        .route("/deletePod", delete(remove))
+        .route("/updatePod", put(update::<Store>))
+        .route("/deletePod", delete(remove::<Store>))
         .route(
             "/getPod",
             get(|s: State<Shared>, q: Query<BTreeMap<String, String>>| one(s, q, false)),
@@ -159,18 +114,6 @@ fn bridge(store: Shared) -> axum::Router {
             get(|s: State<Shared>, q: Query<BTreeMap<String, String>>| one(s, q, true)),
         )
         .route("/getPods", get(list))
-        .route(
-            "/capacity",
-            get(|| async { axum::Json(serde_json::json!({"cpu": "4", "pods": "100"})) }),
-        )
-        .route(
-            "/nodeConditions",
-            get(|| async { axum::Json(serde_json::json!([])) }),
-        )
-        .route(
-            "/nodeAddresses",
-            get(|| async { axum::Json(serde_json::json!([])) }),
-        )
         .with_state(store)
 }
 
@@ -231,7 +174,7 @@ async fn server_errors_are_reported_and_retried_and_the_pod_runs_once() {
     let pod = h.wait_running("flaky").await;
     assert_eq!(
         pod.status.and_then(|s| s.pod_ip).as_deref(),
-        Some("10.9.0.1")
+        Some(v1_bridge::POD_IP)
     );
     let store = target.store.lock().expect("lock");
     assert!(store.create_calls >= 4, "{} creates", store.create_calls);

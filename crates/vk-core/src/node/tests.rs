@@ -3,7 +3,6 @@
 //! back, and that no Lease is ever created for a Node UID that is gone.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::fake_api::status;
 use crate::provider::NaiveNodeProvider;
 
 const NODE: &str = "vk-test";
@@ -34,14 +34,6 @@ struct Cluster {
     node_creates: u32,
     /// Node creates still to refuse with a 500.
     failing_node_creates: u32,
-}
-
-fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
-    (
-        code,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-               "reason": reason, "message": message, "code": code}),
-    )
 }
 
 /// RFC 7386 merge patch (enough for the strategic status patch too: our lists replace).
@@ -217,21 +209,7 @@ impl Fake {
 
     fn client(&self) -> Client {
         let fake = self.clone();
-        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let fake = fake.clone();
-            async move {
-                let (parts, body) = req.into_parts();
-                let bytes = body.collect_bytes().await.unwrap_or_default();
-                let (code, value) = fake.lock().handle(&parts.method, parts.uri.path(), &bytes);
-                let response = http::Response::builder()
-                    .status(code)
-                    .header("content-type", "application/json")
-                    .body(kube::client::Body::from(value.to_string().into_bytes()))
-                    .expect("a valid response");
-                Ok::<_, Infallible>(response)
-            }
-        });
-        Client::new(svc, "default")
+        crate::fake_api::client(move |method, path, body| fake.lock().handle(method, path, body))
     }
 
     /// Waits (in paused time) until `done` holds; returns the time it took.

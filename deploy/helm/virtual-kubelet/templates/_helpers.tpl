@@ -31,3 +31,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 app.kubernetes.io/name: virtual-kubelet
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{/* Whether the replicas elect a leader per node: asked for, or needed (replicaCount > 1). */}}
+{{- define "vk.leaderElect" -}}
+{{- or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}
+{{- end -}}
