@@ -357,7 +357,7 @@ where
         endpoints.push(endpoint);
     }
     let electors = match resolved.leader_election {
-        Some(config) => Some(election::electors(&client, settings, config, &names)?),
+        Some(config) => Some(election::electors(&api.client, settings, config, &names)?),
         None => None,
     };
     // Without election every kubelet API listens from the start (a port that is taken
