@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::agent::Agent;
 use super::process_node;
-use super::procfs;
 use super::report::{ScenarioResult, TargetCheck};
 use super::scenarios::{names, namespace};
 use super::stats::summarize;
@@ -69,11 +68,11 @@ async fn measure(
         rss_max = rss_max.max(agent.sample().rss_bytes);
     }
     let held = agent.sample();
-    let shims = shim_rss(agent.pid());
+    let shims = shim_pss(agent.pid());
     let cpu_per_min =
         (held.cpu_seconds - filled.cpu_seconds) / (hold.elapsed().as_secs_f64() / 60.0);
     eprintln!(
-        "    process: node RSS {:.1} MB with {n} processes, {cpu_per_min:.2} CPU-s/min held; {} shims, {:.1} MB",
+        "    process: node RSS {:.1} MB with {n} processes, {cpu_per_min:.2} CPU-s/min held; {} shims, PSS {:.1} MB",
         rss_max as f64 / MB,
         shims.0,
         shims.1 as f64 / MB
@@ -95,7 +94,7 @@ async fn measure(
     r.metric("node_peak_rss_mb", held.peak_rss_bytes as f64 / MB);
     r.metric("node_cpu_seconds_per_minute_held", cpu_per_min);
     r.metric("shims", shims.0);
-    r.metric("shims_rss_mb", shims.1 as f64 / MB);
+    r.metric("shims_pss_mb", shims.1 as f64 / MB);
     r.metric("load_average_1m_at_end", load_average());
     r.targets.push(TargetCheck::at_most(
         "pod start latency p99 (create → Running)",
@@ -105,15 +104,16 @@ async fn measure(
     ));
     r.notes.push(
         "each container runs under a shim (the vk-process binary in shim mode, in a process \
-         group of its own); `shims_rss_mb` is their total RSS, apart from the node's"
+         group of its own); `shims_pss_mb` is their total proportional set size (shared \
+         pages of the binary split between them), apart from the node's RSS"
             .into(),
     );
     Ok(r)
 }
 
 /// How many shims of the node `node_pid` run (processes running the node's binary with
-/// `__shim`), and their total RSS in bytes.
-fn shim_rss(node_pid: u32) -> (usize, u64) {
+/// `__shim`), and their total proportional set size in bytes.
+fn shim_pss(node_pid: u32) -> (usize, u64) {
     let Ok(exe) = std::fs::read_link(format!("/proc/{node_pid}/exe")) else {
         return (0, 0);
     };
@@ -128,10 +128,32 @@ fn shim_rss(node_pid: u32) -> (usize, u64) {
                     .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"__shim"))
         })
         .collect();
-    let rss = shims
-        .iter()
-        .filter_map(|pid| procfs::sample(*pid))
-        .map(|s| s.rss_bytes)
-        .sum();
-    (shims.len(), rss)
+    let pss = shims.iter().filter_map(|pid| pss_bytes(*pid)).sum();
+    (shims.len(), pss)
+}
+
+/// The `Pss` of `/proc/<pid>/smaps_rollup`, in bytes.
+fn pss_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    pss_of(&text)
+}
+
+/// The `Pss:` line of a `smaps_rollup` text, in bytes.
+fn pss_of(smaps_rollup: &str) -> Option<u64> {
+    let line = smaps_rollup.lines().find(|l| l.starts_with("Pss:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pss_is_read_from_smaps_rollup() {
+        let text = "55d0-7ffd ---p 00000000 00:00 0  [rollup]\nRss:  2048 kB\nPss:  1500 kB\nPss_Anon: 700 kB\n";
+        assert_eq!(pss_of(text), Some(1500 * 1024));
+        assert_eq!(pss_of("Rss: 1 kB\n"), None);
+        assert!(pss_bytes(std::process::id()).is_some_and(|b| b > 0));
+    }
 }

@@ -110,13 +110,27 @@ fn python() -> anyhow::Result<String> {
 }
 
 /// An IPv4 address of this host that is not loopback (the API server refuses to proxy
-/// to loopback), if there is one.
+/// to loopback), if there is one: the source address of the default route, else the
+/// first of `hostname -I`.
 fn host_ip() -> Option<std::net::IpAddr> {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    // No packet is sent: connecting a UDP socket only picks the route.
-    socket.connect("192.0.2.255:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+    let routed = std::net::UdpSocket::bind("0.0.0.0:0").ok().and_then(|s| {
+        // No packet is sent: connecting a UDP socket only picks the route.
+        s.connect("8.8.8.8:53").ok()?;
+        Some(s.local_addr().ok()?.ip())
+    });
+    let listed = || {
+        let out = std::process::Command::new("hostname")
+            .arg("-I")
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+            .find(std::net::IpAddr::is_ipv4)
+    };
+    routed
+        .or_else(listed)
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
 }
 
 /// Creates the server and logger pods and waits until they run and the server listens.
