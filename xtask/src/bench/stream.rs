@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::future::try_join_all;
-use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::net::TcpStream;
@@ -40,6 +40,9 @@ const NODE: &str = "vk-bench-stream";
 const SERVER_POD: &str = "server";
 const LOGGER_POD: &str = "logger";
 const SERVICE: &str = "bench-stream";
+/// The pod the service proxy's endpoint names, and the Node it is bound to (no kubelet).
+const PROXY_TARGET: &str = "proxy-target";
+const PROXY_NODE: &str = "vk-bench-stream-proxy";
 const KB: f64 = 1024.0;
 const MB: f64 = 1024.0 * 1024.0;
 /// Rounds of each transfer (the median is reported).
@@ -67,6 +70,7 @@ pub async fn stream(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     let mut agent = process_node::start(env, args, NODE, 10).await?;
     let observer = Observer::start(client.clone(), &ns).await?;
     let result = measure(env, &agent, &observer, &ns, &plan).await;
+    drop_proxy_target(env, &ns).await;
     process_node::tear_down(env, args, &mut agent, &observer, &ns, NODE).await;
     let mut r = result?;
     r.settings = json!({
@@ -171,9 +175,31 @@ async fn start_pods(
 }
 
 /// A Service without selector and its Endpoints at `ip:port`: the API server's service
-/// proxy to the server pod.
+/// proxy to the server pod. The API server only proxies to an address that belongs to
+/// the pod the endpoint names, and vk-process pods have the node's loopback address: the
+/// endpoint names a pod bound to a Node object no kubelet runs, whose status the bench
+/// sets (as the ceiling scenario does) with the host's address, where the server pod's
+/// process also listens.
 async fn proxy_service(env: &Env, ns: &str, ip: std::net::IpAddr, port: u16) -> anyhow::Result<()> {
     let pp = PostParams::default();
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": PROXY_NODE}}))?;
+    if let Err(e) = nodes.create(&pp, &node).await
+        && !matches!(&e, kube::Error::Api(r) if r.code == 409)
+    {
+        return Err(e.into());
+    }
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), ns);
+    let target: Pod = serde_json::from_value(json!({
+        "metadata": {"name": PROXY_TARGET},
+        "spec": {"nodeName": PROXY_NODE, "tolerations": [{"operator": "Exists"}],
+                 "containers": [{"name": "c", "image": "none"}]}
+    }))?;
+    pods.create(&pp, &target).await?;
+    let status = json!({"status": {"phase": "Running", "podIP": ip.to_string(),
+        "podIPs": [{"ip": ip.to_string()}], "hostIP": ip.to_string()}});
+    pods.patch_status(PROXY_TARGET, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
     let svc: Service = serde_json::from_value(json!({
         "metadata": {"name": SERVICE},
         "spec": {"ports": [{"name": "data", "port": port, "targetPort": port}]}
@@ -183,12 +209,28 @@ async fn proxy_service(env: &Env, ns: &str, ip: std::net::IpAddr, port: u16) -> 
         .await?;
     let ep: Endpoints = serde_json::from_value(json!({
         "metadata": {"name": SERVICE},
-        "subsets": [{"addresses": [{"ip": ip.to_string()}], "ports": [{"name": "data", "port": port}]}]
+        "subsets": [{
+            "addresses": [{"ip": ip.to_string(),
+                           "targetRef": {"kind": "Pod", "namespace": ns, "name": PROXY_TARGET}}],
+            "ports": [{"name": "data", "port": port}]
+        }]
     }))?;
     Api::<Endpoints>::namespaced(env.client.clone(), ns)
         .create(&pp, &ep)
         .await?;
     Ok(())
+}
+
+/// Force-deletes the proxy target pod (no kubelet would finish a graceful deletion) and
+/// its Node object.
+async fn drop_proxy_target(env: &Env, ns: &str) {
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), ns);
+    let _ = pods
+        .delete(PROXY_TARGET, &DeleteParams::default().grace_period(0))
+        .await;
+    let _ = Api::<Node>::all(env.client.clone())
+        .delete(PROXY_NODE, &DeleteParams::default())
+        .await;
 }
 
 /// The service proxy path to `<bytes>` from the server.
