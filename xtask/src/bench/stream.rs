@@ -69,7 +69,7 @@ pub async fn stream(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     let ns = namespace(client, "stream").await?;
     let mut agent = process_node::start(env, args, NODE, 10).await?;
     let observer = Observer::start(client.clone(), &ns).await?;
-    let result = measure(env, &agent, &observer, &ns, &plan).await;
+    let result = measure(env, &mut agent, &observer, &ns, &plan).await;
     drop_proxy_target(env, &ns).await;
     process_node::tear_down(env, args, &mut agent, &observer, &ns, NODE).await;
     let mut r = result?;
@@ -240,7 +240,7 @@ fn proxy_path(ns: &str, bytes: u64) -> String {
 
 async fn measure(
     env: &Env,
-    agent: &Agent,
+    agent: &mut Agent,
     observer: &Observer,
     ns: &str,
     plan: &Plan,
@@ -302,8 +302,8 @@ async fn measure(
     }
 
     let transfers = transfers(&k, ns, port, ip.is_some(), plan.transfer_bytes).await?;
-    let memory = session_memory(&k, agent, port, plan.sessions).await?;
     let cpu1 = agent.sample();
+    let memory = session_memory(&k, agent, port, plan.sessions).await?;
 
     if let Some(b) = baseline {
         r.metric("api_server_round_trip_ms", b);
@@ -331,8 +331,14 @@ async fn measure(
             m.per_session_kb(),
         );
     }
-    r.metric("node_cpu_seconds", cpu1.cpu_seconds - cpu0.cpu_seconds);
-    r.metric("node_peak_rss_mb", cpu1.peak_rss_bytes as f64 / MB);
+    r.metric(
+        "node_cpu_seconds_logs_exec_transfers",
+        cpu1.cpu_seconds - cpu0.cpu_seconds,
+    );
+    r.metric(
+        "node_peak_rss_mb_logs_exec_transfers",
+        cpu1.peak_rss_bytes as f64 / MB,
+    );
     r.metric("load_average_1m_at_end", load_average());
     targets(&mut r, baseline, &exec, &transfers, &memory);
     if ip.is_none() {
@@ -510,18 +516,21 @@ impl SessionMemory {
     }
 }
 
-/// RSS of the node before and while `n` idle exec sessions (`sleep`) and then `n` idle
-/// port-forwards (one open connection each, after one request) are open, for each
-/// protocol.
+/// RSS of the node before and while `n` idle exec sessions (`sleep`), or `n` idle
+/// port-forwards (one open connection each, after one request), are open, for each
+/// protocol. The node is restarted (its pods adopted) before each: memory freed by
+/// earlier sessions stays in the process and would be reused, hiding their cost.
 async fn session_memory(
     k: &Kubectl,
-    agent: &Agent,
+    agent: &mut Agent,
     port: u16,
     n: usize,
 ) -> anyhow::Result<Vec<SessionMemory>> {
     let mut out = Vec::new();
     for p in Protocol::ALL {
+        restart(k, agent).await?;
         out.push(idle_execs(k, agent, p, n).await?);
+        restart(k, agent).await?;
         out.push(idle_port_forwards(k, agent, p, port, n).await?);
     }
     for m in &out {
@@ -536,6 +545,26 @@ async fn session_memory(
         );
     }
     Ok(out)
+}
+
+/// Restarts the node and waits until it is ready and serves exec on the server pod
+/// again (it adopted its pods).
+async fn restart(k: &Kubectl, agent: &mut Agent) -> anyhow::Result<()> {
+    agent.restart()?;
+    agent.wait_ready(Duration::from_secs(120)).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match k
+            .run(Protocol::WebSocket, &["exec", SERVER_POD, "--", "true"])
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e.context("exec after restarting the node"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 /// The RSS after the node settled: the last of three samples a second apart.
