@@ -69,6 +69,9 @@ pub(crate) async fn start(
             (qps * 2.0).to_string(),
         ]);
     }
+    if !args.success_events {
+        argv.push("--no-success-events".into());
+    }
     let mut agent = Agent::start(
         &binary(args),
         &argv,

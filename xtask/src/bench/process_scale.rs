@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::agent::Agent;
+use super::agent::{self, Agent};
 use super::process_node;
 use super::report::{ScenarioResult, TargetCheck};
 use super::scenarios::{names, namespace};
@@ -49,6 +49,7 @@ async fn measure(
         .map(|p| process_node::pod(p, NODE, &["sleep", &sleep]))
         .collect();
     let cpu0 = agent.sample();
+    let api0 = agent.api_counts().await?;
     let sent = create_all(&env.client, ns, pods, args.concurrency, false).await?;
     observer
         .wait_running("process", &pod_names, Duration::from_secs(600))
@@ -56,6 +57,11 @@ async fn measure(
     let lat = summarize(&latencies(observer, &sent));
     let rate = throughput(observer, &sent);
     let filled = agent.sample();
+    let api1 = agent.api_counts().await?;
+    let status_writes = agent::delta(&api0, &api1, |v, r| {
+        agent::is_write(v) && (r == "pods" || r.starts_with("pods/"))
+    }) as f64
+        / n as f64;
     eprintln!(
         "    process: {rate:.0} pods/s, p50 {:.0} ms, p99 {:.0} ms",
         lat.p50_ms, lat.p99_ms
@@ -90,6 +96,7 @@ async fn measure(
         "fill_cpu_ms_per_pod",
         (filled.cpu_seconds - cpu0.cpu_seconds) * 1000.0 / n as f64,
     );
+    r.metric("pod_writes_per_pod_to_running", status_writes);
     r.metric("node_rss_mb", rss_max as f64 / MB);
     r.metric("node_peak_rss_mb", held.peak_rss_bytes as f64 / MB);
     r.metric("node_cpu_seconds_per_minute_held", cpu_per_min);
