@@ -2,24 +2,33 @@
 //! against the real local control plane, with the provider (vk-mock, release build) as a
 //! separate process measured through /proc.
 //!
-//! Scenarios: `ceiling` (the API server's own limit, always measured first so the others
-//! can be read as ratios), `churn`, `steady`, `fleet`, `web`; `all` runs every one; `kube`
+//! Scenarios: `ceiling` (the API server's own limit, measured first so the pod
+//! scenarios can be read as ratios), `churn`, `steady`, `fleet`, `web`, `stream` (the
+//! kubelet API's streaming paths on vk-process, against the API server's own) and
+//! `process` (pods as real processes on vk-process); `all` runs every one; `kube`
 //! (pods offloaded by vk-kube into the named cluster `remote`, against that cluster's
-//! ceiling) runs only when asked for. Results go
-//! to `target/bench/<scenario>.json`, `target/bench/report.md` and
-//! `target/bench/churn-latency.svg`; `--record` also copies them to
-//! `bench/results/<date>.*`.
+//! ceiling) runs only when asked for. `stream` and `process` alone skip the ceiling.
+//! Results go to `target/bench/<scenario>.json`, `target/bench/report.md` and
+//! `target/bench/churn-latency.svg`; `--record` also merges them into
+//! `bench/results/<date>.*` (replacing the rows of the scenarios run, keeping the
+//! others).
 //!
 //! Targets are recorded in the results (met or not, with notes), never asserted by tests.
 
 // `agent`, `procfs`, `report`, `stats`, `workload` and a few helpers of `scenarios`
 // are also used by `cargo xtask faults`.
 pub(crate) mod agent;
+mod kubectl;
 mod offload;
+mod process_node;
+mod process_scale;
 pub(crate) mod procfs;
+mod record;
 pub(crate) mod report;
 pub(crate) mod scenarios;
 pub(crate) mod stats;
+mod stream;
+mod transfer;
 mod web;
 pub(crate) mod workload;
 
@@ -52,6 +61,11 @@ pub enum Scenario {
     /// Pods offloaded by vk-kube through two API servers (home and `remote`), against
     /// the remote API server's ceiling. Not part of `all`.
     Kube,
+    /// The kubelet API's streaming paths on a vk-process node (exec, port-forward,
+    /// logs -f, idle sessions' memory), against the API server's own overhead.
+    Stream,
+    /// Pods as real processes on one vk-process node: start latency, RSS and CPU.
+    Process,
 }
 
 /// Options of `cargo xtask bench`.
@@ -78,6 +92,25 @@ pub struct Args {
     /// Pods of the web scenario (through each of vk-mock and vk-web).
     #[arg(long, default_value_t = 500)]
     pub web_pods: usize,
+    /// `kubectl exec` round trips per protocol (stream scenario).
+    #[arg(long, default_value_t = 200)]
+    pub exec_runs: usize,
+    /// MB moved per port-forward transfer (stream scenario).
+    #[arg(long, default_value_t = 256)]
+    pub transfer_mb: u64,
+    /// Lines the container prints for `kubectl logs -f` (stream scenario).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub log_lines: u64,
+    /// Idle exec sessions and port-forwards held open at once (stream scenario).
+    #[arg(long, default_value_t = 50)]
+    pub sessions: usize,
+    /// Pods of the process scenario.
+    #[arg(long, default_value_t = 200)]
+    pub process_pods: usize,
+    /// Run this vk-process binary instead of the release build (stream and process
+    /// scenarios).
+    #[arg(long, value_name = "PATH")]
+    pub process_binary: Option<PathBuf>,
     /// Minutes the steady and fleet scenarios hold.
     #[arg(long, default_value_t = 5)]
     pub minutes: u64,
@@ -132,9 +165,10 @@ fn mem_total_gib() -> f64 {
 }
 
 /// Builds the release providers the bench and the fault suite run (`cargo build
-/// --release -p vk-mock -p vk-web -p vk-kube`, quick when they are up to date).
+/// --release -p vk-mock -p vk-web -p vk-kube -p vk-process`, quick when they are up to
+/// date).
 pub(crate) fn build_release_provider() -> anyhow::Result<()> {
-    eprintln!("==> building vk-mock, vk-web and vk-kube (release)");
+    eprintln!("==> building vk-mock, vk-web, vk-kube and vk-process (release)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     if !Command::new(&cargo)
         // Always all of them, in one build: built alone, each would resolve vk-core's
@@ -149,6 +183,8 @@ pub(crate) fn build_release_provider() -> anyhow::Result<()> {
             "vk-web",
             "-p",
             "vk-kube",
+            "-p",
+            "vk-process",
         ])
         // `cargo xtask` (cargo run) sets this for xtask; ring's build script watches it,
         // so inheriting it would make this build and one from a shell invalidate each
@@ -211,17 +247,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         out: out.clone(),
     };
     let date = date();
-    let context = run_context(&client, &env.binary).await;
+    let context = if matches!(args.scenario, Scenario::Stream | Scenario::Process) {
+        run_context(&client, &process_node::binary(&args)).await
+    } else {
+        run_context(&client, &env.binary).await
+    };
 
     let mut results: Vec<ScenarioResult> = Vec::new();
-    let ceiling = scenarios::ceiling(&env, &args).await?;
-    let ceiling_rate = ceiling
-        .metrics
-        .iter()
-        .find(|(k, _)| k == "pods_per_second")
-        .and_then(|(_, v)| v.as_f64());
-    results.push(ceiling);
     let s = args.scenario;
+    let mut ceiling_rate = None;
+    if !matches!(s, Scenario::Stream | Scenario::Process) {
+        let ceiling = scenarios::ceiling(&env, &args).await?;
+        ceiling_rate = ceiling
+            .metrics
+            .iter()
+            .find(|(k, _)| k == "pods_per_second")
+            .and_then(|(_, v)| v.as_f64());
+        results.push(ceiling);
+    }
     if matches!(s, Scenario::All | Scenario::Churn) {
         results.push(scenarios::churn(&env, &args, ceiling_rate).await?);
     }
@@ -234,18 +277,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if matches!(s, Scenario::All | Scenario::Web) {
         results.push(web::web(&env, &args).await?);
     }
+    if matches!(s, Scenario::All | Scenario::Stream) {
+        results.push(stream::stream(&env, &args).await?);
+    }
+    if matches!(s, Scenario::All | Scenario::Process) {
+        results.push(process_scale::process(&env, &args).await?);
+    }
     if s == Scenario::Kube {
         results.extend(offload::run(&env, &args).await?);
     }
 
-    let mut all = Vec::new();
     for r in &results {
         let doc = r.to_json(&context);
         std::fs::write(
             out.join(format!("{}.json", r.scenario)),
             serde_json::to_string_pretty(&doc)?,
         )?;
-        all.push(doc);
     }
     let md = report::markdown(&context, &results);
     std::fs::write(out.join("report.md"), &md)?;
@@ -253,13 +300,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("==> results in {}", out.display());
     if args.record {
         let dir = crate::paths::workspace_root().join("bench/results");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(
-            dir.join(format!("{date}.json")),
-            serde_json::to_string_pretty(&all)?,
-        )?;
-        std::fs::write(dir.join(format!("{date}.md")), &md)?;
-        if out.join("churn-latency.svg").exists() {
+        record::record(&dir, &date, &context, &results)?;
+        if results.iter().any(|r| r.scenario == "churn") && out.join("churn-latency.svg").exists() {
             std::fs::copy(
                 out.join("churn-latency.svg"),
                 dir.join(format!("{date}-churn-latency.svg")),

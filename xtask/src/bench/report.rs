@@ -128,35 +128,47 @@ pub fn markdown(context: &Value, results: &[ScenarioResult]) -> String {
         }
     }
     for r in results {
-        let _ = writeln!(md, "\n## {}\n", r.scenario);
-        let _ = writeln!(md, "Settings: {}\n", fmt_value(&r.settings));
-        let _ = writeln!(md, "| measurement | value |\n|---|---|");
-        for (k, v) in &r.metrics {
-            let _ = writeln!(md, "| {k} | {} |", fmt_value(v));
-        }
-        if !r.targets.is_empty() {
+        md.push_str(&section(r, None));
+    }
+    md
+}
+
+/// The Markdown section of one scenario (`\n## name` to its last note); `run`, when
+/// given, is a line saying which run it came from (for sections merged into another
+/// run's report).
+pub(crate) fn section(r: &ScenarioResult, run: Option<&str>) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "\n## {}\n", r.scenario);
+    if let Some(run) = run {
+        let _ = writeln!(md, "Run: {run}\n");
+    }
+    let _ = writeln!(md, "Settings: {}\n", fmt_value(&r.settings));
+    let _ = writeln!(md, "| measurement | value |\n|---|---|");
+    for (k, v) in &r.metrics {
+        let _ = writeln!(md, "| {k} | {} |", fmt_value(v));
+    }
+    if !r.targets.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| target | goal | measured | met |\n|---|---|---|---|"
+        );
+        for t in &r.targets {
             let _ = writeln!(
                 md,
-                "\n| target | goal | measured | met |\n|---|---|---|---|"
+                "| {} | {} | {} | {}{} |",
+                t.name,
+                t.target,
+                t.value,
+                if t.met { "yes" } else { "**no**" },
+                t.note
+                    .as_deref()
+                    .map(|n| format!(" — {n}"))
+                    .unwrap_or_default()
             );
-            for t in &r.targets {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {}{} |",
-                    t.name,
-                    t.target,
-                    t.value,
-                    if t.met { "yes" } else { "**no**" },
-                    t.note
-                        .as_deref()
-                        .map(|n| format!(" — {n}"))
-                        .unwrap_or_default()
-                );
-            }
         }
-        for n in &r.notes {
-            let _ = writeln!(md, "\n> {n}");
-        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(md, "\n> {n}");
     }
     md
 }
