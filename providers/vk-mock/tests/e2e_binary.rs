@@ -254,13 +254,21 @@ async fn the_go_projects_command_line_starts_a_node() {
         .arg(&kubeconfigs)
         .env("KUBELET_PORT", port.to_string())
         .env_remove("KUBECONFIG")
+        .env_remove("MALLOC_ARENA_MAX")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("start vk-mock");
+    let pid = child.id();
     let _child = Running(child);
 
     let registered = ready_node(&ctx, &node).await;
+    // The binary capped glibc's malloc arenas by executing itself again (same PID).
+    assert_eq!(
+        arena_max(pid).as_deref(),
+        Some("2"),
+        "MALLOC_ARENA_MAX of the running node"
+    );
     let labels = registered.metadata.labels.unwrap_or_default();
     assert_eq!(labels["kubernetes.io/os"], "linux");
     let taints = registered.spec.and_then(|s| s.taints).unwrap_or_default();
@@ -339,13 +347,20 @@ async fn the_aci_charts_arguments_start_a_node_with_a_kubeconfig_list() {
         .env("VKUBELET_TAINT_KEY", "virtual-kubelet.io/provider")
         .env("VKUBELET_TAINT_VALUE", "mock")
         .env("VKUBELET_TAINT_EFFECT", "NoSchedule")
+        .env("MALLOC_ARENA_MAX", "4")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start vk-mock");
+    let pid = child.id();
     let _child = Running(child);
 
     let registered = ready_node(&ctx, &node).await;
+    assert_eq!(
+        arena_max(pid).as_deref(),
+        Some("4"),
+        "an operator's MALLOC_ARENA_MAX is kept"
+    );
     // The node lifecycle controller's own taints (`node.kubernetes.io/not-ready` until
     // it has seen the node Ready) come and go on their own: only ours must be absent.
     let taints: Vec<_> = registered
@@ -674,6 +689,16 @@ async fn one_process_runs_a_fleet_of_nodes_over_one_pod_watch() {
         })
         .await;
     }
+}
+
+/// `MALLOC_ARENA_MAX` in the environment of process `pid` (as it runs now).
+fn arena_max(pid: u32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("read environ");
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .find_map(|v| v.strip_prefix("MALLOC_ARENA_MAX="))
+        .map(str::to_owned)
 }
 
 fn free_port() -> u16 {
