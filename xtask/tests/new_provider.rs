@@ -69,19 +69,19 @@ fn generated_provider_builds_outside_the_workspace_and_passes_the_node_checks() 
 }
 
 /// Hard-links the workspace's compiled dependencies into `to` (same layout), keeping
-/// files already there.
+/// files already there. Only a speed-up: its exit status is not checked (coreutils
+/// 9.2–9.4 exit 1 from `cp -n` when they skip an existing file), and whatever it did not
+/// link is built.
 fn seed_from_workspace(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("scaffold target dir");
     for dir in ["deps", "build", ".fingerprint"] {
         if !from.join(dir).is_dir() {
             continue;
         }
-        let status = Command::new("cp")
+        let _ = Command::new("cp")
             .args(["-a", "-l", "-n"])
             .arg(from.join(dir))
             .arg(to)
-            .status()
-            .expect("running cp");
-        assert!(status.success(), "hard-linking {dir} into {}", to.display());
+            .status();
     }
 }
