@@ -42,10 +42,12 @@ pub(crate) fn electors(
     } else {
         settings.leader_elect_lease_namespace.clone()
     };
+    // An explicit identity is a prefix: every process adds its own random suffix, so
+    // replicas sharing one configuration never share an identity (both would lead).
     let identity = if settings.leader_elect_identity.is_empty() {
         default_identity()
     } else {
-        settings.leader_elect_identity.clone()
+        vk_core::election::unique_identity(&settings.leader_elect_identity)
     };
     info!(%namespace, %identity, lease_duration = ?config.lease_duration,
           renew_deadline = ?config.renew_deadline, retry_period = ?config.retry_period,

@@ -283,8 +283,9 @@ pub struct Flags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader_elect_retry_period: Option<String>,
 
-    /// This replica's name in the election Leases (default: host name, i.e. pod name,
-    /// plus a random suffix).
+    /// This replica's name in the election Leases, to which every process adds a random
+    /// suffix, so that replicas sharing a configuration stay distinct (default: the host
+    /// name, i.e. the pod name).
     #[arg(long, value_name = "ID")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader_elect_identity: Option<String>,

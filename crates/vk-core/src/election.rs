@@ -213,7 +213,21 @@ pub fn default_identity() -> String {
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "virtual-kubelet".to_owned());
-    format!("{host}_{:08x}", rand::random::<u32>())
+    unique_identity(&host)
+}
+
+/// `base` with a random suffix of this process: `base_1a2b3c4d`. Two replicas given the
+/// same base (a shared config file, a copied flag) still hold distinct identities, so
+/// neither mistakes the other's renewals for its own — which would let both lead.
+///
+/// ```
+/// let a = vk_core::election::unique_identity("vk");
+/// let b = vk_core::election::unique_identity("vk");
+/// assert!(a.starts_with("vk_") && a.len() == "vk_".len() + 8);
+/// assert_ne!(a, b);
+/// ```
+pub fn unique_identity(base: &str) -> String {
+    format!("{base}_{:08x}", rand::random::<u32>())
 }
 
 /// The last election record seen, and when (on the local monotonic clock).

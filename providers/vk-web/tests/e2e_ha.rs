@@ -245,10 +245,19 @@ impl Setup {
         lease.spec.expect("a record")
     }
 
-    /// The election Lease's holder.
+    /// The election Lease's holder, as the replica's `--leader-elect-identity` (each
+    /// process adds `_<random suffix>` to it, which this strips).
     async fn holder(&self) -> Option<String> {
         let lease = self.leases().get_opt(&self.node).await.ok()??;
-        lease.spec?.holder_identity.filter(|h| !h.is_empty())
+        let holder = lease.spec?.holder_identity.filter(|h| !h.is_empty())?;
+        Some(match holder.rsplit_once('_') {
+            Some((base, suffix))
+                if suffix.len() == 8 && suffix.chars().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                base.to_owned()
+            }
+            _ => holder,
+        })
     }
 
     async fn wait_holder(&self, who: &str, patience: Duration) {
