@@ -718,7 +718,7 @@ async fn refresh_volumes(ctx: Context, rt: Arc<PodRuntime>) {
         match m.refresh().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pod = ?rt.dir.path(), files = n, "volumes updated"),
-            Err(e) => tracing::debug!(error = %e, "refreshing volumes failed"),
+            Err(e) => tracing::warn!(pod = ?rt.dir.path(), error = %e, "refreshing volumes failed"),
         }
     }
 }

@@ -111,17 +111,35 @@ impl Materialiser<'_> {
 
     /// Re-reads the sources of configMap, secret, downwardAPI and projected volumes and
     /// rewrites files whose content changed. Returns how many files changed.
+    ///
+    /// Every volume is refreshed even when an earlier one fails (a deleted ConfigMap
+    /// must not stop a ServiceAccount token from being renewed); the first failure is
+    /// returned after all were tried.
     pub async fn refresh(&self) -> Result<usize, ProcessError> {
         let mut changed = 0;
+        let mut first_failure = None;
         for v in self.volumes() {
-            let files = match self.files_of(v).await? {
-                Some(files) => files,
-                None => continue,
-            };
-            changed +=
-                write_files(&self.dir.volume(&v.name), &files).map_err(|e| volume_error(v, e))?;
+            match self.refresh_one(v).await {
+                Ok(n) => changed += n,
+                Err(e) => {
+                    first_failure.get_or_insert(e);
+                }
+            }
         }
-        Ok(changed)
+        match first_failure {
+            Some(e) => Err(e),
+            None => Ok(changed),
+        }
+    }
+
+    /// Rewrites the changed files of volume `v`; how many changed.
+    async fn refresh_one(&self, v: &Volume) -> Result<usize, ProcessError> {
+        match self.files_of(v).await? {
+            Some(files) => {
+                write_files(&self.dir.volume(&v.name), &files).map_err(|e| volume_error(v, e))
+            }
+            None => Ok(0),
+        }
     }
 
     async fn files_of(&self, v: &Volume) -> Result<Option<Files>, ProcessError> {
@@ -471,6 +489,53 @@ mod tests {
             data: Some(BTreeMap::from([("app.conf".to_owned(), value.to_owned())])),
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_failing_volume_does_not_stop_the_others_from_refreshing() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+            "spec": {
+                "containers": [{"name": "c", "volumeMounts": [
+                    {"name": "first", "mountPath": "/first"},
+                    {"name": "second", "mountPath": "/second"},
+                ]}],
+                "volumes": [
+                    {"name": "first", "configMap": {"name": "gone"}},
+                    {"name": "second", "configMap": {"name": "m"}},
+                ]
+            }
+        }))
+        .expect("pod");
+        let objects = Objects::default();
+        objects
+            .maps
+            .lock()
+            .expect("lock")
+            .extend([("gone".to_owned(), cm("g")), ("m".to_owned(), cm("v1"))]);
+        let dir = PodDir::new(tmp.path(), "ns", "p", "u");
+        let m = Materialiser {
+            pod: &pod,
+            dir: &dir,
+            source: &objects,
+            tokens: None,
+        };
+        m.create().await.expect("create");
+        {
+            let mut maps = objects.maps.lock().expect("lock");
+            maps.remove("gone");
+            maps.insert("m".into(), cm("v2"));
+        }
+        assert!(
+            m.refresh().await.is_err(),
+            "the deleted ConfigMap is reported"
+        );
+        let second = std::fs::read_to_string(dir.root().join("second/app.conf")).expect("read");
+        assert_eq!(
+            second, "v2",
+            "the volume after the failing one was refreshed"
+        );
     }
 
     #[tokio::test]
