@@ -499,6 +499,16 @@ impl LeaderElector {
             .await
         {
             Ok(updated) => Ok(self.took(updated, sent)),
+            // Our own record changed under us (another client touched the Lease between
+            // the read and the write): not a takeover. Retried after the next read,
+            // which shows who holds it, within the renew deadline.
+            Err(source) if is_conflict(&source) && holder == self.identity => {
+                Err(ElectionError::Update {
+                    namespace: self.namespace.clone(),
+                    name: self.name.clone(),
+                    source,
+                })
+            }
             Err(e) if is_conflict(&e) => Ok(Attempt::HeldBy(if holder.is_empty() {
                 "(taken concurrently)".into()
             } else {

@@ -27,6 +27,9 @@ struct Server {
     writes: Vec<Write>,
     /// Writes by this holder are answered 500 (the holder is cut off from the API).
     refuse_writes_of: Option<String>,
+    /// The next PUTs are answered 409, as when another client (`kubectl label`) changed
+    /// the Lease between a candidate's read and its write.
+    conflicting_puts: u32,
 }
 
 fn status(code: u16, reason: &str) -> (u16, Value) {
@@ -67,6 +70,10 @@ impl Server {
                 let Some(old) = self.leases.get(name) else {
                     return status(404, "NotFound");
                 };
+                if self.conflicting_puts > 0 {
+                    self.conflicting_puts -= 1;
+                    return status(409, "Conflict");
+                }
                 if body["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"] {
                     return status(409, "Conflict");
                 }
@@ -285,6 +292,24 @@ async fn renewals_keep_the_acquire_time_and_the_transitions() {
     assert_eq!(later.lease_transitions, Some(0));
     assert_eq!(later.holder_identity.as_deref(), Some("a"));
     assert_ne!(later.renew_time, first.renew_time);
+    a.shutdown.cancel();
+    a.task.await.expect("a ends");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conflict_on_its_own_lease_does_not_make_the_leader_give_up() {
+    let fake = Fake::default();
+    let mut a = candidate(&fake, "a");
+    when(&mut a.started).await;
+    // Another client touched the Lease between a's read and its write, twice.
+    fake.lock().conflicting_puts = 2;
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert!(
+        a.stopped.borrow().is_none(),
+        "a kept leading through the conflicts"
+    );
+    assert_eq!(fake.lock().spec().holder_identity.as_deref(), Some("a"));
+    assert_eq!(fake.lock().conflicting_puts, 0, "both conflicts were met");
     a.shutdown.cancel();
     a.task.await.expect("a ends");
 }
