@@ -44,12 +44,6 @@ pub enum SpdyError {
         /// The limit, in inflated bytes.
         max: usize,
     },
-    /// A header block could not be compressed.
-    #[error("deflating a SPDY header block: {reason}")]
-    DeflateHeaders {
-        /// What failed.
-        reason: String,
-    },
     /// A decompressed header block is malformed.
     #[error("parsing a SPDY header block: {reason}")]
     DecodeHeaders {

@@ -255,7 +255,8 @@ impl ChannelConn {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        let ws =
+            WebSocketStream::from_raw_socket(io, Role::Server, Some(super::server_config())).await;
         let (sink, stream) = ws.split();
         let shared = Arc::new(Shared::default());
         let (outgoing, rx) = mpsc::channel(OUTGOING_QUEUE);

@@ -69,6 +69,22 @@ pub use protocol::{
 };
 pub use tunnel::ByteTunnel;
 
+/// What a server-side WebSocket reads from its connection at once, and so the size of
+/// the buffer every open session keeps (and zeroes) for reading.
+///
+/// tungstenite's default is 128 KiB, which an idle exec or port-forward session would
+/// hold for nothing: client messages are small (stdin, resize, port-forward bytes in
+/// at most 32 KiB writes by kubectl), and a larger message is still read whole, in
+/// several reads. 16 KiB keeps reads few while a session idles in little memory.
+pub const READ_BUFFER_SIZE: usize = 16 * 1024;
+
+/// The configuration of our server-side WebSockets: tungstenite's defaults with the
+/// smaller [`READ_BUFFER_SIZE`].
+fn server_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_SIZE)
+}
+
 /// Channel 0: the process's standard input (client → server).
 pub const STDIN: u8 = 0;
 /// Channel 1: the process's standard output (server → client).

@@ -63,7 +63,8 @@ where
     /// connection (the 101 response has been sent).
     pub async fn server(io: T) -> ByteTunnel<T> {
         ByteTunnel {
-            ws: WebSocketStream::from_raw_socket(io, Role::Server, None).await,
+            ws: WebSocketStream::from_raw_socket(io, Role::Server, Some(super::server_config()))
+                .await,
             pending: Bytes::new(),
             read_done: false,
             close_queued: false,

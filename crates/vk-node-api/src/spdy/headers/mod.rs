@@ -7,27 +7,24 @@
 //!
 //! The block is compressed with zlib. Each direction of a session is one endless zlib
 //! stream, primed with the SPDY/3 [`DICTIONARY`] and flushed with `Z_SYNC_FLUSH` at the
-//! end of every block, so a block can reference text of the blocks sent before it. A
-//! session therefore owns exactly one [`HeaderCompressor`] (for what it sends) and one
+//! end of every block, so a block can reference text of the blocks sent before it
+//! (peers compress this way; what we send is stored, see below). A session therefore
+//! owns exactly one [`HeaderCompressor`] (for what it sends) and one
 //! [`HeaderDecompressor`] (for what it receives), and must feed them every header
 //! block in order, including those of frames it then ignores.
 //!
-//! # Preset dictionary without `deflateSetDictionary`
+//! # What is sent, and the preset dictionary without `inflateSetDictionary`
 //!
-//! The crate builds `flate2` with its pure-Rust backend, which has no
-//! `set_dictionary`. The dictionary is applied by hand on raw deflate streams, which is
-//! equivalent to what zlib does:
-//!
-//! * compressing: the compressor first compresses the dictionary itself and sync-flushes
-//!   (the output is thrown away; only the sliding window and match state are kept). What
-//!   it produces afterwards starts on a block boundary and may refer back into the
-//!   dictionary, exactly like a stream from `deflateSetDictionary`. The zlib header
-//!   (with `FDICT` set and the dictionary's Adler-32) is written in front of the first
-//!   block by hand. The stream is never finished, so no Adler-32 trailer is needed.
-//! * decompressing: the raw inflater is first fed a *stored* (uncompressed) deflate
-//!   block holding the dictionary, whose output is thrown away; this puts the
-//!   dictionary in the window. The peer's zlib header is parsed and checked by hand and
-//!   the rest of its stream is inflated as is.
+//! * sending: [`HeaderCompressor`] writes a valid zlib stream (its header names the
+//!   dictionary) whose deflate data are *stored* blocks, the header block's bytes
+//!   uncompressed. Any inflater reads them; the compressor holds no deflate state
+//!   (about 240 KB per session otherwise), which is what idle streaming sessions
+//!   cost most of. Its docs give the reasoning.
+//! * receiving: the crate builds `flate2` with its pure-Rust backend, which has no
+//!   `set_dictionary`. The raw inflater is first fed a *stored* deflate block holding
+//!   the dictionary, whose output is thrown away; this puts the dictionary in the
+//!   window, which is what zlib's `inflateSetDictionary` does. The peer's zlib header
+//!   is parsed and checked by hand and the rest of its stream is inflated as is.
 //!
 //! # Layout
 //!

@@ -3,7 +3,7 @@
 //! dictionary by hand, as the docs of [`headers`](super) explain.
 
 use bytes::{BufMut, BytesMut};
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
 
 use super::super::SpdyError;
 use super::Headers;
@@ -30,55 +30,57 @@ pub(crate) const ZLIB_FLG: u8 = {
     }
 };
 
-fn deflate_error(reason: impl Into<String>) -> SpdyError {
-    SpdyError::DeflateHeaders {
-        reason: reason.into(),
-    }
-}
-
 fn inflate_error(reason: impl Into<String>) -> SpdyError {
     SpdyError::InflateHeaders {
         reason: reason.into(),
     }
 }
 
+/// The largest payload of one stored deflate block.
+const MAX_STORED_BLOCK: usize = u16::MAX as usize;
+
 /// The compressing side of a session's header zlib stream.
 ///
 /// Every header block the session sends goes through the same compressor, in the
-/// order the frames are written. After an error the stream is unusable (the peer's
-/// decompressor would no longer match) and the session must end.
+/// order the frames are written.
+///
+/// # Stored blocks, not compression
+///
+/// The stream is a valid zlib stream (header with `FDICT` and the dictionary's id,
+/// then deflate data), but its deflate data are *stored* blocks: the header block's
+/// bytes, uncompressed, behind a 5-byte block header (`BFINAL` 0, `BTYPE` 00, `LEN`,
+/// `NLEN`). Any inflater reads them, and each block ends on a byte boundary, complete,
+/// as after a sync flush; no empty marker block follows, so a peer reading exactly
+/// the frame's bytes (as Go's SPDY framer does) has consumed all of them.
+///
+/// Why: a deflate compressor keeps a 32 KiB window, hash chains and a code buffer,
+/// about 240 KB per session, zeroed at creation, to shrink the two or three header
+/// blocks a streaming session sends by a few hundred bytes. Idle exec and
+/// port-forward sessions are what a node holds many of, so their memory matters
+/// more than those bytes. The receiving side still inflates the peer's real
+/// compression ([`HeaderDecompressor`]).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use vk_node_api::spdy::{HeaderCompressor, HeaderDecompressor, Headers};
+///
+/// let mut headers = Headers::new();
+/// headers.append("streamtype", "data");
+/// let mut wire = BytesMut::new();
+/// HeaderCompressor::new().compress(&headers, &mut wire)?;
+/// assert_eq!(HeaderDecompressor::new().decompress(&wire)?, headers);
+/// # Ok::<(), vk_node_api::spdy::SpdyError>(())
+/// ```
+#[derive(Debug, Default)]
 pub struct HeaderCompressor {
-    deflate: Compress,
     started: bool,
     plain: Vec<u8>,
-    scratch: Vec<u8>,
-}
-
-impl Default for HeaderCompressor {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for HeaderCompressor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeaderCompressor")
-            .field("started", &self.started)
-            .field("total_in", &self.deflate.total_in())
-            .field("total_out", &self.deflate.total_out())
-            .finish()
-    }
 }
 
 impl HeaderCompressor {
-    /// A fresh compressor; the dictionary is loaded on first use.
+    /// A fresh compressor; the zlib header goes in front of the first block.
     pub fn new() -> Self {
-        Self {
-            deflate: Compress::new(Compression::default(), false),
-            started: false,
-            plain: Vec::new(),
-            scratch: Vec::new(),
-        }
+        Self::default()
     }
 
     /// Serializes and compresses `headers`, appending the compressed block to `dst`.
@@ -96,40 +98,32 @@ impl HeaderCompressor {
     /// The first call also writes the zlib header (with the dictionary's id).
     pub fn compress_block(&mut self, block: &[u8], dst: &mut BytesMut) -> Result<(), SpdyError> {
         if !self.started {
-            self.scratch.clear();
-            deflate_sync(&mut self.deflate, DICTIONARY, &mut self.scratch)?;
             dst.put_u8(ZLIB_CMF);
             dst.put_u8(ZLIB_FLG);
             dst.put_u32(DICTIONARY_ID);
             self.started = true;
         }
-        self.scratch.clear();
-        deflate_sync(&mut self.deflate, block, &mut self.scratch)?;
-        dst.put_slice(&self.scratch);
+        dst.reserve(block.len() + 5 * block.len().div_ceil(MAX_STORED_BLOCK).max(1));
+        let mut chunks = block.chunks(MAX_STORED_BLOCK).peekable();
+        if chunks.peek().is_none() {
+            put_stored_block(dst, &[]);
+        }
+        for chunk in chunks {
+            put_stored_block(dst, chunk);
+        }
         Ok(())
     }
 }
 
-/// Compresses all of `input` and sync-flushes, appending to `out`.
-fn deflate_sync(
-    deflate: &mut Compress,
-    mut input: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), SpdyError> {
-    loop {
-        out.reserve(input.len() + 64);
-        let before = deflate.total_in();
-        deflate
-            .compress_vec(input, out, FlushCompress::Sync)
-            .map_err(|e| deflate_error(e.to_string()))?;
-        let consumed = usize::try_from(deflate.total_in() - before)
-            .map_err(|_| deflate_error("input counter overflow"))?;
-        input = input.get(consumed..).unwrap_or_default();
-        // Done once all input is taken and the flush did not run out of room.
-        if input.is_empty() && out.len() < out.capacity() {
-            return Ok(());
-        }
-    }
+/// Appends one non-final stored deflate block holding `data` (at most 65,535 bytes).
+fn put_stored_block(dst: &mut BytesMut, data: &[u8]) {
+    // Stored blocks only: the stream is always byte-aligned here, so the 3 header
+    // bits (`BFINAL` 0, `BTYPE` 00) and their padding make one zero byte.
+    let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+    dst.put_u8(0);
+    dst.put_u16_le(len);
+    dst.put_u16_le(!len);
+    dst.put_slice(&data[..usize::from(len)]);
 }
 
 /// Where the decompressor is in the peer's zlib stream.

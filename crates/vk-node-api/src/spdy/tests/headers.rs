@@ -17,6 +17,35 @@ fn adler32(data: &[u8]) -> u32 {
     b << 16 | a
 }
 
+/// `block` as the first block of a zlib stream primed with the dictionary and really
+/// compressed (level 6, sync flush), as peers send: [`HeaderCompressor`] only stores.
+/// The dictionary is primed as `deflateSetDictionary` does, by compressing it first
+/// and dropping that output.
+fn deflated(block: &[u8]) -> BytesMut {
+    use flate2::{Compress, Compression, FlushCompress};
+    fn sync(deflate: &mut Compress, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len() + 1024);
+        let start = deflate.total_in();
+        loop {
+            let taken = usize::try_from(deflate.total_in() - start).unwrap();
+            deflate
+                .compress_vec(&input[taken..], &mut out, FlushCompress::Sync)
+                .unwrap();
+            if deflate.total_in() - start == input.len() as u64 && out.len() < out.capacity() {
+                return out;
+            }
+            out.reserve(out.capacity());
+        }
+    }
+    let mut deflate = Compress::new(Compression::default(), false);
+    sync(&mut deflate, DICTIONARY);
+    let mut wire = BytesMut::new();
+    wire.extend_from_slice(&[0x78, ZLIB_FLG]);
+    wire.extend_from_slice(&DICTIONARY_ID.to_be_bytes());
+    wire.extend_from_slice(&sync(&mut deflate, block));
+    wire
+}
+
 fn headers(pairs: &[(&str, &str)]) -> Headers {
     pairs.iter().copied().collect()
 }
@@ -72,8 +101,9 @@ fn zlib_header_of_our_stream() {
     let mut out = BytesMut::new();
     compressor.compress(&Headers::new(), &mut out).unwrap();
     assert_eq!(&out[..6], &[0x78, 0xbb, 0xe3, 0xc6, 0xa7, 0xc2]);
-    // A sync flush ends every block with an empty stored block.
-    assert!(out.ends_with(&[0x00, 0x00, 0xff, 0xff]));
+    // Then one stored block (not final, 4 bytes: the pair count 0) and nothing after
+    // it: a peer reading exactly the frame's bytes has read all of them.
+    assert_eq!(&out[6..], &[0x00, 0x04, 0x00, 0xfb, 0xff, 0, 0, 0, 0]);
     // The next block has no zlib header.
     let mut second = BytesMut::new();
     compressor.compress(&Headers::new(), &mut second).unwrap();
@@ -169,11 +199,53 @@ fn round_trip_several_blocks_on_one_stream() {
         sizes.push(wire.len());
         assert_eq!(&decompressor.decompress(&wire).unwrap(), h);
     }
-    // Shared state: the repeated block compresses better the second time.
+    // Stored, not compressed: the same block costs the same the second time.
     let mut again = BytesMut::new();
     compressor.compress(&blocks[4], &mut again).unwrap();
-    assert!(again.len() < sizes[4], "{} vs {}", again.len(), sizes[4]);
+    assert_eq!(again.len(), sizes[4]);
     assert_eq!(decompressor.decompress(&again).unwrap(), blocks[4]);
+}
+
+#[test]
+fn blocks_over_64_kib_are_split_into_stored_blocks() {
+    let mut compressor = HeaderCompressor::new();
+    let mut decompressor = HeaderDecompressor::new();
+    for len in [0, 1, 65_535, 65_536, 200_000] {
+        let block: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut wire = BytesMut::new();
+        compressor.compress_block(&block, &mut wire).unwrap();
+        assert_eq!(
+            decompressor.decompress_block(&wire).unwrap(),
+            block,
+            "{len}"
+        );
+    }
+}
+
+/// What C zlib (Python's `zlib.decompressobj(zdict=DICTIONARY)`) reads from our
+/// stream, recorded: `decompress(first + second)` of two blocks from a fresh
+/// compressor, `streamtype: error` then `port: 8080`.
+#[test]
+fn our_stream_is_what_c_zlib_reads() {
+    let mut compressor = HeaderCompressor::new();
+    let mut wire = BytesMut::new();
+    compressor
+        .compress(&headers(&[("streamtype", "error")]), &mut wire)
+        .unwrap();
+    compressor
+        .compress(&headers(&[("port", "8080")]), &mut wire)
+        .unwrap();
+    assert_eq!(hex(&wire), OUR_TWO_BLOCKS_HEX);
+}
+
+/// Checked with Python: `zlib.decompressobj(zdict=DICTIONARY).decompress(wire)` gives
+/// both blocks, in order, and nothing is left unconsumed.
+const OUR_TWO_BLOCKS_HEX: &str = "78bbe3c6a7c2\
+    001b00e4ff000000010000000a73747265616d74797065000000056572726f72\
+    001400ebff0000000100000004706f72740000000438303830";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
@@ -249,11 +321,7 @@ fn garbage_is_an_inflate_error() {
 
 #[test]
 fn decompression_bombs_are_bounded() {
-    let mut compressor = HeaderCompressor::new();
-    let mut wire = BytesMut::new();
-    compressor
-        .compress_block(&vec![b'a'; 4 << 20], &mut wire)
-        .unwrap();
+    let wire = deflated(&vec![b'a'; 4 << 20]);
     assert!(wire.len() < 64 * 1024, "{}", wire.len());
     let err = HeaderDecompressor::new()
         .decompress_block(&wire)
@@ -398,10 +466,7 @@ fn a_block_that_fills_the_inflate_window_exactly_is_complete() {
     for prefix in ["", "x", "streamtype"] {
         for run in 200..1200 {
             let block = format!("{prefix}{}", "a".repeat(run)).into_bytes();
-            let mut wire = BytesMut::new();
-            HeaderCompressor::new()
-                .compress_block(&block, &mut wire)
-                .unwrap();
+            let wire = deflated(&block);
             let compressed = wire.len() - 6; // after the zlib header and dictionary id
             if block.len() != compressed * 4 + 256 {
                 continue;
