@@ -4,10 +4,13 @@
 //!
 //! Scenarios: `ceiling` (the API server's own limit, measured first so the pod
 //! scenarios can be read as ratios), `churn`, `steady`, `fleet`, `web`, `stream` (the
-//! kubelet API's streaming paths on vk-process, against the API server's own) and
-//! `process` (pods as real processes on vk-process); `all` runs every one; `kube`
-//! (pods offloaded by vk-kube into the named cluster `remote`, against that cluster's
-//! ceiling) runs only when asked for. `stream` and `process` alone skip the ceiling.
+//! kubelet API's streaming paths on vk-process, against the API server's own),
+//! `process` (pods as real processes on vk-process) and `scale` (1,000 nodes and
+//! 100,000 pods in one process, with the ceiling at that count; tens of minutes);
+//! `all` runs every one; `kube` (pods offloaded by vk-kube into the named cluster
+//! `remote`, against that cluster's ceiling) runs only when asked for. `stream`, `process` and `scale` alone skip the
+//! 2,000-pod ceiling. `churn` runs twice when `--qps` is set (the default): with it,
+//! and with the provider's default flags (scenario `churn-default-flags`).
 //! Results go to `target/bench/<scenario>.json`, `target/bench/report.md` and
 //! `target/bench/churn-latency.svg`; `--record` also merges them into
 //! `bench/results/<date>.*` (replacing the rows of the scenarios run, keeping the
@@ -25,6 +28,7 @@ mod process_scale;
 pub(crate) mod procfs;
 mod record;
 pub(crate) mod report;
+mod scale;
 pub(crate) mod scenarios;
 pub(crate) mod stats;
 mod stream;
@@ -66,6 +70,9 @@ pub enum Scenario {
     Stream,
     /// Pods as real processes on one vk-process node: start latency, RSS and CPU.
     Process,
+    /// KWOK's anchor: 1,000 nodes and 100,000 pods in one vk-mock process (fill, hold,
+    /// delete), against the API server's ceiling at the same count; tens of minutes.
+    Scale,
 }
 
 /// Options of `cargo xtask bench`.
@@ -86,6 +93,12 @@ pub struct Args {
     /// Virtual nodes of the fleet scenario.
     #[arg(long, default_value_t = 1000)]
     pub nodes: usize,
+    /// Virtual nodes of the scale scenario (in one process).
+    #[arg(long, default_value_t = 1000)]
+    pub scale_nodes: usize,
+    /// Pods of the scale scenario (and of its ceiling).
+    #[arg(long, default_value_t = 100_000)]
+    pub scale_pods: usize,
     /// Pods spread over the fleet.
     #[arg(long, default_value_t = 2000)]
     pub fleet_pods: usize,
@@ -117,8 +130,10 @@ pub struct Args {
     /// Concurrent pod creations (and deletions) by the bench.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
-    /// The provider's --kube-api-qps (burst = 2×); unset = the provider's default.
-    #[arg(long, default_value = "1000")]
+    /// The provider's --kube-api-qps (burst = 2×) for every scenario but `churn`'s
+    /// default-flags run; `--qps default` runs them all with the provider's default
+    /// (adaptive) limit.
+    #[arg(long, default_value = "1000", value_parser = parse_qps)]
     pub qps: Option<f32>,
     /// Record Normal success events (ProviderCreateSuccess...) as upstream does; off by
     /// default because the write target counts pod writes only.
@@ -199,6 +214,19 @@ pub(crate) fn build_release_provider() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--qps`: a number, or `default` for the provider's own (adaptive) limit.
+fn parse_qps(text: &str) -> Result<Option<f32>, String> {
+    if text == "default" {
+        return Ok(None);
+    }
+    match text.parse::<f32>() {
+        Ok(q) if q.is_finite() && q > 0.0 => Ok(Some(q)),
+        _ => Err(format!(
+            "{text:?} is not a positive number of requests per second nor `default`"
+        )),
+    }
+}
+
 /// Today's date (UTC), as results are named: `2026-11-22`.
 pub(crate) fn date() -> String {
     command_output("date", &["-u", "+%Y-%m-%d"])
@@ -256,7 +284,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut results: Vec<ScenarioResult> = Vec::new();
     let s = args.scenario;
     let mut ceiling_rate = None;
-    if !matches!(s, Scenario::Stream | Scenario::Process) {
+    if !matches!(s, Scenario::Stream | Scenario::Process | Scenario::Scale) {
         let ceiling = scenarios::ceiling(&env, &args).await?;
         ceiling_rate = ceiling
             .metrics
@@ -267,6 +295,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if matches!(s, Scenario::All | Scenario::Churn) {
         results.push(scenarios::churn(&env, &args, ceiling_rate).await?);
+        if args.qps.is_some() {
+            // The binary as a new user starts it: no client limit flags, success
+            // events recorded.
+            let defaults = Args {
+                qps: None,
+                success_events: true,
+                ..args.clone()
+            };
+            results.push(scenarios::churn(&env, &defaults, ceiling_rate).await?);
+        }
     }
     if matches!(s, Scenario::All | Scenario::Steady) {
         results.push(scenarios::steady(&env, &args).await?);
@@ -282,6 +320,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     if matches!(s, Scenario::All | Scenario::Process) {
         results.push(process_scale::process(&env, &args).await?);
+    }
+    if matches!(s, Scenario::All | Scenario::Scale) {
+        results.extend(scale::scale(&env, &args).await?);
     }
     if s == Scenario::Kube {
         results.extend(offload::run(&env, &args).await?);
@@ -310,4 +351,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("==> recorded in {}", dir.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_qps;
+
+    #[test]
+    fn qps_is_a_positive_number_or_the_providers_default() {
+        assert_eq!(parse_qps("1000"), Ok(Some(1000.0)));
+        assert_eq!(parse_qps("default"), Ok(None));
+        for bad in ["0", "-5", "NaN", "inf", "fast", ""] {
+            let Err(err) = parse_qps(bad) else {
+                panic!("{bad:?} accepted");
+            };
+            assert!(err.contains("`default`"), "{bad}: {err}");
+        }
+    }
 }

@@ -58,11 +58,20 @@ pub(crate) fn names(prefix: &str, n: usize) -> Vec<String> {
 /// The API server's own limit: the bench creates pods bound to a node and patches their
 /// status to Running itself (an ideal kubelet that costs nothing).
 pub async fn ceiling(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
+    ceiling_of(env, "ceiling", args.pods, args.concurrency).await
+}
+
+/// [`ceiling`] with `n` pods, reported as scenario `scenario`.
+pub(super) async fn ceiling_of(
+    env: &Env,
+    scenario: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<ScenarioResult> {
     let client = &env.client;
-    let n = args.pods;
-    eprintln!("==> ceiling: {n} pods created and marked Running by the bench itself");
-    let ns = namespace(client, "ceiling").await?;
-    let node = "vk-bench-ceiling";
+    eprintln!("==> {scenario}: {n} pods created and marked Running by the bench itself");
+    let ns = namespace(client, scenario).await?;
+    let node = format!("vk-bench-{scenario}");
     let nodes: Api<Node> = Api::all(client.clone());
     let _ = nodes
         .create(
@@ -72,34 +81,31 @@ pub async fn ceiling(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
         .await;
     let observer = Observer::start(client.clone(), &ns).await?;
     let pod_names = names("c", n);
-    let pods = pod_names.iter().map(|p| bench_pod(p, node)).collect();
+    let pods = pod_names.iter().map(|p| bench_pod(p, &node)).collect();
     let start = Instant::now();
-    let sent = create_all(client, &ns, pods, args.concurrency, true).await?;
+    let sent = create_all(client, &ns, pods, concurrency, true).await?;
     observer
-        .wait_running("ceiling", &pod_names, Duration::from_secs(600))
+        .wait_running(scenario, &pod_names, Duration::from_secs(3600))
         .await?;
     let create_secs = start.elapsed().as_secs_f64();
     let lat = latencies(&observer, &sent);
     let rate = throughput(&observer, &sent);
     let t = Instant::now();
-    delete_all(client, &ns, 0, args.concurrency).await?;
+    delete_all(client, &ns, 0, concurrency).await?;
     observer
-        .wait_empty("ceiling delete", Duration::from_secs(600))
+        .wait_empty(&format!("{scenario} delete"), Duration::from_secs(3600))
         .await?;
     let delete_secs = t.elapsed().as_secs_f64();
-    let _ = nodes.delete(node, &DeleteParams::default()).await;
+    let _ = nodes.delete(&node, &DeleteParams::default()).await;
     drop_namespace(client, &ns).await;
 
-    let mut r = ScenarioResult::new(
-        "ceiling",
-        json!({"pods": n, "concurrency": args.concurrency}),
-    );
+    let mut r = ScenarioResult::new(scenario, json!({"pods": n, "concurrency": concurrency}));
     r.metric("pods_per_second", rate);
     r.metric("create_to_running_seconds", create_secs);
     r.metric("latency_ms", summarize(&lat));
     r.metric("delete_all_seconds", delete_secs);
     eprintln!(
-        "    ceiling: {rate:.0} pods/s, p99 {:.0} ms",
+        "    {scenario}: {rate:.0} pods/s, p99 {:.0} ms",
         summarize(&lat).p99_ms
     );
     Ok(r)
@@ -180,7 +186,7 @@ pub(crate) async fn delete_node_objects(client: &Client, prefix: &str) {
 
 /// Deletes every pod of `ns` (grace 1s) and waits until the observer sees none; returns
 /// how long that took.
-async fn delete_and_wait(
+pub(super) async fn delete_and_wait(
     client: &Client,
     ns: &str,
     concurrency: usize,
@@ -203,14 +209,15 @@ pub async fn churn(
 ) -> anyhow::Result<ScenarioResult> {
     let client = &env.client;
     let n = args.pods;
-    eprintln!("==> churn: {n} pods through one vk-mock node");
-    let ns = namespace(client, "churn").await?;
-    let node = "vk-bench-churn";
+    let scenario = churn_scenario(args);
+    eprintln!("==> {scenario}: {n} pods through one vk-mock node");
+    let ns = namespace(client, scenario).await?;
+    let node = &format!("vk-bench-{scenario}");
     let config = mock_config(&env.out, None)?;
     let mut agent = Agent::start(
         &env.binary,
         &agent_args(env, args, node, &config, &[]),
-        &env.out.join("churn-agent.log"),
+        &env.out.join(format!("{scenario}-agent.log")),
     )?;
     agent.wait_ready(Duration::from_secs(120)).await?;
     let observer = Observer::start(client.clone(), &ns).await?;
@@ -222,15 +229,15 @@ pub async fn churn(
     let costs = ChurnCosts::of(&run, n);
     let summary = summarize(&run.latencies);
     std::fs::write(
-        env.out.join("churn-latency.svg"),
+        env.out.join(format!("{scenario}-latency.svg")),
         histogram_svg(
-            &format!("churn: {n} pods, creation → Running"),
+            &format!("{scenario}: {n} pods, creation → Running"),
             &run.latencies,
         ),
     )?;
     let r = churn_result(args, &run, &costs, summary, ceiling_rate);
     eprintln!(
-        "    churn: {:.0} pods/s, p99 {:.0} ms, delete {:.1}s, {:.2} ms CPU/pod, peak RSS {:.1} MB, {:.2} pod writes/pod",
+        "    {scenario}: {:.0} pods/s, p99 {:.0} ms, delete {:.1}s, {:.2} ms CPU/pod, peak RSS {:.1} MB, {:.2} pod writes/pod",
         run.rate,
         summary.p99_ms,
         run.delete_secs,
@@ -363,6 +370,16 @@ impl ChurnCosts {
 
 /// The churn result: its settings, metrics and targets (the rate against 0.8 × this
 /// run's ceiling when there is one).
+/// `churn` with a fixed `--qps`, `churn-default-flags` without (the provider's
+/// default flags: adaptive client limit, success events recorded).
+fn churn_scenario(args: &Args) -> &'static str {
+    if args.qps.is_some() {
+        "churn"
+    } else {
+        "churn-default-flags"
+    }
+}
+
 fn churn_result(
     args: &Args,
     run: &ChurnRun,
@@ -372,7 +389,7 @@ fn churn_result(
 ) -> ScenarioResult {
     let rate = run.rate;
     let mut r = ScenarioResult::new(
-        "churn",
+        churn_scenario(args),
         json!({"pods": args.pods, "concurrency": args.concurrency, "kube_api_qps": args.qps, "success_events": args.success_events, "pod_sync_workers": 32}),
     );
     r.metric("pods_per_second", rate);
@@ -392,12 +409,20 @@ fn churn_result(
     if let Some(c) = ceiling_rate {
         r.metric("ceiling_pods_per_second", c);
         r.metric("ratio_to_ceiling", rate / c);
+        // With a generous fixed limit the node should come close to the API server; at
+        // default flags (adaptive limit, success events on) issue 18 asks for 0.7.
+        let share = if args.qps.is_some() { 0.8 } else { 0.7 };
         r.targets.push(
-            TargetCheck::at_least("pods/s to Running (0.8 × ceiling)", rate, 0.8 * c, "pods/s")
-                .note(format!(
-                    "{:.2} × this run's ceiling of {c:.1} pods/s",
-                    rate / c
-                )),
+            TargetCheck::at_least(
+                &format!("pods/s to Running ({share} × ceiling)"),
+                rate,
+                share * c,
+                "pods/s",
+            )
+            .note(format!(
+                "{:.2} × this run's ceiling of {c:.1} pods/s",
+                rate / c
+            )),
         );
     }
     r.targets.push(TargetCheck::at_most(
@@ -647,13 +672,13 @@ const FLEET_PREFIX: &str = "vk-bench-fleet";
 const LEASE_RENEW_INTERVAL_S: f64 = 10.0;
 
 #[derive(Default)]
-struct FleetWatch {
+pub(super) struct FleetWatch {
     last_renew: HashMap<String, k8s_openapi::jiff::Timestamp>,
-    renewals: u64,
-    late: u64,
-    max_gap_s: f64,
-    not_ready: u64,
-    not_ready_nodes: std::collections::BTreeSet<String>,
+    pub(super) renewals: u64,
+    pub(super) late: u64,
+    pub(super) max_gap_s: f64,
+    pub(super) not_ready: u64,
+    pub(super) not_ready_nodes: std::collections::BTreeSet<String>,
 }
 
 impl FleetWatch {
@@ -679,7 +704,7 @@ impl FleetWatch {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -692,10 +717,18 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     eprintln!("==> fleet: {m} nodes in one vk-mock process, {pods_n} pods, {minutes} min");
     let ns = namespace(client, "fleet").await?;
     let config = mock_config(&env.out, None)?;
-    let (mut agent, register) = start_fleet(env, args, &config).await?;
+    let (mut agent, register) = start_fleet(env, args, &config, FLEET_PREFIX, m).await?;
     let watch = Arc::new(Mutex::new(FleetWatch::default()));
-    let lease_task = tokio::spawn(watch_leases(client.clone(), Arc::clone(&watch)));
-    let node_task = tokio::spawn(watch_nodes(client.clone(), Arc::clone(&watch)));
+    let lease_task = tokio::spawn(watch_leases(
+        client.clone(),
+        Arc::clone(&watch),
+        FLEET_PREFIX,
+    ));
+    let node_task = tokio::spawn(watch_nodes(
+        client.clone(),
+        Arc::clone(&watch),
+        FLEET_PREFIX,
+    ));
     let observer = Observer::start(client.clone(), &ns).await?;
     let pod_names = names("f", pods_n);
     let pods = pod_names
@@ -712,7 +745,7 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     // (not the fill before it or the deletion after it).
     let cpu0 = agent.sample();
     let hold = Instant::now();
-    let rss_max = hold_fleet(&agent, &watch, hold, minutes).await;
+    let rss_max = hold_fleet(&agent, &watch, hold, minutes, "fleet").await;
     let held = hold.elapsed();
     let cpu1 = agent.sample();
     lease_task.abort();
@@ -750,10 +783,16 @@ pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
     Ok(r)
 }
 
-/// Starts one vk-mock process running `args.nodes` nodes and waits until all are
-/// registered and synced; returns the agent and how long that took.
-async fn start_fleet(env: &Env, args: &Args, config: &Path) -> anyhow::Result<(Agent, Duration)> {
-    let nodes_arg = args.nodes.to_string();
+/// Starts one vk-mock process running `nodes` nodes named `<prefix>-<i>` and waits
+/// until all are registered and synced; returns the agent and how long that took.
+pub(super) async fn start_fleet(
+    env: &Env,
+    args: &Args,
+    config: &Path,
+    prefix: &str,
+    nodes: usize,
+) -> anyhow::Result<(Agent, Duration)> {
+    let nodes_arg = nodes.to_string();
     let mut agent = Agent::start(
         &env.binary,
         // The fleet measures node/lease upkeep; 1,000 kubelet API listeners on
@@ -761,23 +800,22 @@ async fn start_fleet(env: &Env, args: &Args, config: &Path) -> anyhow::Result<(A
         &agent_args(
             env,
             args,
-            FLEET_PREFIX,
+            prefix,
             config,
             &["--nodes", &nodes_arg, "--no-kubelet-api"],
         ),
-        &env.out.join("fleet-agent.log"),
+        &env.out.join(format!("{prefix}-agent.log")),
     )?;
     let register = agent.wait_ready(Duration::from_secs(900)).await?;
     eprintln!(
-        "    fleet: {} nodes registered and synced in {:.1}s",
-        args.nodes,
+        "    {prefix}: {nodes} nodes registered and synced in {:.1}s",
         register.as_secs_f64()
     );
     Ok((agent, register))
 }
 
-/// Records every renewal of the fleet's Leases in `watch` (until aborted).
-async fn watch_leases(client: Client, watch: Arc<Mutex<FleetWatch>>) {
+/// Records every renewal of the Leases named `<prefix>...` in `watch` (until aborted).
+pub(super) async fn watch_leases(client: Client, watch: Arc<Mutex<FleetWatch>>, prefix: &str) {
     let api: Api<Lease> = Api::namespaced(client, "kube-node-lease");
     let mut s = watcher(api, watcher::Config::default()).boxed();
     while let Some(Ok(e)) = s.next().await {
@@ -785,7 +823,7 @@ async fn watch_leases(client: Client, watch: Arc<Mutex<FleetWatch>>) {
             continue;
         };
         let name = l.metadata.name.clone().unwrap_or_default();
-        if !name.starts_with(FLEET_PREFIX) {
+        if !name.starts_with(prefix) {
             continue;
         }
         let Some(t) = l.spec.and_then(|s| s.renew_time).map(|t| t.0) else {
@@ -795,9 +833,9 @@ async fn watch_leases(client: Client, watch: Arc<Mutex<FleetWatch>>) {
     }
 }
 
-/// Records in `watch` every time one of the fleet's Nodes is seen not Ready (until
+/// Records in `watch` every time a Node named `<prefix>...` is seen not Ready (until
 /// aborted).
-async fn watch_nodes(client: Client, watch: Arc<Mutex<FleetWatch>>) {
+pub(super) async fn watch_nodes(client: Client, watch: Arc<Mutex<FleetWatch>>, prefix: &str) {
     let api: Api<Node> = Api::all(client);
     let mut s = watcher(
         api,
@@ -809,7 +847,7 @@ async fn watch_nodes(client: Client, watch: Arc<Mutex<FleetWatch>>) {
             continue;
         };
         let name = n.metadata.name.clone().unwrap_or_default();
-        if !name.starts_with(FLEET_PREFIX) {
+        if !name.starts_with(prefix) {
             continue;
         }
         let ready = n
@@ -826,7 +864,13 @@ async fn watch_nodes(client: Client, watch: Arc<Mutex<FleetWatch>>) {
 
 /// Holds the fleet until `minutes` after `since`, sampling the agent every 10 s and
 /// printing progress; returns the largest RSS sampled, bytes.
-async fn hold_fleet(agent: &Agent, watch: &Mutex<FleetWatch>, since: Instant, minutes: u64) -> u64 {
+pub(super) async fn hold_fleet(
+    agent: &Agent,
+    watch: &Mutex<FleetWatch>,
+    since: Instant,
+    minutes: u64,
+    label: &str,
+) -> u64 {
     let mut rss_max = 0;
     while since.elapsed() < Duration::from_secs(60 * minutes) {
         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -834,7 +878,7 @@ async fn hold_fleet(agent: &Agent, watch: &Mutex<FleetWatch>, since: Instant, mi
         rss_max = rss_max.max(s.rss_bytes);
         let w = lock(watch);
         eprintln!(
-            "    fleet: {:.0}s, {} renewals ({} late, max gap {:.1}s), {} NotReady observations, RSS {:.1} MB",
+            "    {label}: {:.0}s, {} renewals ({} late, max gap {:.1}s), {} NotReady observations, RSS {:.1} MB",
             since.elapsed().as_secs_f64(),
             w.renewals,
             w.late,

@@ -565,6 +565,24 @@ impl LocalCluster {
         self.daemon(c).kill()
     }
 
+    /// The process id of a running component (`None` when it is not running), e.g. to
+    /// sample the API server's CPU and memory during a benchmark.
+    ///
+    /// ```no_run
+    /// use vk_testkit::cluster::Component;
+    /// let cluster = vk_testkit::LocalCluster::from_env()?;
+    /// if let Some(pid) = cluster.component_pid(Component::ApiServer) {
+    ///     println!("kube-apiserver runs as {pid}");
+    /// }
+    /// # Ok::<(), vk_testkit::ClusterError>(())
+    /// ```
+    pub fn component_pid(&self, c: Component) -> Option<u32> {
+        match self.daemon(c).state() {
+            DaemonState::Running { pid } => u32::try_from(pid).ok(),
+            _ => None,
+        }
+    }
+
     /// Stops one component cleanly (SIGTERM, SIGKILL after 10 s) and leaves the others
     /// running; [`LocalCluster::start_component`] starts it again with the same data.
     pub fn stop_component(&self, c: Component) -> Result<(), ClusterError> {
