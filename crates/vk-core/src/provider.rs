@@ -282,17 +282,18 @@ impl NodeProvider for NaiveNodeProvider {
 /// Receives node changes from a provider; see [`NodeProvider::notify_node_status`].
 #[derive(Clone, Debug)]
 pub struct NodeStatusSink {
-    tx: tokio::sync::mpsc::UnboundedSender<Node>,
+    // Boxed: the channel allocates 32 slots at a time, 48 KB per node for bare Nodes.
+    tx: tokio::sync::mpsc::UnboundedSender<Box<Node>>,
 }
 
 impl NodeStatusSink {
-    pub(crate) fn new(tx: tokio::sync::mpsc::UnboundedSender<Node>) -> Self {
+    pub(crate) fn new(tx: tokio::sync::mpsc::UnboundedSender<Box<Node>>) -> Self {
         Self { tx }
     }
 
     /// Reports a changed node. Only `status` and `metadata.labels`/`annotations` are used.
     pub fn notify(&self, node: Node) {
-        let _ = self.tx.send(node);
+        let _ = self.tx.send(Box::new(node));
     }
 }
 

@@ -366,17 +366,17 @@ async fn pod_watch(
             Some(Ok(watcher::Event::InitDone)) => broadcast(|| FeedEvent::InitDone).await,
             Some(Ok(watcher::Event::InitApply(pod))) => {
                 if let Some(tx) = route(&pod) {
-                    let _ = tx.send(FeedEvent::InitApply(pod)).await;
+                    let _ = tx.send(FeedEvent::InitApply(Box::new(pod))).await;
                 }
             }
             Some(Ok(watcher::Event::Apply(pod))) => {
                 if let Some(tx) = route(&pod) {
-                    let _ = tx.send(FeedEvent::Apply(pod)).await;
+                    let _ = tx.send(FeedEvent::Apply(Box::new(pod))).await;
                 }
             }
             Some(Ok(watcher::Event::Delete(pod))) => {
                 if let Some(tx) = route(&pod) {
-                    let _ = tx.send(FeedEvent::Delete(pod)).await;
+                    let _ = tx.send(FeedEvent::Delete(Box::new(pod))).await;
                 }
             }
         }

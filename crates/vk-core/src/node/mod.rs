@@ -318,7 +318,7 @@ impl NodeController {
                     }
                 }
                 Some(node) = pushed.recv() => {
-                    state.merge_pushed(node);
+                    state.merge_pushed(*node);
                     self.write_status(&nodes, &mut state).await;
                 }
                 _ = retry.wait(), if state.resync.is_some() => {}

@@ -90,11 +90,11 @@ async fn a_sync_and_its_provider_call_are_nested_spans_with_the_documented_field
     let _guard = tracing::dispatcher::set_default(&tracing::Dispatch::from(capture.clone()));
     let c = controller();
     let s = &c.shared;
-    s.apply_feed(FeedEvent::Apply(pod("a", "u1", "Running")));
+    s.apply_feed(FeedEvent::Apply(Box::new(pod("a", "u1", "Running"))));
     if let Some(e) = s.lock_entries().get_mut(&key("a")) {
         e.spec_sent(1);
     }
-    s.apply_feed(FeedEvent::Delete(pod("a", "u1", "Running")));
+    s.apply_feed(FeedEvent::Delete(Box::new(pod("a", "u1", "Running"))));
     s.process(key("a")).await;
 
     let spans = capture.spans.lock().expect("spans");
