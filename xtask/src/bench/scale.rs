@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::{Pod, Toleration};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use vk_testkit::LocalCluster;
@@ -45,7 +46,7 @@ pub async fn scale(env: &Env, args: &Args) -> anyhow::Result<Vec<ScenarioResult>
     let cluster = LocalCluster::from_env()?;
     let load_start = load_average();
     let server = ServerSampler::start(&cluster);
-    let mut ceiling = ceiling_of(env, "scale-ceiling", n, args.concurrency).await?;
+    let mut ceiling = ceiling_of(env, "scale-ceiling", n, args.concurrency, scale_pod).await?;
     let ceiling_rate = ceiling
         .metrics
         .iter()
@@ -66,6 +67,30 @@ pub async fn scale(env: &Env, args: &Args) -> anyhow::Result<Vec<ScenarioResult>
     r.metric("load_average_1m_at_start", load_start);
     r.metric("load_average_1m_at_end", load_average());
     Ok(vec![ceiling, r])
+}
+
+/// A bench pod that also tolerates its node being unreachable or not ready for good.
+/// The ceiling's Node has no kubelet: 40 s after it appears the node lifecycle
+/// controller taints it `unreachable:NoExecute`, and pods with the API server's
+/// default 300 s toleration would be evicted while 100,000 are still being created.
+/// The fleet's pods are the same, so both fills write the same objects.
+fn scale_pod(name: &str, node: &str) -> Pod {
+    let mut pod = bench_pod(name, node);
+    if let Some(spec) = pod.spec.as_mut() {
+        let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+        for key in [
+            "node.kubernetes.io/unreachable",
+            "node.kubernetes.io/not-ready",
+        ] {
+            tolerations.push(Toleration {
+                key: Some(key.to_owned()),
+                operator: Some("Exists".to_owned()),
+                effect: Some("NoExecute".to_owned()),
+                ..Default::default()
+            });
+        }
+    }
+    pod
 }
 
 /// What the fleet part measured.
@@ -110,7 +135,7 @@ async fn run_fleet(
     let pods = pod_names
         .iter()
         .enumerate()
-        .map(|(i, p)| bench_pod(p, &format!("{PREFIX}-{}", i % m)))
+        .map(|(i, p)| scale_pod(p, &format!("{PREFIX}-{}", i % m)))
         .collect();
     let cpu0 = agent.sample();
     let t = Instant::now();

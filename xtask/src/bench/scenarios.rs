@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -58,15 +58,17 @@ pub(crate) fn names(prefix: &str, n: usize) -> Vec<String> {
 /// The API server's own limit: the bench creates pods bound to a node and patches their
 /// status to Running itself (an ideal kubelet that costs nothing).
 pub async fn ceiling(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
-    ceiling_of(env, "ceiling", args.pods, args.concurrency).await
+    ceiling_of(env, "ceiling", args.pods, args.concurrency, bench_pod).await
 }
 
-/// [`ceiling`] with `n` pods, reported as scenario `scenario`.
+/// [`ceiling`] with `n` pods made by `pod(name, node)`, reported as scenario
+/// `scenario`.
 pub(super) async fn ceiling_of(
     env: &Env,
     scenario: &str,
     n: usize,
     concurrency: usize,
+    pod: fn(&str, &str) -> Pod,
 ) -> anyhow::Result<ScenarioResult> {
     let client = &env.client;
     eprintln!("==> {scenario}: {n} pods created and marked Running by the bench itself");
@@ -81,7 +83,7 @@ pub(super) async fn ceiling_of(
         .await;
     let observer = Observer::start(client.clone(), &ns).await?;
     let pod_names = names("c", n);
-    let pods = pod_names.iter().map(|p| bench_pod(p, &node)).collect();
+    let pods = pod_names.iter().map(|p| pod(p, &node)).collect();
     let start = Instant::now();
     let sent = create_all(client, &ns, pods, concurrency, true).await?;
     observer
