@@ -49,9 +49,11 @@ const MAX_STORED_BLOCK: usize = u16::MAX as usize;
 /// The stream is a valid zlib stream (header with `FDICT` and the dictionary's id,
 /// then deflate data), but its deflate data are *stored* blocks: the header block's
 /// bytes, uncompressed, behind a 5-byte block header (`BFINAL` 0, `BTYPE` 00, `LEN`,
-/// `NLEN`). Any inflater reads them, and each block ends on a byte boundary, complete,
-/// as after a sync flush; no empty marker block follows, so a peer reading exactly
-/// the frame's bytes (as Go's SPDY framer does) has consumed all of them.
+/// `NLEN`). Each header block then ends, as a zlib sync flush ends, with an *empty*
+/// stored block (`00 00 00 ff ff`): Go's `compress/flate` (kubectl's SPDY framer)
+/// hands out a stored block's bytes only when the next block starts, and the empty
+/// one is what makes it deliver them within the frame. Without it kubectl waits for
+/// the reply's headers forever.
 ///
 /// Why: a deflate compressor keeps a 32 KiB window, hash chains and a code buffer,
 /// about 240 KB per session, zeroed at creation, to shrink the two or three header
@@ -103,7 +105,7 @@ impl HeaderCompressor {
             dst.put_u32(DICTIONARY_ID);
             self.started = true;
         }
-        dst.reserve(block.len() + 5 * block.len().div_ceil(MAX_STORED_BLOCK).max(1));
+        dst.reserve(block.len() + 5 * (block.len().div_ceil(MAX_STORED_BLOCK) + 1));
         let mut chunks = block.chunks(MAX_STORED_BLOCK).peekable();
         if chunks.peek().is_none() {
             put_stored_block(dst, &[]);
@@ -111,6 +113,8 @@ impl HeaderCompressor {
         for chunk in chunks {
             put_stored_block(dst, chunk);
         }
+        // The sync-flush marker (see the type's docs).
+        put_stored_block(dst, &[]);
         Ok(())
     }
 }
