@@ -5,6 +5,11 @@
 //!   queued again when the worker calls [`WorkQueue::done`];
 //! * **delayed adds** for backoff and deadlines, driven by a single timer task (not one
 //!   timer per key), keeping the earliest deadline per key;
+//! * **urgent adds** ([`WorkQueue::add_urgent`]) are served before every key queued with
+//!   [`WorkQueue::add`]: a pod controller uses them for provider status reports, which
+//!   cost one status write, so that a pod whose container already runs is not reported
+//!   only after every create queued behind it (the kubelet writes status from a loop of
+//!   its own for the same reason);
 //! * no global rate limit: throughput is bounded only by the number of workers.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -27,8 +32,20 @@ pub struct WorkQueue<K> {
 
 #[derive(Debug)]
 struct Inner<K> {
-    queue: VecDeque<K>,
+    /// Keys added with `add`, in order, each with the number of its entry.
+    queue: VecDeque<(K, u64)>,
+    /// Keys added with `add_urgent`, in order; served before `queue`.
+    urgent: VecDeque<(K, u64)>,
+    /// The waiting keys and the number of the entry that stands for each. A key made
+    /// urgent while it waited in `queue` also stays there (removing it would be a scan
+    /// of the queue): that older entry no longer matches and is skipped when reached.
+    waiting: HashMap<K, u64>,
+    /// Numbers the entries.
+    entries: u64,
+    /// Keys waiting or to be queued again after `done`.
     dirty: HashSet<K>,
+    /// The dirty keys that go (or went) to `urgent`.
+    dirty_urgent: HashSet<K>,
     processing: HashSet<K>,
     delayed: BTreeMap<(Instant, u64), K>,
     delayed_by_key: HashMap<K, (Instant, u64)>,
@@ -48,7 +65,11 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         Self {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
+                urgent: VecDeque::new(),
+                waiting: HashMap::new(),
+                entries: 0,
                 dirty: HashSet::new(),
+                dirty_urgent: HashSet::new(),
                 processing: HashSet::new(),
                 delayed: BTreeMap::new(),
                 delayed_by_key: HashMap::new(),
@@ -76,10 +97,45 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
             return;
         }
         if !inner.processing.contains(&key) {
-            inner.queue.push_back(key);
+            inner.push(key, false);
             drop(inner);
             self.ready.notify_one();
         }
+    }
+
+    /// Queues `key` now, ahead of every key queued with [`WorkQueue::add`] (a pending
+    /// delayed add for it is dropped). A key already waiting moves ahead; a key being
+    /// processed is queued ahead when [`WorkQueue::done`] is called for it. Urgent keys are
+    /// served in the order they were added.
+    ///
+    /// Keep it for cheap work that a caller is waiting for: urgent keys can delay the
+    /// others without bound if they keep coming.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let q = vk_core::queue::WorkQueue::new();
+    /// q.add("create-a");
+    /// q.add("create-b");
+    /// q.add_urgent("status-c");
+    /// assert_eq!(q.get().await, Some("status-c"));
+    /// assert_eq!(q.get().await, Some("create-a"));
+    /// # });
+    /// ```
+    pub fn add_urgent(&self, key: K) {
+        let mut inner = self.lock();
+        if let Some(slot) = inner.delayed_by_key.remove(&key) {
+            inner.delayed.remove(&slot);
+        }
+        if inner.shut_down || !inner.dirty_urgent.insert(key.clone()) {
+            return;
+        }
+        inner.dirty.insert(key.clone());
+        if inner.processing.contains(&key) {
+            return;
+        }
+        inner.push(key, true);
+        drop(inner);
+        self.ready.notify_one();
     }
 
     /// Queues `key` after `delay`, unless it is already due earlier.
@@ -118,7 +174,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
     /// at one instant, under the queue's lock.
     pub fn is_idle(&self) -> bool {
         let inner = self.lock();
-        inner.queue.is_empty() && inner.processing.is_empty() && inner.delayed.is_empty()
+        inner.waiting() == 0 && inner.processing.is_empty() && inner.delayed.is_empty()
     }
 
     /// Waits for the next key; `None` once the queue is shut down.
@@ -132,10 +188,8 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                 if inner.shut_down {
                     return None;
                 }
-                if let Some(key) = inner.queue.pop_front() {
-                    inner.dirty.remove(&key);
-                    inner.processing.insert(key.clone());
-                    let more = !inner.queue.is_empty();
+                if let Some(key) = inner.take() {
+                    let more = inner.waiting() > 0;
                     drop(inner);
                     if more {
                         // Pass the baton: another worker may take the next key.
@@ -153,7 +207,8 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         let mut inner = self.lock();
         inner.processing.remove(key);
         if inner.dirty.contains(key) && !inner.shut_down {
-            inner.queue.push_back(key.clone());
+            let urgent = inner.dirty_urgent.contains(key);
+            inner.push(key.clone(), urgent);
             drop(inner);
             self.ready.notify_one();
         }
@@ -161,7 +216,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
 
     /// Keys waiting (not counting delayed ones or those being processed).
     pub fn len(&self) -> usize {
-        self.lock().queue.len()
+        self.lock().waiting()
     }
 
     /// Whether no key is waiting.
@@ -220,6 +275,45 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                 }
                 None => notified.await,
             }
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash> Inner<K> {
+    /// How many keys wait to be taken.
+    fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Adds an entry for `key` at the end of `urgent` or `queue`; an earlier entry for
+    /// it no longer counts.
+    fn push(&mut self, key: K, urgent: bool) {
+        self.entries += 1;
+        let entry = self.entries;
+        self.waiting.insert(key.clone(), entry);
+        if urgent {
+            self.urgent.push_back((key, entry));
+        } else {
+            self.queue.push_back((key, entry));
+        }
+    }
+
+    /// Takes the next waiting key, urgent ones first, skipping entries that no longer
+    /// count, and marks it as being processed.
+    fn take(&mut self) -> Option<K> {
+        loop {
+            let (key, entry) = match self.urgent.pop_front() {
+                Some(e) => e,
+                None => self.queue.pop_front()?,
+            };
+            if self.waiting.get(&key) != Some(&entry) {
+                continue;
+            }
+            self.waiting.remove(&key);
+            self.dirty.remove(&key);
+            self.dirty_urgent.remove(&key);
+            self.processing.insert(key.clone());
+            return Some(key);
         }
     }
 }
@@ -356,6 +450,76 @@ mod tests {
         q.add("a");
         assert_eq!(q.delayed_len(), 0);
         assert_eq!(q.get().await, Some("a"));
+    }
+
+    #[tokio::test]
+    async fn urgent_keys_are_served_before_the_others_in_their_order() {
+        let q = WorkQueue::new();
+        for k in ["a", "b", "c"] {
+            q.add(k);
+        }
+        q.add_urgent("x");
+        q.add_urgent("y");
+        q.add_urgent("x"); // already urgent: no second entry
+        assert_eq!(q.len(), 5);
+        let mut order = Vec::new();
+        while !q.is_empty() {
+            let k = q.get().await.expect("key");
+            q.done(&k);
+            order.push(k);
+        }
+        assert_eq!(order, ["x", "y", "a", "b", "c"]);
+        assert!(q.is_idle());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_key_made_urgent_moves_ahead_once() {
+        let q = WorkQueue::new();
+        for k in ["a", "b", "c"] {
+            q.add(k);
+        }
+        q.add_urgent("c");
+        q.add("c"); // still waiting: deduplicated, stays urgent
+        assert_eq!(q.len(), 3);
+        let mut order = Vec::new();
+        while !q.is_empty() {
+            let k = q.get().await.expect("key");
+            q.done(&k);
+            order.push(k);
+        }
+        // `c` once, first; its old place in line is skipped.
+        assert_eq!(order, ["c", "a", "b"]);
+        assert!(q.is_idle());
+        // Added again after it was served, it waits in the ordinary line again.
+        q.add("d");
+        q.add("c");
+        assert_eq!(q.get().await, Some("d"));
+        assert_eq!(q.get().await, Some("c"));
+        assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_key_made_urgent_while_processing_goes_first_after_done() {
+        let q = WorkQueue::new();
+        q.add("a");
+        let a = q.get().await.expect("key");
+        q.add("b");
+        q.add("c");
+        q.add_urgent("a"); // e.g. the provider reports a pod while it is being created
+        assert_eq!(q.len(), 2, "not handed out while processing");
+        q.done(&a);
+        assert_eq!(q.get().await, Some("a"));
+        assert_eq!(q.get().await, Some("b"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_urgent_add_cancels_a_delayed_one() {
+        let q = WorkQueue::new();
+        q.add("a");
+        q.add_after("b", Duration::from_secs(60));
+        q.add_urgent("b");
+        assert_eq!(q.delayed_len(), 0);
+        assert_eq!(q.get().await, Some("b"));
     }
 
     #[tokio::test]

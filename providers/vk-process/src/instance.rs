@@ -107,12 +107,15 @@ impl Launcher {
                 container: name.clone(),
                 source,
             })?;
+        let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+        tracing::debug!(pod = pod_name, container = %name, "start: shim spawned");
         // Reap the shim when it ends; its results are in files.
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
-        for _ in 0..500 {
+        for polls in 0..500 {
             if let Some(pid) = read_json::<PidRecord>(&spec.pid_file) {
+                tracing::debug!(pod = pod_name, container = %name, polls, "start: container started");
                 return Ok(Ok(pid));
             }
             if let Some(exit) = read_json::<ExitRecord>(&spec.exit_file) {

@@ -30,6 +30,11 @@ struct SinkPublisher {
 
 impl Publisher for SinkPublisher {
     fn publish(&self, pod: Pod) {
+        tracing::debug!(
+            pod = %format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default()),
+            phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default(),
+            "status published"
+        );
         let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(sink) = sink {
             sink.notify(pod);
@@ -234,6 +239,7 @@ impl ProcessProvider {
     /// Creates a pod (what [`PodLifecycleHandler::create_pod`] does, on an `Arc`).
     async fn create(self: &Arc<Self>, pod: &Pod) -> Result<()> {
         let key = key_of(pod);
+        tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "create: received");
         if let Some(existing) = self.lock_pods().get(&key) {
             return if existing.pod().metadata.uid == pod.metadata.uid {
                 Ok(())
@@ -269,6 +275,7 @@ impl ProcessProvider {
             let _ = std::fs::remove_dir_all(dir.path());
             return Err(e.into());
         }
+        tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "create: volumes ready");
         write_json(&dir.pod_json(), &stored).map_err(|e| {
             Error::wrap(
                 vk_errdefs::ErrorKind::Unavailable,

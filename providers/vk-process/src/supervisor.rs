@@ -344,7 +344,14 @@ pub async fn run_pod(ctx: Context, rt: Arc<PodRuntime>) {
     let pod = rt.pod();
     let spec = pod.spec.clone().unwrap_or_default();
     let policy = RestartPolicy::parse(spec.restart_policy.as_deref());
-    rt.publish(ctx.publisher.as_ref());
+    let has_init = spec.init_containers.as_ref().is_some_and(|c| !c.is_empty());
+    // A pod without init containers is first reported once its containers have started
+    // (or failed to): that takes milliseconds, and a ContainerCreating report before it
+    // would cost each pod one more status write, which the pods of a burst queue for.
+    // Adopted pods and pods with init containers are reported at once.
+    if rt.adopting || has_init {
+        rt.publish(ctx.publisher.as_ref());
+    }
     let refresher = tokio::spawn(refresh_volumes(ctx.clone(), rt.clone()));
     let deadline = tokio::spawn(enforce_deadline(
         ctx.clone(),
@@ -371,7 +378,9 @@ pub async fn run_pod(ctx: Context, rt: Arc<PodRuntime>) {
         if init_ok {
             rt.initialized.store(true, Ordering::SeqCst);
         }
-        rt.publish(ctx.publisher.as_ref());
+        if has_init {
+            rt.publish(ctx.publisher.as_ref());
+        }
     }
     if init_ok {
         let runs = spec

@@ -491,6 +491,7 @@ impl Shared {
             match entries.get_mut(&key) {
                 Some(entry) => entry.observed_in_api(&pod, &self.metrics),
                 None => {
+                    tracing::debug!(pod = %key, "pod seen");
                     entries.insert(key.clone(), Entry::new(&pod, &self.metrics));
                 }
             }
@@ -504,14 +505,25 @@ impl Shared {
         }
     }
 
+    /// Queues `key` ahead of the keys queued by [`Shared::enqueue`]: for the provider's
+    /// reports, whose sync is mostly one status write. Queued behind the creates of a
+    /// burst, a pod's Running status would wait for all of them.
+    fn enqueue_report(&self, key: PodKey) {
+        if self.is_synced() {
+            self.queue.add_urgent(key);
+        }
+    }
+
     /// Takes keys from the queue and processes each in its own task, at most
     /// `workers` at a time. Idle nodes hold no worker tasks at all, which matters when
     /// one process runs a thousand nodes (a parked sync future is ~10 KB).
     async fn dispatch(self: Arc<Self>) {
         let permits = Arc::new(tokio::sync::Semaphore::new(self.config.workers.max(1)));
         let mut running = tokio::task::JoinSet::new();
-        while let Some(key) = self.queue.get().await {
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+        // A key is taken only once a worker is free, so that it is the one first in line
+        // then (an urgent key added meanwhile goes first).
+        while let Ok(permit) = Arc::clone(&permits).acquire_owned().await {
+            let Some(key) = self.queue.get().await else {
                 break;
             };
             let this = Arc::clone(&self);
@@ -577,7 +589,7 @@ impl PodStatusReceiver for Shared {
             None => false,
         };
         if known {
-            self.enqueue(key);
+            self.enqueue_report(key);
         }
     }
 
@@ -594,7 +606,7 @@ impl PodStatusReceiver for Shared {
             None => false,
         };
         if known {
-            self.enqueue(key);
+            self.enqueue_report(key);
         }
     }
 }
@@ -754,6 +766,53 @@ pub(crate) mod tests {
             .apply_feed(FeedEvent::Delete(Box::new(pod("b", "u2", "Pending"))));
         assert_eq!(names(&lister), ["a"]);
         assert_eq!(c.tracked_pods(), 2);
+    }
+
+    /// The keys in the order a worker would take them.
+    async fn drain(s: &Shared) -> Vec<String> {
+        let mut order = Vec::new();
+        while !s.queue.is_empty() {
+            let k = s.queue.get().await.expect("key");
+            s.queue.done(&k);
+            order.push(k.name);
+        }
+        order
+    }
+
+    #[tokio::test]
+    async fn a_provider_report_is_not_queued_behind_pending_creates() {
+        let c = controller();
+        let s = &c.shared;
+        s.synced.send_replace(true);
+        for (name, uid) in [("a", "u1"), ("b", "u2"), ("c", "u3"), ("d", "u4")] {
+            s.apply_feed(FeedEvent::Apply(pod(name, uid, "Pending")));
+        }
+        // `c` runs (say its create was retried); its status is one write away.
+        s.pod_status_changed(pod("c", "u3", "Running"));
+        assert_eq!(drain(s).await, ["c", "a", "b", "d"]);
+        // The same for a pod the provider lost.
+        for (name, uid) in [("a", "u1"), ("b", "u2"), ("c", "u3")] {
+            s.apply_feed(FeedEvent::Apply(pod(name, uid, "Pending")));
+        }
+        s.pod_gone("ns", "b");
+        assert_eq!(drain(s).await, ["b", "a", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_report_during_a_create_is_synced_before_the_creates_queued_meanwhile() {
+        let c = controller();
+        let s = &c.shared;
+        s.synced.send_replace(true);
+        s.apply_feed(FeedEvent::Apply(pod("a", "u1", "Pending")));
+        let a = s.queue.get().await.expect("key");
+        // While `a` is being created, a burst of pods arrives and the provider reports
+        // `a` (its container started).
+        for (name, uid) in [("b", "u2"), ("c", "u3"), ("d", "u4")] {
+            s.apply_feed(FeedEvent::Apply(pod(name, uid, "Pending")));
+        }
+        s.pod_status_changed(pod("a", "u1", "Running"));
+        s.queue.done(&a);
+        assert_eq!(drain(s).await, ["a", "b", "c", "d"]);
     }
 
     #[tokio::test]
