@@ -785,14 +785,14 @@ pub(crate) mod tests {
         let s = &c.shared;
         s.synced.send_replace(true);
         for (name, uid) in [("a", "u1"), ("b", "u2"), ("c", "u3"), ("d", "u4")] {
-            s.apply_feed(FeedEvent::Apply(pod(name, uid, "Pending")));
+            s.apply_feed(FeedEvent::Apply(Box::new(pod(name, uid, "Pending"))));
         }
         // `c` runs (say its create was retried); its status is one write away.
         s.pod_status_changed(pod("c", "u3", "Running"));
         assert_eq!(drain(s).await, ["c", "a", "b", "d"]);
         // The same for a pod the provider lost.
         for (name, uid) in [("a", "u1"), ("b", "u2"), ("c", "u3")] {
-            s.apply_feed(FeedEvent::Apply(pod(name, uid, "Pending")));
+            s.apply_feed(FeedEvent::Apply(Box::new(pod(name, uid, "Pending"))));
         }
         s.pod_gone("ns", "b");
         assert_eq!(drain(s).await, ["b", "a", "c"]);
@@ -803,12 +803,12 @@ pub(crate) mod tests {
         let c = controller();
         let s = &c.shared;
         s.synced.send_replace(true);
-        s.apply_feed(FeedEvent::Apply(pod("a", "u1", "Pending")));
+        s.apply_feed(FeedEvent::Apply(Box::new(pod("a", "u1", "Pending"))));
         let a = s.queue.get().await.expect("key");
         // While `a` is being created, a burst of pods arrives and the provider reports
         // `a` (its container started).
         for (name, uid) in [("b", "u2"), ("c", "u3"), ("d", "u4")] {
-            s.apply_feed(FeedEvent::Apply(pod(name, uid, "Pending")));
+            s.apply_feed(FeedEvent::Apply(Box::new(pod(name, uid, "Pending"))));
         }
         s.pod_status_changed(pod("a", "u1", "Running"));
         s.queue.done(&a);

@@ -105,7 +105,9 @@ fn zlib_header_of_our_stream() {
     // stored block of a sync flush, which Go's inflater needs to hand the bytes out.
     assert_eq!(
         &out[6..],
-        &[0x00, 0x04, 0x00, 0xfb, 0xff, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0xff, 0xff]
+        &[
+            0x00, 0x04, 0x00, 0xfb, 0xff, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0xff, 0xff
+        ]
     );
     // The next block has no zlib header.
     let mut second = BytesMut::new();
