@@ -10,7 +10,8 @@
 //! `all` runs every one; `kube` (pods offloaded by vk-kube into the named cluster
 //! `remote`, against that cluster's ceiling) runs only when asked for. `stream`, `process` and `scale` alone skip the
 //! 2,000-pod ceiling. `churn` runs twice when `--qps` is set (the default): with it,
-//! and with the provider's default flags (scenario `churn-default-flags`).
+//! and with the provider's default flags (scenario `churn-default-flags`);
+//! `--default-qps` runs every scenario at the provider's default limit.
 //! Results go to `target/bench/<scenario>.json`, `target/bench/report.md` and
 //! `target/bench/churn-latency.svg`; `--record` also merges them into
 //! `bench/results/<date>.*` (replacing the rows of the scenarios run, keeping the
@@ -131,10 +132,13 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// The provider's --kube-api-qps (burst = 2×) for every scenario but `churn`'s
-    /// default-flags run; `--qps default` runs them all with the provider's default
-    /// (adaptive) limit.
+    /// default-flags run.
     #[arg(long, default_value = "1000", value_parser = parse_qps)]
     pub qps: Option<f32>,
+    /// Run every scenario with the provider's default (adaptive) client limit instead
+    /// of `--qps`.
+    #[arg(long)]
+    pub default_qps: bool,
     /// Record Normal success events (ProviderCreateSuccess...) as upstream does; off by
     /// default because the write target counts pod writes only.
     #[arg(long)]
@@ -214,15 +218,13 @@ pub(crate) fn build_release_provider() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--qps`: a number, or `default` for the provider's own (adaptive) limit.
-fn parse_qps(text: &str) -> Result<Option<f32>, String> {
-    if text == "default" {
-        return Ok(None);
-    }
+/// `--qps`: a positive number of requests per second.
+fn parse_qps(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
-        Ok(q) if q.is_finite() && q > 0.0 => Ok(Some(q)),
+        Ok(q) if q.is_finite() && q > 0.0 => Ok(q),
         _ => Err(format!(
-            "{text:?} is not a positive number of requests per second nor `default`"
+            "{text:?} is not a positive number of requests per second (use --default-qps \
+             for the provider's own limit)"
         )),
     }
 }
@@ -253,7 +255,10 @@ pub(crate) async fn run_context(client: &Client, binary: &std::path::Path) -> se
 }
 
 /// Runs the benchmark.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(mut args: Args) -> anyhow::Result<()> {
+    if args.default_qps {
+        args.qps = None;
+    }
     let cluster = LocalCluster::from_env()?;
     cluster
         .up(UpOptions::default())
@@ -358,14 +363,29 @@ mod tests {
     use super::parse_qps;
 
     #[test]
-    fn qps_is_a_positive_number_or_the_providers_default() {
-        assert_eq!(parse_qps("1000"), Ok(Some(1000.0)));
-        assert_eq!(parse_qps("default"), Ok(None));
-        for bad in ["0", "-5", "NaN", "inf", "fast", ""] {
+    fn qps_is_a_positive_number() {
+        assert_eq!(parse_qps("1000"), Ok(1000.0));
+        for bad in ["0", "-5", "NaN", "inf", "fast", "", "default"] {
             let Err(err) = parse_qps(bad) else {
                 panic!("{bad:?} accepted");
             };
-            assert!(err.contains("`default`"), "{bad}: {err}");
+            assert!(err.contains("--default-qps"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_bench_command_line_parses() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: super::Args,
+        }
+        let cli = Cli::try_parse_from(["bench", "scale", "--qps", "500"]).expect("parses");
+        assert_eq!(cli.args.qps, Some(500.0));
+        let cli = Cli::try_parse_from(["bench", "churn", "--default-qps"]).expect("parses");
+        assert!(cli.args.default_qps);
+        let cli = Cli::try_parse_from(["bench"]).expect("parses");
+        assert_eq!(cli.args.qps, Some(1000.0));
     }
 }
