@@ -178,11 +178,14 @@ pub async fn create_all(
 ) -> anyhow::Result<HashMap<String, Instant>> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let sent = Arc::new(Mutex::new(HashMap::new()));
+    let progress = Progress::new("creating", pods.len());
     futures::stream::iter(pods.into_iter().enumerate().map(Ok::<_, anyhow::Error>))
         .try_for_each_concurrent(concurrency, |(i, pod)| {
             let api = api.clone();
             let sent = Arc::clone(&sent);
+            let progress = &progress;
             async move {
+                let _tick = TickOnDrop(progress);
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let t = Instant::now();
                 sent.lock()
@@ -244,20 +247,77 @@ pub async fn delete_all(
         grace_period_seconds: Some(grace),
         ..Default::default()
     };
+    let progress = Progress::new("deleting", n);
     futures::stream::iter(names.into_iter().map(Ok::<_, anyhow::Error>))
         .try_for_each_concurrent(concurrency, |name| {
             let api = api.clone();
             let params = params.clone();
+            let progress = &progress;
             async move {
-                match api.delete(&name, &params).await {
+                let result = match api.delete(&name, &params).await {
                     Ok(_) => Ok(()),
                     Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
                     Err(e) => Err(e.into()),
-                }
+                };
+                progress.tick();
+                result
             }
         })
         .await?;
     Ok(n)
+}
+
+/// Ticks its [`Progress`] when dropped, however the request ended.
+struct TickOnDrop<'a>(&'a Progress);
+
+impl Drop for TickOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.tick();
+    }
+}
+
+/// Prints `<label>: done/total (seconds)` every 5 s while a batch of at least
+/// [`Progress::MIN_TOTAL`] requests runs (100,000 creates or deletes take minutes).
+struct Progress {
+    label: &'static str,
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+    start: Instant,
+    last: Mutex<Instant>,
+}
+
+impl Progress {
+    /// Smaller batches finish before the first line would be printed.
+    const MIN_TOTAL: usize = 5_000;
+
+    fn new(label: &'static str, total: usize) -> Self {
+        let now = Instant::now();
+        Self {
+            label,
+            total,
+            done: std::sync::atomic::AtomicUsize::new(0),
+            start: now,
+            last: Mutex::new(now),
+        }
+    }
+
+    /// One more request finished.
+    fn tick(&self) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if self.total < Self::MIN_TOTAL {
+            return;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= Duration::from_secs(5) {
+            *last = Instant::now();
+            eprintln!(
+                "    {}: {done}/{} ({:.0}s)",
+                self.label,
+                self.total,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
 }
 
 /// Latencies from `sent` to the first Running observation.
@@ -278,5 +338,26 @@ pub fn throughput(observer: &Observer, sent: &HashMap<String, Instant>) -> f64 {
     match (first, last) {
         (Some(a), Some(b)) if b > a => sent.len() as f64 / b.duration_since(a).as_secs_f64(),
         _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Progress, TickOnDrop};
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn progress_counts_every_finished_request_however_it_ended() {
+        let progress = Progress::new("creating", 3);
+        progress.tick();
+        {
+            let _ok = TickOnDrop(&progress);
+        }
+        fn failing(progress: &Progress) -> Result<(), ()> {
+            let _tick = TickOnDrop(progress);
+            Err(())
+        }
+        assert!(failing(&progress).is_err());
+        assert_eq!(progress.done.load(Ordering::Relaxed), 3);
     }
 }
