@@ -98,6 +98,12 @@ impl<T: Serialize + DeserializeOwned + Default> Compact<T> {
 /// The preset dictionary: the JSON of a synthetic running pod carrying the fields and
 /// values the API server, admission and a kubelet fill in, in k8s-openapi's field
 /// order (it is serialized through `Pod`). Built once.
+///
+/// ```
+/// let dictionary = vk_core::compact::dictionary();
+/// assert!(dictionary.starts_with(b"{\"apiVersion\":\"v1\""));
+/// assert!(std::str::from_utf8(dictionary).is_ok_and(|d| d.contains("/dev/termination-log")));
+/// ```
 pub fn dictionary() -> &'static [u8] {
     static DICTIONARY: OnceLock<Vec<u8>> = OnceLock::new();
     DICTIONARY.get_or_init(|| {
@@ -110,8 +116,8 @@ pub fn dictionary() -> &'static [u8] {
     })
 }
 
-/// The pod behind [`dictionary`]: generic values only (no names of ours), the ones
-/// that repeat in every pod of a cluster.
+/// The pod behind [`dictionary`]: generic values only (nothing of a particular
+/// cluster or workload), the ones that repeat in every pod.
 fn typical_pod() -> serde_json::Value {
     let time = "2026-01-01T00:00:00Z";
     let condition = |t: &str| {
