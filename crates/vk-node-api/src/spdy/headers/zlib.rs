@@ -106,11 +106,7 @@ impl HeaderCompressor {
             self.started = true;
         }
         dst.reserve(block.len() + 5 * (block.len().div_ceil(MAX_STORED_BLOCK) + 1));
-        let mut chunks = block.chunks(MAX_STORED_BLOCK).peekable();
-        if chunks.peek().is_none() {
-            put_stored_block(dst, &[]);
-        }
-        for chunk in chunks {
+        for chunk in block.chunks(MAX_STORED_BLOCK) {
             put_stored_block(dst, chunk);
         }
         // The sync-flush marker (see the type's docs).
