@@ -9,9 +9,8 @@
 //! server's and etcd's CPU and memory are sampled throughout, so the figures can be
 //! read against what the control plane itself needed.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Toleration};
 use serde_json::json;
@@ -21,12 +20,9 @@ use vk_testkit::cluster::Component;
 
 use super::procfs::{self, ProcSample};
 use super::report::{ScenarioResult, TargetCheck};
-use super::scenarios::{
-    FleetWatch, ceiling_of, delete_and_wait, delete_node_objects, drop_namespace, hold_fleet, lock,
-    mock_config, names, namespace, start_fleet, watch_leases, watch_nodes,
-};
+use super::scenarios::{FleetMeasure, FleetSpec, ceiling_of, lock, run_fleet};
 use super::stream::load_average;
-use super::workload::{Observer, bench_pod, create_all, throughput};
+use super::workload::bench_pod;
 use super::{Args, Env};
 
 /// The name prefix of the scale fleet's nodes (and Leases).
@@ -60,8 +56,17 @@ pub async fn scale(env: &Env, args: &Args) -> anyhow::Result<Vec<ScenarioResult>
         args.minutes
     );
     let server = ServerSampler::start(&cluster);
-    let config = mock_config(&env.out, None)?;
-    let run = run_fleet(env, args, &config, &server).await?;
+    let spec = FleetSpec {
+        label: "scale",
+        prefix: PREFIX,
+        nodes: m,
+        pods: n,
+        pod_prefix: "s",
+        pod: scale_pod,
+        timeout: Duration::from_secs(3600),
+        server: Some(&server),
+    };
+    let run = run_fleet(env, args, &spec).await?;
     let mut r = scale_result(args, &run, ceiling_rate);
     server.report_into(&mut r, "during the fill, the hold and the delete");
     r.metric("load_average_1m_at_start", load_start);
@@ -93,114 +98,7 @@ fn scale_pod(name: &str, node: &str) -> Pod {
     pod
 }
 
-/// What the fleet part measured.
-struct ScaleRun {
-    register: Duration,
-    fill_rate: f64,
-    fill_secs: f64,
-    fill_cpu: f64,
-    rss_full: u64,
-    rss_max_held: u64,
-    peak_rss: u64,
-    cpu_per_min_held: f64,
-    delete_secs: f64,
-    server_held: Vec<(&'static str, ProcSample, ProcSample, f64)>,
-    watch: FleetWatchSnapshot,
-}
-
-/// The counts of a [`FleetWatch`] at the end of the run.
-struct FleetWatchSnapshot {
-    renewals: u64,
-    late: u64,
-    max_gap_s: f64,
-    not_ready: u64,
-    not_ready_nodes: Vec<String>,
-}
-
-async fn run_fleet(
-    env: &Env,
-    args: &Args,
-    config: &Path,
-    server: &ServerSampler,
-) -> anyhow::Result<ScaleRun> {
-    let client = &env.client;
-    let (m, n) = (args.scale_nodes, args.scale_pods);
-    let ns = namespace(client, "scale").await?;
-    let (mut agent, register) = start_fleet(env, args, config, PREFIX, m).await?;
-    let watch = Arc::new(Mutex::new(FleetWatch::default()));
-    let lease_task = tokio::spawn(watch_leases(client.clone(), Arc::clone(&watch), PREFIX));
-    let node_task = tokio::spawn(watch_nodes(client.clone(), Arc::clone(&watch), PREFIX));
-    let observer = Observer::start(client.clone(), &ns).await?;
-    let pod_names = names("s", n);
-    let pods = pod_names
-        .iter()
-        .enumerate()
-        .map(|(i, p)| scale_pod(p, &format!("{PREFIX}-{}", i % m)))
-        .collect();
-    let cpu0 = agent.sample();
-    let t = Instant::now();
-    let sent = create_all(client, &ns, pods, args.concurrency, false).await?;
-    observer
-        .wait_running("scale", &pod_names, Duration::from_secs(3600))
-        .await?;
-    let fill_secs = t.elapsed().as_secs_f64();
-    let fill_rate = throughput(&observer, &sent);
-    drop(sent);
-    let full = agent.sample();
-    eprintln!(
-        "    scale: {n} pods Running in {fill_secs:.0}s ({fill_rate:.0} pods/s), node RSS {:.1} MB",
-        full.rss_bytes as f64 / MB
-    );
-
-    let server0 = server.now();
-    let hold = Instant::now();
-    let rss_max_held = hold_fleet(&agent, &watch, hold, args.minutes, "scale").await;
-    let held = hold.elapsed();
-    let cpu1 = agent.sample();
-    let server1 = server.now();
-    let server_held = server0
-        .into_iter()
-        .zip(server1)
-        .map(|((name, a), (_, b))| (name, a, b, held.as_secs_f64() / 60.0))
-        .collect();
-    lease_task.abort();
-    node_task.abort();
-    let delete_secs = delete_and_wait(
-        client,
-        &ns,
-        args.concurrency,
-        &observer,
-        "scale delete",
-        Duration::from_secs(3600),
-    )
-    .await?;
-    agent.stop()?;
-    delete_node_objects(client, PREFIX).await;
-    drop_namespace(client, &ns).await;
-
-    let w = lock(&watch);
-    Ok(ScaleRun {
-        register,
-        fill_rate,
-        fill_secs,
-        fill_cpu: full.cpu_seconds - cpu0.cpu_seconds,
-        rss_full: full.rss_bytes,
-        rss_max_held,
-        peak_rss: cpu1.peak_rss_bytes,
-        cpu_per_min_held: (cpu1.cpu_seconds - full.cpu_seconds) / (held.as_secs_f64() / 60.0),
-        delete_secs,
-        server_held,
-        watch: FleetWatchSnapshot {
-            renewals: w.renewals,
-            late: w.late,
-            max_gap_s: w.max_gap_s,
-            not_ready: w.not_ready,
-            not_ready_nodes: w.not_ready_nodes.iter().take(10).cloned().collect(),
-        },
-    })
-}
-
-fn scale_result(args: &Args, run: &ScaleRun, ceiling_rate: f64) -> ScenarioResult {
+fn scale_result(args: &Args, run: &FleetMeasure, ceiling_rate: f64) -> ScenarioResult {
     let mut r = ScenarioResult::new(
         "scale",
         json!({"nodes": args.scale_nodes, "pods": args.scale_pods, "minutes": args.minutes,
@@ -219,36 +117,23 @@ fn scale_result(args: &Args, run: &ScaleRun, ceiling_rate: f64) -> ScenarioResul
     r.metric("ratio_to_ceiling", ratio);
     r.metric(
         "fill_cpu_ms_per_pod",
-        run.fill_cpu * 1000.0 / args.scale_pods.max(1) as f64,
+        (run.full.cpu_seconds - run.before_fill.cpu_seconds) * 1000.0
+            / args.scale_pods.max(1) as f64,
     );
-    r.metric("rss_mb_full", run.rss_full as f64 / MB);
+    r.metric("rss_mb_full", run.full.rss_bytes as f64 / MB);
     r.metric("rss_mb_held_max", run.rss_max_held as f64 / MB);
-    r.metric("peak_rss_mb", run.peak_rss as f64 / MB);
-    r.metric("cpu_seconds_per_minute_held", run.cpu_per_min_held);
-    r.metric("lease_renewals_observed", w.renewals);
-    r.metric("late_lease_renewals", w.late);
-    r.metric("max_renewal_gap_seconds", w.max_gap_s);
-    r.metric("not_ready_observations", w.not_ready);
+    r.metric("peak_rss_mb", run.held.peak_rss_bytes as f64 / MB);
+    r.metric("cpu_seconds_per_minute_held", run.cpu_per_min_held());
+    w.add_metrics(&mut r);
     r.metric("delete_all_seconds", run.delete_secs);
-    for (name, a, b, minutes) in &run.server_held {
+    for (name, a, b) in &run.server_held {
         r.metric(
             &format!("{name}_cpu_seconds_per_minute_held"),
-            (b.cpu_seconds - a.cpu_seconds) / minutes.max(f64::EPSILON),
+            (b.cpu_seconds - a.cpu_seconds) / run.minutes_held(),
         );
         r.metric(&format!("{name}_rss_mb_held"), b.rss_bytes as f64 / MB);
     }
-    r.targets.push(TargetCheck::at_most(
-        "late lease renewals",
-        w.late as f64,
-        0.0,
-        "renewals",
-    ));
-    r.targets.push(TargetCheck::at_most(
-        "NotReady observations",
-        w.not_ready as f64,
-        0.0,
-        "times",
-    ));
+    r.targets.extend(w.targets());
     r.targets.push(
         TargetCheck::at_least(
             &format!("fill rate ({FILL_RATIO_TARGET} × ceiling at the same count)"),
@@ -268,22 +153,17 @@ fn scale_result(args: &Args, run: &ScaleRun, ceiling_rate: f64) -> ScenarioResul
     ));
     r.targets.push(TargetCheck::at_most(
         "idle CPU",
-        run.cpu_per_min_held,
+        run.cpu_per_min_held(),
         IDLE_CPU_TARGET,
         "CPU-s/min",
     ));
-    if !w.not_ready_nodes.is_empty() {
-        r.notes.push(format!(
-            "nodes seen NotReady: {}",
-            w.not_ready_nodes.join(", ")
-        ));
-    }
+    r.notes.extend(w.not_ready_note());
     r
 }
 
 /// Samples kube-apiserver and etcd every 2 s while it lives: their peak RSS and the
 /// CPU they used, so a scenario can say what the control plane itself needed.
-struct ServerSampler {
+pub(super) struct ServerSampler {
     pids: Vec<(&'static str, u32)>,
     first: Vec<ProcSample>,
     peak_rss: Arc<Mutex<Vec<u64>>>,
@@ -327,7 +207,7 @@ impl ServerSampler {
     }
 
     /// Each sampled process's current sample, by name.
-    fn now(&self) -> Vec<(&'static str, ProcSample)> {
+    pub(super) fn now(&self) -> Vec<(&'static str, ProcSample)> {
         self.pids
             .iter()
             .map(|(name, pid)| (*name, procfs::sample(*pid).unwrap_or_default()))

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::agent::{self, Agent, ApiCounts};
 use super::procfs::ProcSample;
 use super::report::{ScenarioResult, TargetCheck};
+use super::scale::ServerSampler;
 use super::stats::{LatencySummary, histogram_svg, summarize};
 use super::workload::{Observer, bench_pod, create_all, delete_all, latencies, throughput};
 use super::{Args, Env};
@@ -188,7 +189,7 @@ pub(crate) async fn delete_node_objects(client: &Client, prefix: &str) {
 
 /// Deletes every pod of `ns` (grace 1s) and waits until the observer sees none; returns
 /// how long that took.
-pub(super) async fn delete_and_wait(
+async fn delete_and_wait(
     client: &Client,
     ns: &str,
     concurrency: usize,
@@ -676,11 +677,11 @@ const LEASE_RENEW_INTERVAL_S: f64 = 10.0;
 #[derive(Default)]
 pub(super) struct FleetWatch {
     last_renew: HashMap<String, k8s_openapi::jiff::Timestamp>,
-    pub(super) renewals: u64,
-    pub(super) late: u64,
-    pub(super) max_gap_s: f64,
-    pub(super) not_ready: u64,
-    pub(super) not_ready_nodes: std::collections::BTreeSet<String>,
+    renewals: u64,
+    late: u64,
+    max_gap_s: f64,
+    not_ready: u64,
+    not_ready_nodes: std::collections::BTreeSet<String>,
 }
 
 impl FleetWatch {
@@ -704,6 +705,37 @@ impl FleetWatch {
         self.not_ready += 1;
         self.not_ready_nodes.insert(name);
     }
+
+    /// Adds the watch's counts to `r`.
+    pub(super) fn add_metrics(&self, r: &mut ScenarioResult) {
+        r.metric("lease_renewals_observed", self.renewals);
+        r.metric("late_lease_renewals", self.late);
+        r.metric("max_renewal_gap_seconds", self.max_gap_s);
+        r.metric("not_ready_observations", self.not_ready);
+    }
+
+    /// The fleet targets the watch decides: no late renewal, never NotReady.
+    pub(super) fn targets(&self) -> [TargetCheck; 2] {
+        [
+            TargetCheck::at_most("late lease renewals", self.late as f64, 0.0, "renewals"),
+            TargetCheck::at_most("NotReady observations", self.not_ready as f64, 0.0, "times"),
+        ]
+    }
+
+    /// Names the first ten nodes seen NotReady, if any were.
+    pub(super) fn not_ready_note(&self) -> Option<String> {
+        (!self.not_ready_nodes.is_empty()).then(|| {
+            format!(
+                "nodes seen NotReady: {}",
+                self.not_ready_nodes
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -712,82 +744,178 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// M nodes in one process: lease renewals on time, never NotReady, memory and CPU.
 pub async fn fleet(env: &Env, args: &Args) -> anyhow::Result<ScenarioResult> {
-    let client = &env.client;
-    let m = args.nodes;
-    let pods_n = args.fleet_pods;
-    let minutes = args.minutes;
+    let (m, pods_n, minutes) = (args.nodes, args.fleet_pods, args.minutes);
     eprintln!("==> fleet: {m} nodes in one vk-mock process, {pods_n} pods, {minutes} min");
-    let ns = namespace(client, "fleet").await?;
-    let config = mock_config(&env.out, None)?;
-    let (mut agent, register) = start_fleet(env, args, &config, FLEET_PREFIX, m).await?;
-    let watch = Arc::new(Mutex::new(FleetWatch::default()));
-    let lease_task = tokio::spawn(watch_leases(
-        client.clone(),
-        Arc::clone(&watch),
-        FLEET_PREFIX,
-    ));
-    let node_task = tokio::spawn(watch_nodes(
-        client.clone(),
-        Arc::clone(&watch),
-        FLEET_PREFIX,
-    ));
-    let observer = Observer::start(client.clone(), &ns).await?;
-    let pod_names = names("f", pods_n);
-    let pods = pod_names
-        .iter()
-        .enumerate()
-        .map(|(i, p)| bench_pod(p, &format!("{FLEET_PREFIX}-{}", i % m)))
-        .collect();
-    let sent = create_all(client, &ns, pods, args.concurrency, false).await?;
-    observer
-        .wait_running("fleet", &pod_names, Duration::from_secs(900))
-        .await?;
-    let fill_rate = throughput(&observer, &sent);
-    // CPU per minute of the hold alone: sampled at its start and end, over its length
-    // (not the fill before it or the deletion after it).
-    let cpu0 = agent.sample();
-    let hold = Instant::now();
-    let rss_max = hold_fleet(&agent, &watch, hold, minutes, "fleet").await;
-    let held = hold.elapsed();
-    let cpu1 = agent.sample();
-    lease_task.abort();
-    node_task.abort();
-    delete_and_wait(
-        client,
-        &ns,
-        args.concurrency,
-        &observer,
-        "fleet delete",
-        Duration::from_secs(900),
-    )
-    .await?;
-    agent.stop()?;
-    delete_node_objects(client, FLEET_PREFIX).await;
-    drop_namespace(client, &ns).await;
-
-    let w = lock(&watch);
-    let run = FleetRun {
-        register,
-        fill_rate,
-        rss_max,
-        peak_rss_bytes: cpu1.peak_rss_bytes,
-        cpu_per_min: (cpu1.cpu_seconds - cpu0.cpu_seconds) / (held.as_secs_f64() / 60.0),
+    let spec = FleetSpec {
+        label: "fleet",
+        prefix: FLEET_PREFIX,
+        nodes: m,
+        pods: pods_n,
+        pod_prefix: "f",
+        pod: bench_pod,
+        timeout: Duration::from_secs(900),
+        server: None,
     };
-    let r = fleet_result(args, &run, &w);
+    let measure = run_fleet(env, args, &spec).await?;
+    let run = FleetRun {
+        register: measure.register,
+        fill_rate: measure.fill_rate,
+        rss_max: measure.rss_max_held,
+        peak_rss_bytes: measure.held.peak_rss_bytes,
+        cpu_per_min: measure.cpu_per_min_held(),
+    };
+    let w = &measure.watch;
+    let r = fleet_result(args, &run, w);
     eprintln!(
         "    fleet: {} late renewals (max gap {:.1}s), {} NotReady, RSS {:.1} MB, {:.2} CPU-s/min",
         w.late,
         w.max_gap_s,
         w.not_ready,
-        rss_max as f64 / MB,
+        run.rss_max as f64 / MB,
         run.cpu_per_min
     );
     Ok(r)
 }
 
+/// What a fleet run varies: `fleet` and `scale` differ only in these.
+pub(super) struct FleetSpec<'a> {
+    /// Names the namespace and the progress lines.
+    pub(super) label: &'static str,
+    /// Node (and Lease) name prefix.
+    pub(super) prefix: &'static str,
+    /// Virtual nodes in the one process.
+    pub(super) nodes: usize,
+    /// Pods spread over them (pod `i` on node `i % nodes`).
+    pub(super) pods: usize,
+    /// Pod name prefix.
+    pub(super) pod_prefix: &'static str,
+    /// Makes pod `name` bound to `node`.
+    pub(super) pod: fn(&str, &str) -> Pod,
+    /// How long the fill, and the delete, may take.
+    pub(super) timeout: Duration,
+    /// Samples the control plane at the hold's start and end, when given.
+    pub(super) server: Option<&'a ServerSampler>,
+}
+
+/// What one fleet run measured.
+pub(super) struct FleetMeasure {
+    /// Until every node was registered and synced.
+    pub(super) register: Duration,
+    /// From the first create until every pod ran, seconds.
+    pub(super) fill_secs: f64,
+    /// Pods per second to Running.
+    pub(super) fill_rate: f64,
+    /// The node process before the fill, once full (the hold's start) and at the hold's end.
+    pub(super) before_fill: ProcSample,
+    pub(super) full: ProcSample,
+    pub(super) held: ProcSample,
+    /// The largest RSS sampled while holding, bytes.
+    pub(super) rss_max_held: u64,
+    /// The hold's length.
+    pub(super) hold: Duration,
+    /// Until every pod was gone, seconds.
+    pub(super) delete_secs: f64,
+    /// Lease renewals and NotReady observations, fill to hold's end.
+    pub(super) watch: FleetWatch,
+    /// Each control-plane process at the hold's start and end (empty without a sampler).
+    pub(super) server_held: Vec<(&'static str, ProcSample, ProcSample)>,
+}
+
+impl FleetMeasure {
+    /// The node's CPU seconds per minute of the hold alone (not the fill before it or
+    /// the deletion after it).
+    pub(super) fn cpu_per_min_held(&self) -> f64 {
+        (self.held.cpu_seconds - self.full.cpu_seconds) / self.minutes_held()
+    }
+
+    /// The hold's length in minutes.
+    pub(super) fn minutes_held(&self) -> f64 {
+        (self.hold.as_secs_f64() / 60.0).max(f64::EPSILON)
+    }
+}
+
+/// One vk-mock process running `spec.nodes` nodes: `spec.pods` pods filled, held for
+/// `args.minutes` while every Lease renewal and Node condition is watched, deleted.
+pub(super) async fn run_fleet(
+    env: &Env,
+    args: &Args,
+    spec: &FleetSpec<'_>,
+) -> anyhow::Result<FleetMeasure> {
+    let client = &env.client;
+    let (label, prefix) = (spec.label, spec.prefix);
+    let ns = namespace(client, label).await?;
+    let config = mock_config(&env.out, None)?;
+    let (mut agent, register) = start_fleet(env, args, &config, prefix, spec.nodes).await?;
+    let watch = Arc::new(Mutex::new(FleetWatch::default()));
+    let lease_task = tokio::spawn(watch_leases(client.clone(), Arc::clone(&watch), prefix));
+    let node_task = tokio::spawn(watch_nodes(client.clone(), Arc::clone(&watch), prefix));
+    let observer = Observer::start(client.clone(), &ns).await?;
+    let pod_names = names(spec.pod_prefix, spec.pods);
+    let pods = pod_names
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (spec.pod)(p, &format!("{prefix}-{}", i % spec.nodes)))
+        .collect();
+    let before_fill = agent.sample();
+    let t = Instant::now();
+    let sent = create_all(client, &ns, pods, args.concurrency, false).await?;
+    observer
+        .wait_running(label, &pod_names, spec.timeout)
+        .await?;
+    let fill_secs = t.elapsed().as_secs_f64();
+    let fill_rate = throughput(&observer, &sent);
+    drop(sent);
+    let full = agent.sample();
+    eprintln!(
+        "    {label}: {} pods Running in {fill_secs:.0}s ({fill_rate:.0} pods/s), node RSS {:.1} MB",
+        spec.pods,
+        full.rss_bytes as f64 / MB
+    );
+
+    let server0 = spec.server.map(ServerSampler::now).unwrap_or_default();
+    let hold = Instant::now();
+    let rss_max_held = hold_fleet(&agent, &watch, hold, args.minutes, label).await;
+    let hold = hold.elapsed();
+    let held = agent.sample();
+    let server1 = spec.server.map(ServerSampler::now).unwrap_or_default();
+    let server_held = server0
+        .into_iter()
+        .zip(server1)
+        .map(|((name, a), (_, b))| (name, a, b))
+        .collect();
+    lease_task.abort();
+    node_task.abort();
+    let delete_secs = delete_and_wait(
+        client,
+        &ns,
+        args.concurrency,
+        &observer,
+        &format!("{label} delete"),
+        spec.timeout,
+    )
+    .await?;
+    agent.stop()?;
+    delete_node_objects(client, prefix).await;
+    drop_namespace(client, &ns).await;
+    let watch = std::mem::take(&mut *lock(&watch));
+    Ok(FleetMeasure {
+        register,
+        fill_secs,
+        fill_rate,
+        before_fill,
+        full,
+        held,
+        rss_max_held,
+        hold,
+        delete_secs,
+        watch,
+        server_held,
+    })
+}
+
 /// Starts one vk-mock process running `nodes` nodes named `<prefix>-<i>` and waits
 /// until all are registered and synced; returns the agent and how long that took.
-pub(super) async fn start_fleet(
+async fn start_fleet(
     env: &Env,
     args: &Args,
     config: &Path,
@@ -817,7 +945,7 @@ pub(super) async fn start_fleet(
 }
 
 /// Records every renewal of the Leases named `<prefix>...` in `watch` (until aborted).
-pub(super) async fn watch_leases(client: Client, watch: Arc<Mutex<FleetWatch>>, prefix: &str) {
+async fn watch_leases(client: Client, watch: Arc<Mutex<FleetWatch>>, prefix: &str) {
     let api: Api<Lease> = Api::namespaced(client, "kube-node-lease");
     let mut s = watcher(api, watcher::Config::default()).boxed();
     while let Some(Ok(e)) = s.next().await {
@@ -837,7 +965,7 @@ pub(super) async fn watch_leases(client: Client, watch: Arc<Mutex<FleetWatch>>, 
 
 /// Records in `watch` every time a Node named `<prefix>...` is seen not Ready (until
 /// aborted).
-pub(super) async fn watch_nodes(client: Client, watch: Arc<Mutex<FleetWatch>>, prefix: &str) {
+async fn watch_nodes(client: Client, watch: Arc<Mutex<FleetWatch>>, prefix: &str) {
     let api: Api<Node> = Api::all(client);
     let mut s = watcher(
         api,
@@ -866,7 +994,7 @@ pub(super) async fn watch_nodes(client: Client, watch: Arc<Mutex<FleetWatch>>, p
 
 /// Holds the fleet until `minutes` after `since`, sampling the agent every 10 s and
 /// printing progress; returns the largest RSS sampled, bytes.
-pub(super) async fn hold_fleet(
+async fn hold_fleet(
     agent: &Agent,
     watch: &Mutex<FleetWatch>,
     since: Instant,
@@ -914,42 +1042,18 @@ fn fleet_result(args: &Args, run: &FleetRun, w: &FleetWatch) -> ScenarioResult {
     );
     r.metric("registration_seconds", run.register.as_secs_f64());
     r.metric("fill_pods_per_second", run.fill_rate);
-    r.metric("lease_renewals_observed", w.renewals);
-    r.metric("late_lease_renewals", w.late);
-    r.metric("max_renewal_gap_seconds", w.max_gap_s);
-    r.metric("not_ready_observations", w.not_ready);
+    w.add_metrics(&mut r);
     r.metric("rss_mb", run.rss_max as f64 / MB);
     r.metric("peak_rss_mb", run.peak_rss_bytes as f64 / MB);
     r.metric("cpu_seconds_per_minute", run.cpu_per_min);
-    r.targets.push(TargetCheck::at_most(
-        "late lease renewals",
-        w.late as f64,
-        0.0,
-        "renewals",
-    ));
-    r.targets.push(TargetCheck::at_most(
-        "NotReady observations",
-        w.not_ready as f64,
-        0.0,
-        "times",
-    ));
+    r.targets.extend(w.targets());
     r.targets.push(TargetCheck::at_most(
         "RSS",
         run.rss_max as f64 / MB,
         200.0,
         "MB",
     ));
-    if !w.not_ready_nodes.is_empty() {
-        r.notes.push(format!(
-            "nodes seen NotReady: {}",
-            w.not_ready_nodes
-                .iter()
-                .take(10)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    r.notes.extend(w.not_ready_note());
     r
 }
 
