@@ -452,6 +452,17 @@ mod tests {
         assert_eq!(q.get().await, Some("a"));
     }
 
+    /// Takes and finishes every waiting key; returns them in the order served.
+    async fn drain<K: Clone + Eq + std::hash::Hash>(q: &WorkQueue<K>) -> Vec<K> {
+        let mut order = Vec::new();
+        while !q.is_empty() {
+            let k = q.get().await.expect("key");
+            q.done(&k);
+            order.push(k);
+        }
+        order
+    }
+
     #[tokio::test]
     async fn urgent_keys_are_served_before_the_others_in_their_order() {
         let q = WorkQueue::new();
@@ -462,12 +473,7 @@ mod tests {
         q.add_urgent("y");
         q.add_urgent("x"); // already urgent: no second entry
         assert_eq!(q.len(), 5);
-        let mut order = Vec::new();
-        while !q.is_empty() {
-            let k = q.get().await.expect("key");
-            q.done(&k);
-            order.push(k);
-        }
+        let order = drain(&q).await;
         assert_eq!(order, ["x", "y", "a", "b", "c"]);
         assert!(q.is_idle());
     }
@@ -481,12 +487,7 @@ mod tests {
         q.add_urgent("c");
         q.add("c"); // still waiting: deduplicated, stays urgent
         assert_eq!(q.len(), 3);
-        let mut order = Vec::new();
-        while !q.is_empty() {
-            let k = q.get().await.expect("key");
-            q.done(&k);
-            order.push(k);
-        }
+        let order = drain(&q).await;
         // `c` once, first; its old place in line is skipped.
         assert_eq!(order, ["c", "a", "b"]);
         assert!(q.is_idle());
