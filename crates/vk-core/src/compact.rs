@@ -268,21 +268,30 @@ fn run_deflate(
     }
 }
 
+/// The [`dictionary`] as one stored deflate block, built once: what [`inflate`] feeds
+/// its inflater first.
+fn primer() -> &'static [u8] {
+    static PRIMER: OnceLock<Vec<u8>> = OnceLock::new();
+    PRIMER.get_or_init(|| {
+        let dict = dictionary();
+        let len = u16::try_from(dict.len()).unwrap_or(u16::MAX);
+        let mut primer = Vec::with_capacity(dict.len() + 5);
+        primer.push(0); // BFINAL 0, BTYPE 00 (stored), padded to the byte
+        primer.extend_from_slice(&len.to_le_bytes());
+        primer.extend_from_slice(&(!len).to_le_bytes());
+        primer.extend_from_slice(&dict[..usize::from(len)]);
+        primer
+    })
+}
+
 /// What [`deflate`] made, inflated after the [`dictionary`]: the inflater first reads
 /// the dictionary as one stored (uncompressed) deflate block, which puts it in the
 /// window exactly as the compressor had it.
 fn inflate(deflated: &[u8]) -> Vec<u8> {
-    let dict = dictionary();
-    let mut primer = Vec::with_capacity(dict.len() + 5);
-    let len = u16::try_from(dict.len()).unwrap_or(u16::MAX);
-    primer.push(0); // BFINAL 0, BTYPE 00 (stored), padded to the byte
-    primer.extend_from_slice(&len.to_le_bytes());
-    primer.extend_from_slice(&(!len).to_le_bytes());
-    primer.extend_from_slice(&dict[..usize::from(len)]);
     let mut inflate = Decompress::new(false);
-    let mut window = vec![0; dict.len()];
+    let mut window = vec![0; dictionary().len()];
     if inflate
-        .decompress(&primer, &mut window, FlushDecompress::None)
+        .decompress(primer(), &mut window, FlushDecompress::None)
         .is_err()
     {
         return Vec::new();
