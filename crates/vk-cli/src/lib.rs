@@ -195,6 +195,9 @@ pub enum CliError {
     /// The async runtime could not start.
     #[error("starting the async runtime failed: {0}")]
     Runtime(std::io::Error),
+    /// The task running the nodes panicked or was cancelled.
+    #[error("running the virtual node(s) failed: their task ended abnormally: {0}")]
+    NodesTask(tokio::task::JoinError),
     /// Leader election could not be set up.
     #[error(transparent)]
     LeaderElection(#[from] vk_core::election::ElectionError),
@@ -384,17 +387,26 @@ where
         leader_elect = electors.is_some(),
         "starting virtual node(s)"
     );
-    let result = match electors {
-        Some(electors) => {
-            election::run_elected(electors, &nodes, endpoints, &resolved, &shutdown).await
-        }
-        None => {
-            for endpoint in listening {
-                tokio::spawn(endpoint.serve(shutdown.clone()));
+    // The nodes run as a task on the runtime's workers, not on the thread blocked in
+    // `block_on`: polled there, every wake-up of a node (a lease tick, a response) would
+    // hop between that thread and the workers that run the client's connections — two
+    // context switches per API request, most of an idle fleet's CPU.
+    let task_shutdown = shutdown.clone();
+    let run = tokio::spawn(async move {
+        let shutdown = task_shutdown;
+        match electors {
+            Some(electors) => {
+                election::run_elected(electors, &nodes, endpoints, &resolved, &shutdown).await
             }
-            run_nodes(&nodes, &names, &resolved, &shutdown).await
+            None => {
+                for endpoint in listening {
+                    tokio::spawn(endpoint.serve(shutdown.clone()));
+                }
+                run_nodes(&nodes, &names, &resolved, &shutdown).await
+            }
         }
-    };
+    });
+    let result = run.await.unwrap_or_else(|e| Err(CliError::NodesTask(e)));
     shutdown.cancel();
     if let Some(admin) = admin {
         let _ = admin.await;
