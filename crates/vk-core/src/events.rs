@@ -151,7 +151,8 @@ impl Publisher {
                     Some(pending) => self.publish(pending).await,
                     None => return,
                 },
-                _ = sweep.tick() => self.series.evict_expired(now()),
+                // Armed only while a series is open: an idle node's sink never wakes.
+                _ = sweep.tick(), if !self.series.is_empty() => self.series.evict_expired(now()),
             }
         }
     }

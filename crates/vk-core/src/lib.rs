@@ -96,6 +96,7 @@ pub mod kube_errors;
 pub mod logs;
 pub mod metrics;
 pub mod node;
+pub mod phase;
 pub mod pod;
 pub mod procfs;
 pub mod provider;

@@ -136,6 +136,11 @@ impl SeriesCache {
         self.open.len()
     }
 
+    /// Whether no series is open (nothing to sweep).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
     fn stamp(&mut self, now: Instant) -> (Instant, u64) {
         self.sequence = self.sequence.wrapping_add(1);
         (now, self.sequence)

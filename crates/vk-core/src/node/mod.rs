@@ -7,10 +7,11 @@
 //!    restart), merge our labels, annotations and taints into it without touching
 //!    what others set. Then create (claim) the Lease in `kube-node-lease`, owned by
 //!    the Node's UID.
-//! 2. Every `lease_renew_interval` (10 s): renew the Lease. Each node's renewals and
-//!    status writes keep a phase of their own within the interval (from its name), so
-//!    the 1,000 nodes of a fleet started together do not all renew in the same instant:
-//!    100 renewals a second spread evenly need one or two connections, not 1,000. A renewal never creates
+//! 2. Every `lease_renew_interval` (10 s): renew the Lease. Each node's renewals,
+//!    pings and status writes come at its [`phase`](crate::phase) (from its name), so
+//!    the 1,000 nodes of a fleet neither renew all in the same instant (1,000
+//!    connections) nor each at an instant of its own (1,000 wake-ups): about ten
+//!    renew together every 100 ms. A renewal never creates
 //!    the Lease nor changes its owner ([`LeaseKeeper`] explains why); a Lease gone or owned
 //!    by another UID makes the controller check the Node first (step 5).
 //! 3. Every `status_update_interval` (5 min, the kubelet's
@@ -67,6 +68,7 @@ pub use template::{NodeTemplate, keys};
 
 use crate::events::reasons::PROVIDER_PING_FAILED;
 use crate::kube_errors::{is_conflict, is_not_found};
+use crate::phase;
 use crate::provider::{NodeStatusSink, SharedNodeProvider};
 use resync::Cause;
 
@@ -102,30 +104,6 @@ impl Default for NodeControllerConfig {
             ping_failure_threshold: 3,
         }
     }
-}
-
-/// An interval of `period` whose first tick comes after this node's phase: a fraction
-/// of the period fixed by its name (at least 1 ms, less than the period).
-fn phased_interval(node: &str, period: Duration) -> tokio::time::Interval {
-    let phase = phase_of(node, period);
-    tokio::time::interval_at(tokio::time::Instant::now() + phase, period)
-}
-
-/// `node`'s phase within `period`: spread evenly over node names, the same for the
-/// same name in every run (FNV-1a of the name, then splitmix64's finalizer so names
-/// differing in their last character land far apart).
-fn phase_of(node: &str, period: Duration) -> Duration {
-    let mut hash = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    hash ^= hash >> 31;
-    let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
-    period
-        .mul_f64(fraction)
-        .max(Duration::from_millis(1))
-        .min(period.saturating_sub(Duration::from_millis(1)))
 }
 
 /// Counters, for tests and metrics.
@@ -280,12 +258,10 @@ impl NodeController {
         // The lease was just claimed and the status just written: the first renewal and
         // the first periodic write come at this node's phase within the interval.
         let name = &self.template.name;
-        let mut lease_tick = phased_interval(name, self.config.lease_renew_interval);
-        let mut status_tick = phased_interval(name, self.config.status_update_interval);
-        let mut ping_tick = tokio::time::interval(self.config.ping_interval);
-        for t in [&mut lease_tick, &mut status_tick, &mut ping_tick] {
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        }
+        // Pings share the renewals' phase: with equal periods, one wake-up does both.
+        let mut lease_tick = phase::interval(name, self.config.lease_renew_interval);
+        let mut status_tick = phase::interval(name, self.config.status_update_interval);
+        let mut ping_tick = phase::interval(name, self.config.ping_interval);
         let mut retry = resync::Retry::new(self.config.lease_renew_interval);
         let mut watching = true;
         loop {

@@ -16,6 +16,7 @@ use super::spec::{provider_copy_is_stale, spec_fingerprint};
 use super::{PodKey, Shared, bump};
 use crate::compact::Compact;
 use crate::kube_errors::from_kube;
+use crate::phase;
 use crate::provider::PodRef;
 
 /// Before any worker runs: adopt provider pods the API has, delete those it does not.
@@ -139,11 +140,11 @@ pub(super) async fn periodic(shared: &Arc<Shared>, shutdown: &CancellationToken)
     let polling = !shared
         .has_notifier
         .load(std::sync::atomic::Ordering::SeqCst);
-    let mut dangling_tick = tokio::time::interval(shared.config.dangling_check_interval);
-    dangling_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    dangling_tick.tick().await; // the first tick is immediate; start-up already did it
-    let mut poll_tick = tokio::time::interval(shared.config.status_poll_interval);
-    poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // At the node's phase (start-up already did both once): the nodes of a fleet sharing
+    // a slot are woken together.
+    let node = &shared.node.node_name;
+    let mut dangling_tick = phase::interval(node, shared.config.dangling_check_interval);
+    let mut poll_tick = phase::interval(node, shared.config.status_poll_interval);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
