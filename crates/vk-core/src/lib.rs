@@ -18,7 +18,7 @@
 //! ## What the core does for you
 //!
 //! * [`node`]: registers the Node (re-creating it if someone deletes it), renews its
-//!   Lease every 10 s, writes status every minute or on change, and turns Ready=False
+//!   Lease every 10 s, writes status every 5 minutes or on change, and turns Ready=False
 //!   (reason `ProviderPingFailed`) while the provider's ping fails.
 //! * [`pod`]: watches the pods bound to the node, creates/updates/deletes them in the
 //!   provider with per-pod backoff that never gives up, writes provider status with
