@@ -7,8 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource as _};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::kube_errors::{is_conflict, is_not_found};
 
@@ -98,6 +97,21 @@ pub struct LeaseKeeper {
     node_name: String,
     duration_seconds: i32,
     current: Option<Lease>,
+}
+
+/// A renewal's merge patch: the spec, and the resourceVersion it was read at as
+/// precondition (serialized straight to the request body).
+#[derive(Serialize)]
+struct SpecPatch<'a> {
+    metadata: VersionOnly<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spec: Option<&'a LeaseSpec>,
+}
+
+#[derive(Serialize)]
+struct VersionOnly<'a> {
+    #[serde(rename = "resourceVersion")]
+    resource_version: Option<&'a str>,
 }
 
 /// What a renewal reads of the API server's answer (everything else, managedFields
@@ -246,10 +260,12 @@ impl LeaseKeeper {
     /// Writes `lease`'s spec with a merge patch, its resourceVersion as precondition;
     /// returns the new resourceVersion.
     async fn patch_spec(&self, lease: &Lease) -> Result<String, kube::Error> {
-        let patch = json!({
-            "metadata": {"resourceVersion": lease.metadata.resource_version},
-            "spec": lease.spec,
-        });
+        let patch = SpecPatch {
+            metadata: VersionOnly {
+                resource_version: lease.metadata.resource_version.as_deref(),
+            },
+            spec: lease.spec.as_ref(),
+        };
         let request = kube::core::Request::new(Lease::url_path(&(), Some(LEASE_NAMESPACE)))
             .patch(
                 &self.node_name,
