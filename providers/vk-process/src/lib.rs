@@ -39,6 +39,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod logfmt;
 pub mod probes;
+pub mod process_end;
 pub mod procfs;
 pub mod provider;
 pub mod shim;
