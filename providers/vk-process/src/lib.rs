@@ -42,6 +42,7 @@ pub mod probes;
 pub mod process_end;
 pub mod procfs;
 pub mod provider;
+pub mod read_cache;
 pub mod shim;
 pub mod stats;
 pub mod supervisor;
