@@ -1,5 +1,10 @@
 //! One run of a container: start it through the shim, wait for its exit (whether the
 //! provider started it or adopted it), and stop its process group.
+//!
+//! The node is told rather than checking: the shim says on its stdout when the
+//! container has started, and the end of the shim (watched through a pidfd, see
+//! [`crate::process_end`]) means the exit is recorded. Only instances whose records
+//! predate the shim's own identity, or a kernel without pidfds, are polled.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -7,14 +12,19 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use rustix::process::{Pid, Signal};
+use tokio::io::AsyncBufReadExt as _;
 
 use crate::error::ProcessError;
 use crate::layout::PodDir;
+use crate::process_end::ProcessEnd;
 use crate::shim::{ExitRecord, PidRecord, RunSpec, SHIM_ARG, read_json, write_json};
 use crate::{launch, logfmt, procfs};
 
-/// How often the exit of an instance is checked for.
+/// How often the exit of an instance is checked for when it cannot be watched.
 const POLL: Duration = Duration::from_millis(250);
+
+/// How long a shim may take to start the container and say so.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything needed to start instances of containers.
 #[derive(Debug, Clone)]
@@ -99,7 +109,7 @@ impl Launcher {
             .arg(SHIM_ARG)
             .arg(&spec_path)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
@@ -109,37 +119,76 @@ impl Launcher {
             })?;
         let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
         tracing::debug!(pod = pod_name, container = %name, "start: shim spawned");
+        let told = child.stdout.take();
         // Reap the shim when it ends; its results are in files.
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
-        for polls in 0..500 {
-            if let Some(pid) = read_json::<PidRecord>(&spec.pid_file) {
-                tracing::debug!(pod = pod_name, container = %name, polls, "start: container started");
-                return Ok(Ok(pid));
+        // The shim's line, or the end of its stdout when it ended without starting.
+        let heard = match told {
+            Some(out) => {
+                let mut line = Vec::new();
+                let mut out = tokio::io::BufReader::new(out);
+                tokio::time::timeout(START_TIMEOUT, out.read_until(b'\n', &mut line))
+                    .await
+                    .is_ok()
             }
-            if let Some(exit) = read_json::<ExitRecord>(&spec.exit_file) {
-                return Ok(Err(exit));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            None => false,
+        };
+        if let Some(pid) = read_json::<PidRecord>(&spec.pid_file) {
+            tracing::debug!(pod = pod_name, container = %name, "start: container started");
+            return Ok(Ok(pid));
         }
+        if let Some(exit) = read_json::<ExitRecord>(&spec.exit_file) {
+            return Ok(Err(exit));
+        }
+        let why = if heard {
+            "the shim ended without reporting the container's PID or exit"
+        } else {
+            "the shim did not report the container's PID"
+        };
         Err(ProcessError::Spawn {
             container: name.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the shim did not report the container's PID",
-            ),
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, why),
         })
     }
 }
 
 /// Waits until instance `instance` of `container` (running as `pid`) has ended and
-/// returns how. Works for adopted instances too: it watches the files and `/proc`.
+/// returns how. Works for adopted instances too: it watches the shim (or, for records
+/// without the shim's identity, checks the files and `/proc`).
 pub async fn wait_exit(dir: &PodDir, container: &str, instance: u32, pid: PidRecord) -> ExitRecord {
     let exit_file = dir.exit(container, instance);
+    if let Some(shim) = pid.shim {
+        let told = match ProcessEnd::watch(shim.pid, shim.start_ticks) {
+            Ok(Some(end)) => end.ended().await.map_err(std::io::Error::other),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match told {
+            // A shim writes the exit record before it ends.
+            Ok(()) => return read_json::<ExitRecord>(&exit_file).unwrap_or_else(unrecorded),
+            Err(e) => tracing::debug!(error = %e, "cannot watch the shim; polling for the exit"),
+        }
+    }
+    poll_exit(&exit_file, pid).await
+}
+
+/// How an instance whose shim ended without recording its exit is reported.
+fn unrecorded() -> ExitRecord {
+    ExitRecord {
+        exit_code: 137,
+        signal: Some(9),
+        message: Some("the container's shim ended without recording an exit code".into()),
+        finished_at: logfmt::now_rfc3339(),
+    }
+}
+
+/// [`wait_exit`] by checking the exit file and `/proc` every [`POLL`].
+async fn poll_exit(exit_file: &Path, pid: PidRecord) -> ExitRecord {
     let mut gone_polls = 0u32;
     loop {
-        if let Some(exit) = read_json::<ExitRecord>(&exit_file) {
+        if let Some(exit) = read_json::<ExitRecord>(exit_file) {
             return exit;
         }
         if !procfs::is_alive(pid.pid, pid.start_ticks) {
@@ -147,14 +196,7 @@ pub async fn wait_exit(dir: &PodDir, container: &str, instance: u32, pid: PidRec
             // The shim writes the exit record right after the process ends; if it does
             // not within a few seconds, it was killed too.
             if gone_polls > 20 {
-                return ExitRecord {
-                    exit_code: 137,
-                    signal: Some(9),
-                    message: Some(
-                        "the container's shim ended without recording an exit code".into(),
-                    ),
-                    finished_at: logfmt::now_rfc3339(),
-                };
+                return unrecorded();
             }
         }
         tokio::time::sleep(POLL).await;

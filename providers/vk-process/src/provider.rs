@@ -14,6 +14,7 @@ use crate::incluster::{ApiServer, TokenSource};
 use crate::instance::Launcher;
 use crate::layout::{PodDir, pods_dir};
 use crate::lifecycle::Backoff;
+use crate::read_cache::ReadCache;
 use crate::shim::{read_json, write_json};
 use crate::supervisor::{Context, PodRuntime, Publisher, run_pod};
 use crate::volumes::Materialiser;
@@ -84,8 +85,9 @@ fn key_of(pod: &Pod) -> Key {
 
 impl ProcessProvider {
     /// A provider for node `node_name` running `shim` (the `vk-process` binary) for
-    /// each container, reading ConfigMaps and Secrets from `source`. Pods are reported
-    /// with `host_ip` as their IP (processes share the host's network).
+    /// each container, reading ConfigMaps and Secrets from `source` (reads of the same
+    /// object within a second are shared, see [`ReadCache`]). Pods are reported with
+    /// `host_ip` as their IP (processes share the host's network).
     pub fn new(
         node_name: impl Into<String>,
         config: ProcessConfig,
@@ -101,7 +103,7 @@ impl ProcessProvider {
         Self {
             node_name: node_name.into(),
             host_ip: host_ip.into(),
-            source,
+            source: Arc::new(ReadCache::new(source)),
             tokens: None,
             api_server: None,
             publisher: Arc::new(SinkPublisher::default()),

@@ -6,10 +6,15 @@
 //! 1. starts the container's command in a **new process group** (the container's
 //!    group: deletion signals it as a whole), with the container's env, working
 //!    directory, stdin (a FIFO for `stdin: true` containers, else `/dev/null`) and user;
-//! 2. writes the container's PID and start time to [`RunSpec::pid_file`];
+//! 2. writes the container's PID and start time (and its own) to
+//!    [`RunSpec::pid_file`], then says so with one line on its stdout ([`STARTED`]),
+//!    which the node that started it reads instead of checking for the file;
 //! 3. copies stdout and stderr line by line into [`RunSpec::log_file`] in the CRI
 //!    log format (`<RFC 3339 time> <stream> <F|P> <text>`, see [`crate::logfmt`]);
-//! 4. writes the exit code or signal to [`RunSpec::exit_file`] when the command ends.
+//! 4. writes the exit code or signal to [`RunSpec::exit_file`] when the command ends
+//!    (once its output is copied, or [`DRAIN`] after it ended when processes it left
+//!    behind still hold its stdout or stderr open), and ends: the node is told of its
+//!    end ([`crate::process_end`]) and then reads the file.
 //!
 //! Because the files are the interface, a restarted provider can adopt running
 //! containers and still read their logs and exit codes.
@@ -19,6 +24,7 @@ use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +32,16 @@ use crate::logfmt;
 
 /// The argument that switches the `vk-process` binary into shim mode.
 pub const SHIM_ARG: &str = "__shim";
+
+/// The line a shim writes on its stdout once [`RunSpec::pid_file`] is written. (A shim
+/// that could not start the container writes nothing and ends, after writing
+/// [`RunSpec::exit_file`].)
+pub const STARTED: &[u8] = b"started\n";
+
+/// How long a shim waits, after the container's main process ended, for the rest of its
+/// output before it records the exit anyway (processes the container left behind may
+/// keep its stdout or stderr open).
+pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// What a shim runs; written as JSON next to the container's other files.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -59,6 +75,28 @@ pub struct PidRecord {
     pub pid: i32,
     /// Its start time in clock ticks after boot (`/proc/<pid>/stat` field 22).
     pub start_ticks: u64,
+    /// The shim running it, whose end means [`RunSpec::exit_file`] is written. Absent
+    /// in records of shims older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim: Option<ShimRecord>,
+}
+
+/// The identity of a shim process.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShimRecord {
+    /// The shim's PID.
+    pub pid: i32,
+    /// Its start time in clock ticks after boot.
+    pub start_ticks: u64,
+}
+
+impl ShimRecord {
+    /// The identity of the calling process.
+    fn own() -> Option<Self> {
+        let pid = i32::try_from(std::process::id()).ok()?;
+        let start_ticks = crate::procfs::stat(pid)?.start_ticks;
+        Some(Self { pid, start_ticks })
+    }
 }
 
 /// How a container instance ended.
@@ -175,18 +213,33 @@ fn supervise(spec: &RunSpec) -> ExitRecord {
         let _ = std::fs::write(cgroup.join("cgroup.procs"), pid.to_string());
     }
     let start_ticks = crate::procfs::stat(pid).map_or(0, |s| s.start_ticks);
-    let _ = write_json(&spec.pid_file, &PidRecord { pid, start_ticks });
+    let record = PidRecord {
+        pid,
+        start_ticks,
+        shim: ShimRecord::own(),
+    };
+    let _ = write_json(&spec.pid_file, &record);
+    // The node may not listen (stdout is then /dev/null or a closed pipe): best effort.
+    let _ = std::io::stdout().write_all(STARTED);
+    let _ = std::io::stdout().flush();
     let log = Arc::new(Mutex::new(open_log(&spec.log_file).ok()));
-    let mut copiers = Vec::new();
+    let (copied, copiers_done) = std::sync::mpsc::channel();
+    let mut copiers = 0;
     if let Some(out) = child.stdout.take() {
-        copiers.push(copy_lines(out, "stdout", log.clone()));
+        copy_lines(out, "stdout", log.clone(), copied.clone());
+        copiers += 1;
     }
     if let Some(err) = child.stderr.take() {
-        copiers.push(copy_lines(err, "stderr", log.clone()));
+        copy_lines(err, "stderr", log.clone(), copied);
+        copiers += 1;
     }
     let status = child.wait();
-    for c in copiers {
-        let _ = c.join();
+    let drained = std::time::Instant::now() + DRAIN;
+    for _ in 0..copiers {
+        let left = drained.saturating_duration_since(std::time::Instant::now());
+        if copiers_done.recv_timeout(left).is_err() {
+            break;
+        }
     }
     match status {
         Ok(s) => ExitRecord {
@@ -204,13 +257,15 @@ fn supervise(spec: &RunSpec) -> ExitRecord {
     }
 }
 
-/// Copies `reader` into the log one line at a time; lines longer than 16 KiB are split
-/// into partial (`P`) records as the CRI does.
+/// Copies `reader` into the log one line at a time, in a thread that sends on `done`
+/// when `reader` is at its end; lines longer than 16 KiB are split into partial (`P`)
+/// records as the CRI does.
 fn copy_lines(
     reader: impl std::io::Read + Send + 'static,
     stream: &'static str,
     log: Arc<Mutex<Option<std::fs::File>>>,
-) -> std::thread::JoinHandle<()> {
+    done: std::sync::mpsc::Sender<()>,
+) {
     std::thread::spawn(move || {
         let mut reader = std::io::BufReader::with_capacity(16 * 1024, reader);
         let mut line = Vec::new();
@@ -218,7 +273,10 @@ fn copy_lines(
             line.clear();
             let mut limited = (&mut reader).take(16 * 1024);
             match limited.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => {
+                    let _ = done.send(());
+                    return;
+                }
                 Ok(_) => {
                     let complete = line.last() == Some(&b'\n');
                     let text = if complete {
@@ -233,7 +291,7 @@ fn copy_lines(
                 }
             }
         }
-    })
+    });
 }
 
 use std::io::Read as _;

@@ -572,8 +572,12 @@ fn mark_running(
             s.restart_count += 1;
         }
         s.container_id = Some(format!("process://{}", pid.pid));
-        s.started = Some(c.startup_probe.is_none() && !init);
-        s.ready = false;
+        // As the kubelet reports them: without a startup probe a running container has
+        // started, and without a readiness probe too it is ready, in this same report
+        // (not in one more status write after it).
+        let started = c.startup_probe.is_none() && !init;
+        s.started = Some(started);
+        s.ready = started && c.readiness_probe.is_none();
         s.state = Some(ContainerState {
             running: Some(ContainerStateRunning {
                 started_at: Some(started_at.clone()),
@@ -685,11 +689,15 @@ async fn watch_instance(
                     if s.unhealthy {
                         return;
                     }
+                    let mut changed = false;
                     rt.update_container(&name, |st| {
+                        changed = st.started != Some(s.started) || st.ready != s.ready;
                         st.started = Some(s.started);
                         st.ready = s.ready;
                     });
-                    rt.publish(ctx.publisher.as_ref());
+                    if changed {
+                        rt.publish(ctx.publisher.as_ref());
+                    }
                 }
             }
         }

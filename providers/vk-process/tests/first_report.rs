@@ -120,6 +120,54 @@ async fn a_pod_without_init_containers_is_first_reported_running() {
 }
 
 #[tokio::test]
+async fn a_container_without_probes_is_first_reported_ready() {
+    // As the kubelet reports it: started and ready in the report that says it runs, not
+    // in one more status write after it.
+    let reports = reports_until_running(serde_json::json!({
+        "metadata": {"namespace": "ns", "name": "p", "uid": "u1"},
+        "spec": {"containers": [{"name": "main", "image": "i", "command": ["sleep", "300"]}]}
+    }))
+    .await;
+    let status = reports[0].status.clone().unwrap_or_default();
+    let main = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == "main")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!((main.started, main.ready), (Some(true), true), "{main:?}");
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.clone());
+    assert_eq!(ready.as_deref(), Some("True"));
+}
+
+#[tokio::test]
+async fn a_container_with_a_readiness_probe_is_first_reported_not_ready() {
+    let reports = reports_until_running(serde_json::json!({
+        "metadata": {"namespace": "ns", "name": "p", "uid": "u1"},
+        "spec": {"containers": [{
+            "name": "main", "image": "i", "command": ["sleep", "300"],
+            "readinessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 60}
+        }]}
+    }))
+    .await;
+    let status = reports[0].status.clone().unwrap_or_default();
+    let main = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == "main")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!((main.started, main.ready), (Some(true), false), "{main:?}");
+}
+
+#[tokio::test]
 async fn a_pod_with_init_containers_is_reported_while_they_run() {
     let reports = reports_until_running(serde_json::json!({
         "metadata": {"namespace": "ns", "name": "p", "uid": "u1"},
