@@ -89,8 +89,9 @@ pub enum LeaseError {
 /// (someone else wrote it, or it was deleted and created again) the API server answers
 /// 409, the keeper reads it again and checks its owner before writing; when it is gone,
 /// 404 and the keeper reports it missing. Only the new resourceVersion is read from the
-/// answer: a renewal neither sends nor parses the rest of the Lease (its managedFields
-/// were most of what 1,000 nodes' renewals cost the client).
+/// answer: a renewal neither sends nor parses the rest of the Lease, managedFields
+/// included (an idle 1,000-node process: 1.40 CPU-s/min with whole-Lease PUTs, 1.19
+/// with these patches).
 pub struct LeaseKeeper {
     client: Client,
     api: Api<Lease>,
@@ -189,9 +190,8 @@ impl LeaseKeeper {
     }
 
     /// `lease` renewed now (holder, duration and renew time set), without its
-    /// managedFields: the API server keeps the live ones for a write that has none, and
-    /// sending them back (their JSON parsed into maps and serialized again) was about a
-    /// fifth of what an idle fleet's renewals cost the client.
+    /// managedFields: the API server keeps the live ones for a write that has none (a
+    /// claim's PUT), and there is no point sending them back.
     fn renewed(&self, mut lease: Lease) -> Lease {
         lease.metadata.managed_fields = None;
         let spec = lease.spec.get_or_insert_with(Default::default);

@@ -509,9 +509,8 @@ async fn a_failing_recreation_is_retried_with_backoff() {
 }
 
 /// Renewals come at the node's phase: the first within one interval of the claim, then
-/// every interval. They are merge patches of the spec, never carrying managedFields
-/// (the API server keeps its own; parsing and re-sending them was most of an idle
-/// fleet's client work), and the Lease keeps its managedFields.
+/// every interval. They are merge patches of the spec, never carrying managedFields,
+/// and the Lease keeps its managedFields (the API server keeps the live ones).
 #[tokio::test(start_paused = true)]
 async fn renewals_come_within_an_interval_then_every_interval() {
     let r = start().await;
