@@ -8,7 +8,7 @@
 //!    what others set. Then create (claim) the Lease in `kube-node-lease`, owned by
 //!    the Node's UID.
 //! 2. Every `lease_renew_interval` (10 s): renew the Lease. Each node's renewals,
-//!    pings and status writes come at its [`phase`](crate::phase) (from its name), so
+//!    pings and status writes come at its [`phase`] (from its name), so
 //!    the 1,000 nodes of a fleet neither renew all in the same instant (1,000
 //!    connections) nor each at an instant of its own (1,000 wake-ups): about ten
 //!    renew together every 100 ms. A renewal never creates
