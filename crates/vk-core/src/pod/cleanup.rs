@@ -140,8 +140,8 @@ pub(super) async fn periodic(shared: &Arc<Shared>, shutdown: &CancellationToken)
     let polling = !shared
         .has_notifier
         .load(std::sync::atomic::Ordering::SeqCst);
-    // At the node's phase (start-up already did both once): the nodes of a fleet sharing
-    // a slot are woken together.
+    // At the node's phase, the first within one period (start-up already looked for
+    // dangling pods): the nodes of a fleet sharing a slot are woken together.
     let node = &shared.node.node_name;
     let mut dangling_tick = phase::interval(node, shared.config.dangling_check_interval);
     let mut poll_tick = phase::interval(node, shared.config.status_poll_interval);
