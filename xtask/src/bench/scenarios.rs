@@ -993,7 +993,8 @@ async fn watch_nodes(client: Client, watch: Arc<Mutex<FleetWatch>>, prefix: &str
 }
 
 /// Holds the fleet until `minutes` after `since`, sampling the agent every 10 s and
-/// printing progress; returns the largest RSS sampled, bytes.
+/// printing progress (with the node's CPU over the last sample's span, so a burst
+/// within the hold shows where it is); returns the largest RSS sampled, bytes.
 async fn hold_fleet(
     agent: &Agent,
     watch: &Mutex<FleetWatch>,
@@ -1002,13 +1003,18 @@ async fn hold_fleet(
     label: &str,
 ) -> u64 {
     let mut rss_max = 0;
+    let mut last = (Instant::now(), agent.sample().cpu_seconds);
     while since.elapsed() < Duration::from_secs(60 * minutes) {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let s = agent.sample();
+        let now = Instant::now();
+        let span_min = (now - last.0).as_secs_f64() / 60.0;
+        let cpu_per_min = (s.cpu_seconds - last.1) / span_min.max(f64::EPSILON);
+        last = (now, s.cpu_seconds);
         rss_max = rss_max.max(s.rss_bytes);
         let w = lock(watch);
         eprintln!(
-            "    {label}: {:.0}s, {} renewals ({} late, max gap {:.1}s), {} NotReady observations, RSS {:.1} MB",
+            "    {label}: {:.0}s, {} renewals ({} late, max gap {:.1}s), {} NotReady observations, RSS {:.1} MB, CPU {cpu_per_min:.2} CPU-s/min",
             since.elapsed().as_secs_f64(),
             w.renewals,
             w.late,
