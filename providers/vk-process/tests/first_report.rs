@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStatus, Pod, Secret, Service};
 use vk_core::env::EnvSource;
 use vk_process::instance::Launcher;
 use vk_process::layout::PodDir;
@@ -49,17 +49,27 @@ impl EnvSource for Nothing {
     }
 }
 
+/// The status of the container (or init container) `name` in `pod` (empty if none).
+fn container(pod: &Pod, name: &str) -> ContainerStatus {
+    let status = pod.status.as_ref();
+    status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .chain(
+            status
+                .and_then(|s| s.init_container_statuses.as_ref())
+                .into_iter()
+                .flatten(),
+        )
+        .find(|c| c.name == name)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The waiting reason, or "running"/"terminated", of the container `name` in `pod`.
 fn state(pod: &Pod, name: &str) -> String {
-    let status = pod.status.clone().unwrap_or_default();
-    let c = status
-        .container_statuses
-        .iter()
-        .flatten()
-        .chain(status.init_container_statuses.iter().flatten())
-        .find(|c| c.name == name)
-        .and_then(|c| c.state.clone())
-        .unwrap_or_default();
+    let c = container(pod, name).state.unwrap_or_default();
     match (c.waiting, c.running, c.terminated) {
         (Some(w), _, _) => w.reason.unwrap_or_default(),
         (_, Some(_), _) => "running".into(),
@@ -128,15 +138,9 @@ async fn a_container_without_probes_is_first_reported_ready() {
         "spec": {"containers": [{"name": "main", "image": "i", "command": ["sleep", "300"]}]}
     }))
     .await;
-    let status = reports[0].status.clone().unwrap_or_default();
-    let main = status
-        .container_statuses
-        .iter()
-        .flatten()
-        .find(|c| c.name == "main")
-        .cloned()
-        .unwrap_or_default();
+    let main = container(&reports[0], "main");
     assert_eq!((main.started, main.ready), (Some(true), true), "{main:?}");
+    let status = reports[0].status.clone().unwrap_or_default();
     let ready = status
         .conditions
         .iter()
@@ -156,14 +160,7 @@ async fn a_container_with_a_readiness_probe_is_first_reported_not_ready() {
         }]}
     }))
     .await;
-    let status = reports[0].status.clone().unwrap_or_default();
-    let main = status
-        .container_statuses
-        .iter()
-        .flatten()
-        .find(|c| c.name == "main")
-        .cloned()
-        .unwrap_or_default();
+    let main = container(&reports[0], "main");
     assert_eq!((main.started, main.ready), (Some(true), false), "{main:?}");
 }
 
