@@ -162,18 +162,25 @@ async fn check_dangling(shared: &Shared) {
             return;
         }
     };
+    // Each ref's strings move into the lookup key and back (no copy per pod: a
+    // 1,000-node fleet holding 100,000 pods checks them all every minute).
     let candidates: Vec<PodRef> = {
         let entries = shared.lock_entries();
         refs.into_iter()
-            .filter(|r| {
+            .filter_map(|r| {
                 let key = PodKey {
-                    namespace: r.namespace.clone(),
-                    name: r.name.clone(),
+                    namespace: r.namespace,
+                    name: r.name,
                 };
-                match entries.get(&key) {
+                let dangling = match entries.get(&key) {
                     None => true,
                     Some(e) => !e.in_api() && !e.provider().may_run(),
-                }
+                };
+                dangling.then_some(PodRef {
+                    namespace: key.namespace,
+                    name: key.name,
+                    uid: r.uid,
+                })
             })
             .collect()
     };
