@@ -16,9 +16,10 @@
 //! 4. [`CountLayer`]: every request sent, by verb, resource and status code
 //!    ([`ApiStats`]); watches count once, when they are opened.
 //! 5. A cap of [`MAX_IN_FLIGHT`] requests awaiting their response headers at once.
-//!    Watches hold a slot only until their response starts.
-//! 6. The connections ([`transport`]): every request but watches on one HTTP/2
-//!    connection, as client-go does; each watch on an HTTP/1.1 connection of its own.
+//!    The connection pool opens a connection for every request that finds none idle,
+//!    and keeps it; without the cap, the 1,000 nodes of a fleet renewing their Leases
+//!    together held 1,000 TLS connections (about 160 KB each, 166 MB in all) and the
+//!    API server as many. Watches hold a slot only until their response starts.
 //!
 //! Why adaptive by default: the kubelet's fixed 50 QPS / burst 100 made a burst of 500
 //! pods reach Running at a fifth of what the API server could take. The API server
@@ -29,8 +30,8 @@
 mod rate_limit;
 mod retry;
 mod stats;
-pub mod transport;
 
+use kube::client::ClientBuilder;
 use tower::buffer::BufferLayer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::retry::RetryLayer;
@@ -44,11 +45,7 @@ pub use self::stats::{ApiStats, Count, CountLayer, RequestKey, classify};
 /// Requests of one client awaiting their response headers at once; the rest wait
 /// their turn (in order). A process at full speed keeps a few dozen in flight (300
 /// pods/s × 3 requests × 20-50 ms); the API server's own default budget is 400 reads
-/// and 200 writes for all its clients together. Over HTTP/1.1 (a server that does not
-/// offer HTTP/2) each request in flight holds a connection: without the cap, the 1,000
-/// nodes of a fleet renewing their Leases together held 1,000 TLS connections (about
-/// 160 KB each, 166 MB in all) and the API server as many. Over HTTP/2 the API server
-/// takes 100 streams per connection and the rest wait in the HTTP/2 client.
+/// and 200 writes for all its clients together.
 pub const MAX_IN_FLIGHT: usize = 128;
 
 /// Requests queued toward the HTTP stack before callers wait (the buffer that lets the
@@ -135,7 +132,7 @@ pub fn build(
     // absorbs are invisible; the same policy is put back above it (CountingRetry).
     config.default_retry = false;
     let limit = RateLimitLayer::new(limits).with_stats(stats.clone());
-    let client = transport::builder(config)?
+    let client = ClientBuilder::try_from(config)?
         .with_layer(&ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
         .with_layer(&CountLayer::new(stats.clone()))
         .with_layer(&limit.feedback())
