@@ -17,17 +17,12 @@
 //!    ([`ApiStats`]); watches count once, when they are opened.
 //! 5. A cap of [`MAX_IN_FLIGHT`] requests awaiting their response headers at once.
 //!    The connection pool opens a connection for every request that finds none idle,
-//!    and keeps it; without the cap, the 1,000 nodes of a fleet renewing their Leases
+//!    and keeps it until it has been idle for [`transport::IDLE_TIMEOUT`]; without the cap, the 1,000 nodes of a fleet renewing their Leases
 //!    together held 1,000 TLS connections (about 160 KB each, 166 MB in all) and the
 //!    API server as many. Watches hold a slot only until their response starts.
-//!
-//! The connections are kube's own HTTP/1.1 pool. HTTP/2 (every request but watches
-//! multiplexed on one connection, as client-go does) was built and measured on
-//! 2026-12-01 and dropped: an idle 1,000-node fleet spent the same CPU (0.92 against
-//! 0.90 CPU-s/min, with more context switches), and a burst of 2,000 pods through one
-//! node reached Running with a p99 latency of 824–1,058 ms instead of 348–383 ms, every
-//! request queued behind one connection's task and the API server's 100 streams per
-//! connection.
+//! 6. kube's own layers (base URL, authentication, impersonation) over hyper's HTTP/1.1
+//!    connection pool, built by [`transport`] so the whole stack clones: the retry
+//!    layer needs no buffer task of its own (kube's [`kube::Client`] has one on top).
 //!
 //! Why adaptive by default: the kubelet's fixed 50 QPS / burst 100 made a burst of 500
 //! pods reach Running at a fifth of what the API server could take. The API server
@@ -38,9 +33,8 @@
 mod rate_limit;
 mod retry;
 mod stats;
+pub mod transport;
 
-use kube::client::ClientBuilder;
-use tower::buffer::BufferLayer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::retry::RetryLayer;
 
@@ -55,10 +49,6 @@ pub use self::stats::{ApiStats, Count, CountLayer, RequestKey, classify};
 /// pods/s × 3 requests × 20-50 ms); the API server's own default budget is 400 reads
 /// and 200 writes for all its clients together.
 pub const MAX_IN_FLIGHT: usize = 128;
-
-/// Requests queued toward the HTTP stack before callers wait (the buffer that lets the
-/// retry layer send a request again).
-const BUFFER: usize = 1024;
 
 /// Client-side limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,7 +112,7 @@ impl Default for ClientLimits {
 }
 
 /// Builds a client from `config` with the rate limit, retries and request accounting.
-/// Must be called within a Tokio runtime (the retry buffer runs as a task).
+/// Must be called within a Tokio runtime (kube's buffer runs as a task).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), kube::Error> {
@@ -140,11 +130,10 @@ pub fn build(
     // absorbs are invisible; the same policy is put back above it (CountingRetry).
     config.default_retry = false;
     let limit = RateLimitLayer::new(limits).with_stats(stats.clone());
-    let client = ClientBuilder::try_from(config)?
+    let client = transport::builder(config)?
         .with_layer(&ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
         .with_layer(&CountLayer::new(stats.clone()))
         .with_layer(&limit.feedback())
-        .with_layer(&BufferLayer::new(BUFFER))
         .with_layer(&RetryLayer::new(CountingRetry::new(stats.clone())))
         .with_layer(&limit)
         .build();

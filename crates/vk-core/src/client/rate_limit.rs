@@ -290,7 +290,7 @@ impl<S> Layer<S> for FeedbackLayer {
 }
 
 /// The service made by [`FeedbackLayer`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Feedback<S> {
     inner: S,
     shared: Shared,

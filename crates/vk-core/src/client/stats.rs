@@ -148,7 +148,7 @@ impl<S> Layer<S> for CountLayer {
 }
 
 /// The service made by [`CountLayer`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Count<S> {
     inner: S,
     stats: ApiStats,
