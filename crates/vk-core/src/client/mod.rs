@@ -17,9 +17,9 @@
 //!    ([`ApiStats`]); watches count once, when they are opened.
 //! 5. A cap of [`MAX_IN_FLIGHT`] requests awaiting their response headers at once.
 //!    The connection pool opens a connection for every request that finds none idle,
-//!    and keeps it until it has been idle for [`transport::IDLE_TIMEOUT`]; without the cap, the 1,000 nodes of a fleet renewing their Leases
-//!    together held 1,000 TLS connections (about 160 KB each, 166 MB in all) and the
-//!    API server as many. Watches hold a slot only until their response starts.
+//!    and keeps it until it has been idle for [`transport::IDLE_TIMEOUT`]; without the
+//!    cap, the 1,000 nodes of a fleet renewing their Leases together held 1,000 TLS
+//!    connections (about 160 KB each, 166 MB in all) and the API server as many. Watches hold a slot only until their response starts.
 //! 6. kube's own layers (base URL, authentication, impersonation) over hyper's HTTP/1.1
 //!    connection pool, built by [`transport`] so the whole stack clones: the retry
 //!    layer needs no buffer task of its own (kube's [`kube::Client`] has one on top).

@@ -111,18 +111,15 @@ fn connections(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
 
-    use http_body_util::Full;
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
     use k8s_openapi::api::core::v1::Namespace;
     use kube::Api;
 
     use super::*;
     use crate::client::{ClientLimits, build};
-    use crate::http::tests::TestCa;
+    use crate::http::tests::{TestCa, TestServer, answer, serve};
 
     /// What the server saw of one request.
     #[derive(Debug, Clone)]
@@ -132,64 +129,36 @@ mod tests {
         impersonate: Option<String>,
     }
 
-    /// A TLS server answering a namespace to every request: records each request and
-    /// counts the connections open.
-    struct Recording {
-        url: String,
-        seen: Arc<Mutex<Vec<Seen>>>,
-        open: Arc<AtomicUsize>,
-    }
-
-    async fn recording_server(ca: &TestCa) -> Recording {
-        let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_tls(None));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("an address");
+    /// A TLS server with a certificate from `ca`, answering a namespace to every request
+    /// and recording each.
+    async fn recording_server(ca: &TestCa) -> (TestServer, Arc<Mutex<Vec<Seen>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let open = Arc::new(AtomicUsize::new(0));
-        let (record, count) = (Arc::clone(&seen), Arc::clone(&open));
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, record, count) =
-                    (acceptor.clone(), Arc::clone(&record), Arc::clone(&count));
-                tokio::spawn(async move {
-                    let Ok(stream) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    count.fetch_add(1, Ordering::SeqCst);
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let header = |name: &str| {
-                            request
-                                .headers()
-                                .get(name)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned)
-                        };
-                        record.lock().expect("the record").push(Seen {
-                            version: request.version(),
-                            authorization: header("authorization"),
-                            impersonate: header("impersonate-user"),
-                        });
-                        async {
-                            let body = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ns"}}"#;
-                            Ok::<_, std::convert::Infallible>(Response::new(Full::new(
-                                bytes::Bytes::from_static(body.as_bytes()),
-                            )))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                    count.fetch_sub(1, Ordering::SeqCst);
+        let record = Arc::clone(&seen);
+        let server = serve(
+            Some(ca.server_tls(None)),
+            move |request: Request<Incoming>| {
+                let header = |name: &str| {
+                    request
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                record.lock().expect("the record").push(Seen {
+                    version: request.version(),
+                    authorization: header("authorization"),
+                    impersonate: header("impersonate-user"),
                 });
-            }
-        });
-        Recording {
-            url: format!("https://{addr}"),
-            seen,
-            open,
-        }
+                async {
+                    answer(
+                        200,
+                        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ns"}}"#,
+                    )
+                }
+            },
+        )
+        .await;
+        (server, seen)
     }
 
     /// A config trusting `ca` for `url`.
@@ -207,8 +176,8 @@ mod tests {
     #[tokio::test]
     async fn the_stack_carries_the_configs_tls_token_and_impersonation() {
         let ca = TestCa::new("transport-test-ca");
-        let server = recording_server(&ca).await;
-        let mut config = config_for(&server.url, &ca);
+        let (server, seen) = recording_server(&ca).await;
+        let mut config = config_for(&server.https_url(), &ca);
         config.auth_info.token = Some("s3cret".to_owned().into());
         config.auth_info.impersonate = Some("system:node:vk".to_owned());
         let (client, stats) = build(config, ClientLimits::default()).expect("a client");
@@ -220,7 +189,7 @@ mod tests {
                 Some("ns")
             );
         }
-        let seen = server.seen.lock().expect("the record").clone();
+        let seen = seen.lock().expect("the record").clone();
         assert_eq!(seen.len(), 5);
         for request in &seen {
             assert_eq!(request.version, http::Version::HTTP_11);
@@ -235,8 +204,8 @@ mod tests {
     #[tokio::test]
     async fn idle_connections_are_closed() {
         let ca = TestCa::new("transport-test-ca");
-        let server = recording_server(&ca).await;
-        let config = config_for(&server.url, &ca);
+        let (server, _) = recording_server(&ca).await;
+        let config = config_for(&server.https_url(), &ca);
         let connections =
             connections(&config, Duration::from_millis(200)).expect("a connection pool");
         let service = ServiceBuilder::new()

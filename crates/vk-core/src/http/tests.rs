@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -46,6 +46,8 @@ pub(crate) fn answer(status: u16, body: impl Into<Bytes>) -> Response<TestBody> 
 /// A loopback server; stops accepting when dropped.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
+    /// Connections accepted and not yet finished.
+    pub(crate) open: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -73,12 +75,20 @@ where
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let open = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&open);
     let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(connection(tcp));
+            count.fetch_add(1, Ordering::SeqCst);
+            let served = connection(tcp);
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                served.await;
+                count.fetch_sub(1, Ordering::SeqCst);
+            });
         }
     });
-    TestServer { addr, task }
+    TestServer { addr, open, task }
 }
 
 /// An HTTP/1.1 server (over TLS with `tls`) answering with `handler`.
