@@ -407,7 +407,18 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
     .await;
 
     vk_testkit::tied::kill(&mut outer_node).expect("stop the outer node");
-    k.ok(&["delete", "node", &outer, "--wait=false"], None);
+    // The watchdog's cleanup (start_outer) deletes the Node too once the process is
+    // gone; whichever runs second finds it absent.
+    k.ok(
+        &[
+            "delete",
+            "node",
+            &outer,
+            "--wait=false",
+            "--ignore-not-found",
+        ],
+        None,
+    );
     let _ = k.run(&["delete", "namespace", &namespace, "--wait=false"], None);
 }
 
@@ -533,6 +544,17 @@ async fn projected_service_account_tokens_come_from_the_token_request_api() {
 
     k.ok(&["delete", "pod", "tok", "--wait=true"], None);
     vk_testkit::tied::kill(&mut child).expect("stop the node");
-    k.ok(&["delete", "node", &node, "--wait=false"], None);
+    // The watchdog's cleanup (start_outer) deletes the Node too once the process is
+    // gone; whichever runs second finds it absent.
+    k.ok(
+        &[
+            "delete",
+            "node",
+            &node,
+            "--wait=false",
+            "--ignore-not-found",
+        ],
+        None,
+    );
     let _ = k.run(&["delete", "namespace", &namespace, "--wait=false"], None);
 }
