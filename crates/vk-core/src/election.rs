@@ -70,6 +70,9 @@ use tracing::{info, warn};
 
 use crate::kube_errors::is_conflict;
 
+/// How many writes [`LeaderElector::release`] tries when the Lease changed under it.
+pub const RELEASE_ATTEMPTS: usize = 3;
+
 /// Timings of an election, as kube-controller-manager's `--leader-elect-*` flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ElectionConfig {
@@ -395,50 +398,76 @@ impl LeaderElector {
 
     /// Gives the Lease up if this candidate holds it: clears `holderIdentity` so that a
     /// standby takes over at its next attempt.
+    ///
+    /// The write is an update with the last `resourceVersion` this candidate saw. That
+    /// can be stale while the Lease is still its own: a renewal in flight when the work
+    /// ended was dropped after the API server applied it, or another client (`kubectl
+    /// annotate`) touched the Lease. On such a conflict it reads the Lease again and
+    /// releases that version if it still holds it (up to [`RELEASE_ATTEMPTS`] writes);
+    /// giving up on the first conflict would leave the standby waiting out a whole
+    /// lease duration for nothing.
     pub async fn release(&mut self) -> Result<(), ElectionError> {
         self.leading.send_replace(false);
         self.renewed_at = None;
-        let Some(observed) = &self.observed else {
-            return Ok(());
-        };
-        let spec = observed.lease.spec.clone().unwrap_or_default();
-        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
-            return Ok(());
-        }
-        let now = MicroTime(Timestamp::now());
-        let mut lease = observed.lease.clone();
-        lease.spec = Some(LeaseSpec {
-            holder_identity: None,
-            lease_duration_seconds: Some(1),
-            acquire_time: Some(now.clone()),
-            renew_time: Some(now),
-            lease_transitions: spec.lease_transitions,
-            ..Default::default()
-        });
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(released) => {
-                info!(lease = %format!("{}/{}", self.namespace, self.name), "released the leader lease");
-                self.observed = Some(Observed {
-                    lease: released,
-                    at: Instant::now(),
-                });
-                Ok(())
+        for _ in 0..RELEASE_ATTEMPTS {
+            let Some(observed) = &self.observed else {
+                return Ok(());
+            };
+            let spec = observed.lease.spec.clone().unwrap_or_default();
+            if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+                return Ok(());
             }
-            // Changed meanwhile: no longer ours to release.
-            Err(e) if is_conflict(&e) => Ok(()),
-            Err(source) => Err(ElectionError::Release {
-                namespace: self.namespace.clone(),
-                name: self.name.clone(),
-                source,
-            }),
+            let now = MicroTime(Timestamp::now());
+            let mut lease = observed.lease.clone();
+            lease.spec = Some(LeaseSpec {
+                holder_identity: None,
+                lease_duration_seconds: Some(1),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: spec.lease_transitions,
+                ..Default::default()
+            });
+            match self
+                .api
+                .replace(&self.name, &PostParams::default(), &lease)
+                .await
+            {
+                Ok(released) => {
+                    info!(lease = %format!("{}/{}", self.namespace, self.name), "released the leader lease");
+                    self.observed = Some(Observed {
+                        lease: released,
+                        at: Instant::now(),
+                    });
+                    return Ok(());
+                }
+                // Changed since it was last seen: read it again; the next turn releases
+                // it if it is still ours.
+                Err(e) if is_conflict(&e) => {
+                    let current = self.api.get_opt(&self.name).await.map_err(|source| {
+                        ElectionError::Release {
+                            namespace: self.namespace.clone(),
+                            name: self.name.clone(),
+                            source,
+                        }
+                    })?;
+                    self.observed = current.map(|lease| Observed {
+                        lease,
+                        at: Instant::now(),
+                    });
+                }
+                Err(source) => {
+                    return Err(ElectionError::Release {
+                        namespace: self.namespace.clone(),
+                        name: self.name.clone(),
+                        source,
+                    });
+                }
+            }
         }
+        warn!(lease = %format!("{}/{}", self.namespace, self.name), attempts = RELEASE_ATTEMPTS, "the leader lease kept changing under the release; it will expire instead");
+        Ok(())
     }
 
-    /// One round: take or renew the Lease if allowed.
     async fn try_acquire_or_renew(&mut self) -> Result<Attempt, ElectionError> {
         let sent = Instant::now();
         let current = self

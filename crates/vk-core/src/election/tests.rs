@@ -245,6 +245,37 @@ async fn a_release_hands_over_within_a_retry_period() {
     b.task.await.expect("b ends");
 }
 
+/// The release's update carries a stale resourceVersion (another client touched the
+/// Lease, or a renewal's answer was lost when the work ended): it reads the Lease again
+/// and still releases it, so the standby does not wait out the lease duration.
+#[tokio::test(start_paused = true)]
+async fn a_release_after_a_conflict_still_hands_over() {
+    let fake = Fake::default();
+    let mut a = candidate(&fake, "a");
+    when(&mut a.started).await;
+    let mut b = candidate(&fake, "b");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+
+    fake.lock().conflicting_puts = 2;
+    a.shutdown.cancel();
+    assert_eq!(a.task.await.expect("a ends"), Term::Finished(()));
+    assert_eq!(
+        fake.lock().conflicting_puts,
+        0,
+        "the release met both conflicts"
+    );
+    assert_eq!(fake.lock().spec().holder_identity, None, "a released");
+    let released = Instant::now();
+    let took_over = when(&mut b.started).await;
+    assert!(
+        took_over - released <= ElectionConfig::default().retry_period.mul_f64(1.2),
+        "b took over {:?} after the release",
+        took_over - released
+    );
+    b.shutdown.cancel();
+    b.task.await.expect("b ends");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_leader_cut_off_from_the_api_stops_before_the_standby_starts() {
     let fake = Fake::default();
