@@ -45,6 +45,7 @@
 //! a `Cargo.toml` that follows this rule (see the workspace README, "Writing a provider").
 
 pub mod admin;
+pub mod allocator;
 pub mod arenas;
 mod command_line;
 mod duration;
@@ -212,15 +213,17 @@ pub enum CliError {
     },
 }
 
-/// Parses the command line and runs the provider; returns the process exit code. On
-/// glibc, first caps malloc's arenas ([`arenas`]) by executing the binary again with
-/// `MALLOC_ARENA_MAX=2` unless the variable is set.
+/// Parses the command line and runs the provider; returns the process exit code.
+/// Without the `jemalloc` feature ([`allocator`]), on glibc, it first caps malloc's
+/// arenas ([`arenas`]) by executing the binary again with `MALLOC_ARENA_MAX=2` unless
+/// the variable is set.
 pub fn main<F, Fut>(info: ProviderInfo, factory: F) -> ExitCode
 where
     F: Fn(ProviderContext) -> Fut,
     Fut: Future<Output = Result<Provider, BoxError>>,
 {
-    // Before any thread exists (see the module).
+    // Before any thread exists (see the module). jemalloc has no use for it.
+    #[cfg(not(feature = "jemalloc"))]
     arenas::cap_glibc_arenas();
     let flags = match parse_command_line(&info, std::env::args_os()) {
         Ok(f) => f,
