@@ -9,7 +9,8 @@
 //! CPU over a minute, runs alternated): glibc malloc/free were a quarter of the
 //! process's CPU; jemalloc took the fleet from 0.91/0.82 to 0.83/0.71 CPU-s/min and its
 //! RSS from 135–143 MB to 125 MB, with the churn scenario's peak RSS unchanged (31–33 MB
-//! either way) and its p99 latency too. mimalloc was faster still but held 55 MB at the
+//! either way) and its p99 latency too; on a slower machine, 1.37/1.47 → 1.15/1.22
+//! CPU-s/min (bench/results/2026-12-02.md). mimalloc was faster still but held 55 MB at the
 //! churn peak. The static musl builds (the OCI images) link the same jemalloc instead of
 //! musl's own allocator.
 //!
