@@ -443,31 +443,32 @@ impl LeaderElector {
                 // Changed since it was last seen: read it again; the next turn releases
                 // it if it is still ours.
                 Err(e) if is_conflict(&e) => {
-                    let current = self.api.get_opt(&self.name).await.map_err(|source| {
-                        ElectionError::Release {
-                            namespace: self.namespace.clone(),
-                            name: self.name.clone(),
-                            source,
-                        }
-                    })?;
+                    let current = self
+                        .api
+                        .get_opt(&self.name)
+                        .await
+                        .map_err(|source| self.release_error(source))?;
                     self.observed = current.map(|lease| Observed {
                         lease,
                         at: Instant::now(),
                     });
                 }
-                Err(source) => {
-                    return Err(ElectionError::Release {
-                        namespace: self.namespace.clone(),
-                        name: self.name.clone(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(self.release_error(source)),
             }
         }
         warn!(lease = %format!("{}/{}", self.namespace, self.name), attempts = RELEASE_ATTEMPTS, "the leader lease kept changing under the release; it will expire instead");
         Ok(())
     }
 
+    fn release_error(&self, source: kube::Error) -> ElectionError {
+        ElectionError::Release {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            source,
+        }
+    }
+
+    /// One round: take or renew the Lease if allowed.
     async fn try_acquire_or_renew(&mut self) -> Result<Attempt, ElectionError> {
         let sent = Instant::now();
         let current = self

@@ -89,6 +89,16 @@ impl Kubectl {
         out
     }
 
+    /// Deletes the Node of a node process already stopped. The watchdog's cleanup
+    /// (`start_outer`) deletes it too once the process is gone; whichever runs second
+    /// finds it absent.
+    fn delete_stopped_node(&self, node: &str) {
+        self.ok(
+            &["delete", "node", node, "--wait=false", "--ignore-not-found"],
+            None,
+        );
+    }
+
     /// Waits until `kubectl args` succeeds and `f` accepts its output.
     async fn until<T>(&self, what: &str, args: &[&str], f: impl Fn(&str) -> Option<T>) -> T {
         eventually(what, || {
@@ -407,18 +417,7 @@ async fn the_chart_runs_on_a_vk_process_node_and_its_node_serves_pods() {
     .await;
 
     vk_testkit::tied::kill(&mut outer_node).expect("stop the outer node");
-    // The watchdog's cleanup (start_outer) deletes the Node too once the process is
-    // gone; whichever runs second finds it absent.
-    k.ok(
-        &[
-            "delete",
-            "node",
-            &outer,
-            "--wait=false",
-            "--ignore-not-found",
-        ],
-        None,
-    );
+    k.delete_stopped_node(&outer);
     let _ = k.run(&["delete", "namespace", &namespace, "--wait=false"], None);
 }
 
@@ -544,17 +543,6 @@ async fn projected_service_account_tokens_come_from_the_token_request_api() {
 
     k.ok(&["delete", "pod", "tok", "--wait=true"], None);
     vk_testkit::tied::kill(&mut child).expect("stop the node");
-    // The watchdog's cleanup (start_outer) deletes the Node too once the process is
-    // gone; whichever runs second finds it absent.
-    k.ok(
-        &[
-            "delete",
-            "node",
-            &node,
-            "--wait=false",
-            "--ignore-not-found",
-        ],
-        None,
-    );
+    k.delete_stopped_node(&node);
     let _ = k.run(&["delete", "namespace", &namespace, "--wait=false"], None);
 }
