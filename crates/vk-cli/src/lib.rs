@@ -248,6 +248,7 @@ where
     upstream::check_provider(resolved.provider.as_deref(), info.binary, info.name)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(resolved.settings.worker_threads)
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
@@ -388,6 +389,8 @@ where
         nodes = names.len(),
         provider = info.name,
         leader_elect = electors.is_some(),
+        // What the runtime has, not what was asked for (`--worker-threads`).
+        worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
         "starting virtual node(s)"
     );
     // The nodes run as a task on the runtime's workers, not on the thread blocked in

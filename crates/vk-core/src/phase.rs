@@ -7,14 +7,14 @@
 //! - each of them waking the process at an instant of its own: 1,000 nodes renewing
 //!   and pinging every 10 s were 200 separate wake-ups of the runtime a second (an
 //!   idle 1,000-node process: 1.84 CPU-s/min and 484 context switches a second with
-//!   them, 1.40 and 227 with 100 slots, about 0.9 and 140 with the 20 of [`SLOTS`]).
+//!   them, 1.40 and 227 with 100 slots, about 0.9 and 140 with 20; see [`SLOTS`]).
 //!
 //! So each node keeps a *slot* fixed by its name, one of [`SLOTS`] equal slots of every
 //! period, and its periodic work comes at the middle of that slot. Slots are anchored to
 //! the wall clock (the Unix time modulo the period), not to when a node started: nodes
 //! sharing a slot are woken together however far apart they were registered, and work
 //! of the same period (a node's lease renewal and its ping) comes in the same wake-up.
-//! 1,000 nodes then renew in 20 batches of about 50 per period.
+//! 1,000 nodes then renew in 10 batches of about 100 per period.
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,16 +33,20 @@ use std::time::{Duration, SystemTime};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 /// Slots per period: at most this many distinct wake-ups per period for one kind of
-/// periodic work, however many nodes. With 1,000 nodes and a 10 s period, about 50
-/// nodes renew together every 500 ms.
+/// periodic work, however many nodes. With 1,000 nodes and a 10 s period, about 100
+/// nodes renew together every second.
 ///
-/// Why 20: the fewer the slots, the more requests share one wake-up of the process
+/// Why 10: the fewer the slots, the more requests share one wake-up of the process
 /// and the more of their answers one poll of the connections collects. An idle
 /// 1,000-node process measured 1.33–1.59 CPU-s/min and 217–236 context switches a
 /// second with 100 slots, 0.91–0.92 and 129–142 with 20 (runs alternated on one
-/// control plane). The price is a burst of about 50 Lease patches every 500 ms, well
-/// inside one client's 128 requests in flight and the API server's own budget.
-pub const SLOTS: u32 = 20;
+/// control plane, 2026-11). With one runtime worker (2026-12-02, alternated, 60 s
+/// each): 20 slots 1.09 and 0.86 CPU-s/min with 106 context switches a second, 10
+/// slots 0.88 and 0.86 with 91–97, 5 slots 0.95 with 87 — below 10 the gain is lost
+/// in the noise while each burst grows. The price is a burst of about 100 Lease
+/// patches every second, inside one client's 128 requests in flight and the API
+/// server's own budget.
+pub const SLOTS: u32 = 10;
 
 /// `key`'s slot (`0..SLOTS`): spread evenly over names, the same for the same name in
 /// every run (FNV-1a of the name, then splitmix64's finalizer, so names differing only

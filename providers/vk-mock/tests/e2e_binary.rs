@@ -95,6 +95,11 @@ fn bad_values_from_the_environment_name_the_variable() {
         err.contains("environment variable KUBELET_PORT (for --listen-port)"),
         "{err}"
     );
+    let err = start_fails(&[], &[("VK_WORKER_THREADS", "0")]);
+    assert!(
+        err.contains("environment variable VK_WORKER_THREADS (for --worker-threads): \"0\""),
+        "{err}"
+    );
     let err = start_fails(&[], &[("VKUBELET_POD_IP", "nope")]);
     assert!(
         err.contains("environment variable VKUBELET_POD_IP (for --node-ip)"),
@@ -306,6 +311,8 @@ async fn the_go_projects_command_line_starts_a_node() {
         "{log}"
     );
     assert!(log.contains("--klog.logtostderr=true"), "{log}");
+    // One runtime worker by default (vk_cli::settings::DEFAULT_WORKER_THREADS).
+    assert!(log.contains("worker_threads=1"), "{log}");
 }
 
 /// The ACI chart's arguments and environment (virtual-kubelet/azure-aci helm chart, its
@@ -481,6 +488,7 @@ async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
         .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .arg("--provider-config")
         .arg(&cfg)
+        .env("VK_WORKER_THREADS", "3")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -608,6 +616,10 @@ async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
     }
     assert!(status.success(), "exit status {status}; stderr:\n{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
+    assert!(
+        stderr.contains("worker_threads=3"),
+        "VK_WORKER_THREADS=3 gives the runtime three workers: {stderr}"
+    );
 }
 
 fn nix_kill(child: &Child) {

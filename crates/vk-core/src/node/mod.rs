@@ -10,8 +10,8 @@
 //! 2. Every `lease_renew_interval` (10 s): renew the Lease. Each node's renewals,
 //!    pings and status writes come at its [`phase`] (from its name), so
 //!    the 1,000 nodes of a fleet neither renew all in the same instant (1,000
-//!    connections) nor each at an instant of its own (1,000 wake-ups): about 50
-//!    renew together every 500 ms. A renewal never creates
+//!    connections) nor each at an instant of its own (1,000 wake-ups): about 100
+//!    renew together every second. A renewal never creates
 //!    the Lease nor changes its owner ([`LeaseKeeper`] explains why); a Lease gone or owned
 //!    by another UID makes the controller check the Node first (step 5).
 //! 3. Every `status_update_interval` (5 min, the kubelet's
