@@ -76,7 +76,9 @@ pub use duration::parse_duration;
 pub use provider_config::{
     InvalidValue, ProviderConfig, ProviderConfigError, env_prefix, load_provider_config,
 };
-pub use settings::{Flags, Resolved, Settings, SettingsError};
+pub use settings::{
+    FLEET_WORKER_THREADS, Flags, MAX_WORKER_THREADS, Resolved, Settings, SettingsError,
+};
 pub use upstream::go_bool;
 
 /// A boxed error from a provider factory.
@@ -247,11 +249,11 @@ where
     let resolved = Settings::load(&flags)?;
     upstream::check_provider(resolved.provider.as_deref(), info.binary, info.name)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(resolved.settings.worker_threads)
-        .enable_all()
-        .build()
-        .map_err(CliError::Runtime)?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = resolved.settings.runtime_workers() {
+        builder.worker_threads(workers);
+    }
+    let runtime = builder.enable_all().build().map_err(CliError::Runtime)?;
     runtime.block_on(async {
         // Inside the runtime: the OTLP exporter runs on it.
         let telemetry = init_telemetry(&info, &resolved)?;

@@ -90,8 +90,9 @@ pub struct Flags {
     pub pod_sync_workers: Option<usize>,
 
     /// Threads running the process's async work: the nodes, their API client and the
-    /// kubelet API (default 1: enough for hundreds of pods a second, and an idle fleet
-    /// spends least; raise it when the process uses a whole core).
+    /// kubelet API (default: one per core for a single node; 1 with --nodes N > 1, where
+    /// an idle fleet spends least on one thread; raise it when the process uses a whole
+    /// core).
     #[arg(long, value_name = "N", env = "VK_WORKER_THREADS",
           value_parser = NamesEnv(clap::builder::RangedU64ValueParser::<usize>::new()))]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -312,17 +313,22 @@ pub struct Flags {
     pub from_env: BTreeMap<String, String>,
 }
 
-/// Default of `--worker-threads`: one thread runs everything.
+/// Runtime workers of a process running several nodes (`--nodes N > 1`) when
+/// `--worker-threads` is not set; a single node gets tokio's default (one per core, or
+/// `TOKIO_WORKER_THREADS`). See [`Settings::runtime_workers`].
 ///
-/// Why one: the work of a node process is waiting on the network (Lease renewals,
-/// status writes, watches, streams); a second worker adds little throughput there and
-/// costs every wake-up of an idle process a hand-over between threads (tokio wakes a
-/// parked worker to share the tasks one wake-up readies). An idle 1,000-node fleet
-/// spent 0.96 and 1.04 CPU-s/min with one worker, 1.06 and 1.11 with two (99 against
-/// 176 context switches a second; runs alternated on one machine, 2026-12-02). A
-/// process that keeps a whole core busy (`process_cpu_seconds_total` growing by about
-/// 1 a second) is the one to give more.
-pub const DEFAULT_WORKER_THREADS: usize = 1;
+/// Why one for a fleet: its work is the nodes' periodic requests (Lease renewals,
+/// pings, status writes), mostly waiting on the network, and a second worker costs
+/// every wake-up a hand-over between threads (tokio wakes a parked worker to share the
+/// tasks one wake-up readies). An idle 1,000-node fleet spent 0.96 and 1.04 CPU-s/min
+/// with one worker, 1.06 and 1.11 with two (99 against 176 context switches a second;
+/// runs alternated on one machine, 2026-12-02), and filled 100,000 pods at 0.85 × the
+/// API server's ceiling with one.
+///
+/// Why not for a single node: its idle cost is a thousandth of that either way, and its
+/// work can be local and bursty — 200 pods started as processes by vk-process reached
+/// Running with a p99 of 1,040 ms on one worker, 715 ms on two.
+pub const FLEET_WORKER_THREADS: usize = 1;
 
 /// Most `--worker-threads` accepted: far more than any machine's cores, so a typo (an
 /// extra digit) is refused rather than starting thousands of threads.
@@ -352,8 +358,8 @@ pub struct Settings {
     pub node_ip: String,
     /// See [`Flags::pod_sync_workers`].
     pub pod_sync_workers: usize,
-    /// See [`Flags::worker_threads`].
-    pub worker_threads: usize,
+    /// See [`Flags::worker_threads`] (`None`: chosen by [`Settings::runtime_workers`]).
+    pub worker_threads: Option<usize>,
     /// See [`Flags::full_resync_period`].
     pub full_resync_period: String,
     /// See [`Flags::startup_timeout`].
@@ -435,7 +441,7 @@ impl Default for Settings {
             listen_port: 10250,
             node_ip: "127.0.0.1".into(),
             pod_sync_workers: 32,
-            worker_threads: DEFAULT_WORKER_THREADS,
+            worker_threads: None,
             full_resync_period: "1m".into(),
             startup_timeout: "0".into(),
             disable_taint: false,
@@ -609,6 +615,23 @@ impl Settings {
             .unwrap_or_default()
     }
 
+    /// The runtime's worker count: `worker-threads` when set, [`FLEET_WORKER_THREADS`]
+    /// for a process running several nodes, else `None` (tokio's default: one per core,
+    /// or `TOKIO_WORKER_THREADS`).
+    ///
+    /// ```
+    /// let mut s = vk_cli::Settings::default();
+    /// assert_eq!(s.runtime_workers(), None);
+    /// s.nodes = 1000;
+    /// assert_eq!(s.runtime_workers(), Some(vk_cli::FLEET_WORKER_THREADS));
+    /// s.worker_threads = Some(4);
+    /// assert_eq!(s.runtime_workers(), Some(4));
+    /// ```
+    pub fn runtime_workers(&self) -> Option<usize> {
+        self.worker_threads
+            .or((self.nodes > 1).then_some(FLEET_WORKER_THREADS))
+    }
+
     /// Reads the files of the flags inside `root` (see [`crate::pod_root`]): a provider
     /// binary run as a pod without a mount namespace gets in-pod absolute paths.
     fn resolve_in_pod_root(&mut self, root: Option<&Path>) {
@@ -709,12 +732,14 @@ impl Settings {
         if self.pod_sync_workers == 0 {
             return Err(invalid("pod-sync-workers", "0", "must be at least 1"));
         }
-        if !(1..=MAX_WORKER_THREADS).contains(&self.worker_threads) {
+        if let Some(n) = self.worker_threads
+            && !(1..=MAX_WORKER_THREADS).contains(&n)
+        {
             return Err(invalid(
                 "worker-threads",
-                &self.worker_threads.to_string(),
+                &n.to_string(),
                 &format!(
-                    "must be 1-{MAX_WORKER_THREADS} (about one per core the process may use; default {DEFAULT_WORKER_THREADS})"
+                    "must be 1-{MAX_WORKER_THREADS} (about one per core the process may use; unset: one per core for one node, {FLEET_WORKER_THREADS} for a fleet)"
                 ),
             ));
         }
@@ -1002,7 +1027,8 @@ mod tests {
         assert_eq!(r.settings.nodename, "virtual-kubelet");
         assert_eq!(r.settings.listen_port, 10250);
         assert_eq!(r.settings.pod_sync_workers, 32);
-        assert_eq!(r.settings.worker_threads, DEFAULT_WORKER_THREADS);
+        assert_eq!(r.settings.worker_threads, None);
+        assert_eq!(r.settings.runtime_workers(), None);
         assert_eq!(r.resync, Duration::from_secs(60));
         assert_eq!(r.startup_timeout, None);
     }
@@ -1021,7 +1047,7 @@ mod tests {
         let r = Settings::load(&flags(&["--config", p, "--listen-port", "10444"])).expect("load");
         assert_eq!(r.settings.nodename, "from-file");
         assert_eq!(r.settings.pod_sync_workers, 3);
-        assert_eq!(r.settings.worker_threads, 4);
+        assert_eq!(r.settings.worker_threads, Some(4));
         assert_eq!(r.settings.listen_port, 10444);
     }
 

@@ -260,6 +260,7 @@ async fn the_go_projects_command_line_starts_a_node() {
         .env("KUBELET_PORT", port.to_string())
         .env_remove("KUBECONFIG")
         .env_remove("MALLOC_ARENA_MAX")
+        .env_remove("TOKIO_WORKER_THREADS")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
@@ -311,8 +312,9 @@ async fn the_go_projects_command_line_starts_a_node() {
         "{log}"
     );
     assert!(log.contains("--klog.logtostderr=true"), "{log}");
-    // One runtime worker by default (vk_cli::settings::DEFAULT_WORKER_THREADS).
-    assert!(log.contains("worker_threads=1"), "{log}");
+    // A single node gets tokio's default runtime: one worker per core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(logged_workers(&log), Some(cores), "{log}");
 }
 
 /// The ACI chart's arguments and environment (virtual-kubelet/azure-aci helm chart, its
@@ -616,8 +618,9 @@ async fn the_binary_runs_a_node_that_kubectl_sees_and_stops_on_sigterm() {
     }
     assert!(status.success(), "exit status {status}; stderr:\n{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
-    assert!(
-        stderr.contains("worker_threads=3"),
+    assert_eq!(
+        logged_workers(&stderr),
+        Some(3),
         "VK_WORKER_THREADS=3 gives the runtime three workers: {stderr}"
     );
 }
@@ -639,6 +642,7 @@ async fn one_process_runs_a_fleet_of_nodes_over_one_pod_watch() {
         ctx.delete_on_drop::<Node>(n, None);
     }
     let ns = ctx.namespace("vk-fleet").await.expect("namespace");
+    let log = scratch_dir(&base).join("vk-mock.log");
     let child = Command::new(BIN)
         .arg("--kubeconfig")
         .arg(ctx.kubeconfig())
@@ -653,7 +657,7 @@ async fn one_process_runs_a_fleet_of_nodes_over_one_pod_watch() {
             "off",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("start vk-mock");
     let _child = Running(child);
@@ -702,6 +706,16 @@ async fn one_process_runs_a_fleet_of_nodes_over_one_pod_watch() {
         })
         .await;
     }
+    // A fleet runs on one runtime worker unless told otherwise (FLEET_WORKER_THREADS).
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(logged_workers(&log), Some(1), "{log}");
+}
+
+/// The runtime's worker count as the startup line logs it (`worker_threads=N`).
+fn logged_workers(log: &str) -> Option<usize> {
+    let (_, rest) = log.split_once("worker_threads=")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// `MALLOC_ARENA_MAX` in the environment of process `pid` (as it runs now).
